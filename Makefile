@@ -1,0 +1,38 @@
+# Everything a newcomer needs: `make run` starts the stack, `make test` checks it.
+# Both work on a fresh machine: the targets create .venv and install what is missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+
+.PHONY: install tools test lint run bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# redis-server and Azurite, installed only when the machine lacks them.
+tools:
+	scripts/ensure-tools.sh
+
+test: install tools
+	$(PY) -m ruff check proxy shipper shared tests bench
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check proxy shipper shared tests bench
+	$(PY) -m mypy
+
+run: install
+	scripts/run.sh
+
+bench: install tools
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

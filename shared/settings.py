@@ -1,0 +1,25 @@
+"""Settings both services share; each service builds one settings object at start-up.
+
+Values come from the environment and from ``.env`` in the working directory. The
+variable names are public (DESIGN.md, "Configuration").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.streams import DEFAULT_STREAM
+
+
+class CommonSettings(BaseSettings):
+    """Redis and logging, the same for the proxy and the shipper."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    redis_url: str = "redis://localhost:6379/0"
+    redis_stream: str = Field(default=DEFAULT_STREAM, min_length=1)
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
