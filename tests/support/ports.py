@@ -21,5 +21,6 @@ def wait_for_port(port: int, timeout_s: float = 15.0, host: str = "127.0.0.1") -
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s") from None
+                message = f"nothing listening on {host}:{port} after {timeout_s}s"
+                raise TimeoutError(message) from None
             time.sleep(0.02)
