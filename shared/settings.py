@@ -17,7 +17,10 @@ from shared.streams import DEFAULT_STREAM
 class CommonSettings(BaseSettings):
     """Redis and logging, the same for the proxy and the shipper."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # Empty values count as unset, so a copied .env.example with blank lines keeps the defaults.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     redis_url: str = "redis://localhost:6379/0"
     redis_stream: str = Field(default=DEFAULT_STREAM, min_length=1)

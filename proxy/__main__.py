@@ -1,0 +1,44 @@
+"""``python -m proxy``: run the proxy on uvicorn with the settings' host and port.
+
+Subcommands: ``serve`` (the default). ``keys`` (manage per-user proxy keys) comes later.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from proxy.app import create_app
+from proxy.settings import ProxySettings
+from shared.logs import setup_logging
+
+GRACEFUL_SHUTDOWN_S = 30
+"""How long uvicorn lets in-flight requests finish on SIGTERM before cutting them."""
+
+
+def _serve(settings: ProxySettings) -> None:
+    uvicorn.run(
+        create_app(settings),
+        host=settings.proxy_host,
+        port=settings.proxy_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and run the chosen subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m proxy", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the proxy (the default)")
+    args = parser.parse_args(argv)
+    settings = ProxySettings()
+    setup_logging(settings.log_level, settings.log_format)
+    if args.command in (None, "serve"):
+        _serve(settings)
+
+
+if __name__ == "__main__":
+    main()

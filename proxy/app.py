@@ -1,0 +1,98 @@
+"""The proxy's FastAPI app: the factory, and the lifespan that owns shared resources.
+
+Start-up creates the one ``httpx.AsyncClient``, the Redis client and the publisher.
+Shutdown (after uvicorn stopped taking requests and let in-flight ones finish):
+drain the publisher within its time limit, close the clients, log totals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from starlette.routing import Route
+
+from proxy.auth import Authenticator, StaticKeyStore
+from proxy.forward import ForwardEndpoint
+from proxy.metrics import Metrics
+from proxy.publisher import Publisher, dropping_fallback
+from proxy.redaction import SecretScrubber
+from proxy.routes import router
+from proxy.runtime import Runtime
+from proxy.settings import ProxySettings
+from proxy.upstream import new_client
+from shared import __version__
+from shared.logs import log_event
+
+logger = logging.getLogger("proxy")
+
+FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _runtime(settings: ProxySettings) -> Runtime:
+    key_store = StaticKeyStore.parse(settings.proxy_api_keys.get_secret_value())
+    upstream_key = (
+        settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    )
+    metrics = Metrics()
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
+    publisher = Publisher(
+        redis,
+        settings.redis_stream,
+        metrics,
+        dropping_fallback(metrics),
+        queue_size=settings.publish_queue_size,
+        batch_size=settings.publish_batch_size,
+    )
+    static_keys = [
+        pair.partition("=")[0].strip()
+        for pair in settings.proxy_api_keys.get_secret_value().split(",")
+    ]
+    return Runtime(
+        settings=settings,
+        client=new_client(settings),
+        redis=redis,
+        publisher=publisher,
+        metrics=metrics,
+        authenticator=Authenticator(settings.auth_mode, upstream_key, key_store),
+        scrubber=SecretScrubber([*static_keys, *([upstream_key] if upstream_key else [])]),
+    )
+
+
+def create_app(settings: ProxySettings) -> FastAPI:
+    """The proxy as an ASGI app; its resources exist while its lifespan runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = _runtime(settings)
+        runtime.publisher.start()
+        app.state.runtime = runtime
+        log_event(
+            logger,
+            "proxy_started",
+            version=__version__,
+            upstream=settings.upstream_base_url,
+            auth_mode=settings.auth_mode,
+            stream=settings.redis_stream,
+        )
+        try:
+            yield
+        finally:
+            await runtime.publisher.stop(settings.shutdown_drain_timeout_s)
+            await runtime.client.aclose()
+            await runtime.redis.aclose()
+            log_event(logger, "proxy_stopped", **runtime.metrics.totals())
+
+    app = FastAPI(title="OpenAI logging proxy", version=__version__, lifespan=lifespan)
+    app.include_router(router)
+    app.router.routes.append(
+        Route("/v1/{path:path}", ForwardEndpoint(), methods=FORWARDED_METHODS)
+    )
+    return app

@@ -1,0 +1,69 @@
+"""Errors the proxy itself answers with, in OpenAI's shape.
+
+Hierarchy::
+
+    ProxyError                    status, type, code, message -> {"error": {...}}
+    ├── Unauthorized              401 invalid_api_key
+    ├── RequestTooLarge           413 request_too_large
+    ├── InternalError             500 proxy_error (a bug in the proxy)
+    ├── UpstreamUnreachable       502 upstream_unreachable
+    └── UpstreamTimeout           504 upstream_timeout
+
+Upstream errors are never wrapped: they pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+
+class ProxyError(Exception):
+    """A failure on the proxy's side, answered with ``status`` and an OpenAI-shaped body."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "proxy_error"
+    code: ClassVar[str] = "proxy_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> bytes:
+        """``{"error": {"message", "type", "code"}}`` as UTF-8 JSON."""
+        payload = {"error": {"message": self.message, "type": self.type, "code": self.code}}
+        return json.dumps(payload).encode()
+
+
+class Unauthorized(ProxyError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class RequestTooLarge(ProxyError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class InternalError(ProxyError):
+    status = 500
+    type = "server_error"
+    code = "proxy_error"
+
+
+class UpstreamUnreachable(ProxyError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(ProxyError):
+    status = 504
+    type = "upstream_error"
+    code = "upstream_timeout"
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the exchange was complete; nobody is left to answer."""

@@ -1,0 +1,225 @@
+"""``/v1/{path}``: one exchange, from the client's request to the published record.
+
+A plain ASGI endpoint rather than a FastAPI route: it needs ``receive`` for itself, to
+stream the request body upstream and then to notice a client that goes away while the
+response is relayed (as Starlette's ``StreamingResponse`` does). The sequence::
+
+    authenticate -> read or stream the body upstream -> relay status, headers and each
+    raw chunk as it arrives -> end -> build, scrub and queue the record (always)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import anyio
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from proxy.auth import presented_credential
+from proxy.errors import ClientDisconnected, InternalError, ProxyError
+from proxy.headers import (
+    RECORD_ID_HEADER,
+    client_response_headers,
+    header_value,
+    upstream_request_headers,
+)
+from proxy.publisher import PendingRecord
+from proxy.recording import RecordBuilder
+from proxy.request_body import RequestBody
+from proxy.runtime import Runtime
+from proxy.upstream import upstream_errors
+from shared.ids import new_record_id
+from shared.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+_API_PREFIX = "/v1"
+_DISCONNECT_MESSAGE = "The client closed the connection before the response was complete."
+
+
+class ForwardEndpoint:
+    """The ASGI app behind ``/v1/{path}``: every method, forwarded upstream."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: Runtime = scope["app"].state.runtime
+        await Exchange(runtime, scope, receive, send).run()
+
+
+def _content_length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        return None
+
+
+class Exchange:
+    """One request and its response, relayed and recorded."""
+
+    def __init__(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._method: str = scope["method"]
+        self._headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self._record = RecordBuilder(
+            new_record_id(),
+            self._method,
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            self._headers,
+            self._settings.record_max_body_bytes,
+        )
+        self._body = RequestBody(
+            receive,
+            self._record.request_body,
+            max_bytes=self._settings.max_request_bytes,
+            read_whole_below_bytes=self._settings.record_max_body_bytes,
+        )
+        self._response_started = False
+        self._response_complete = False
+
+    @property
+    def record_id(self) -> str:
+        return self._record.record_id
+
+    async def run(self) -> None:
+        """Relay the exchange, then queue its record whatever happened."""
+        self._runtime.metrics.inflight_streams.inc()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch_disconnect, group.cancel_scope)
+                try:
+                    await self._forward()
+                except ProxyError as exc:
+                    await self._answer_error(exc)
+                except ClientDisconnected as exc:
+                    self._record.fail("client_disconnected", str(exc))
+                except Exception:
+                    logger.exception("proxy_internal_error")
+                    await self._answer_error(InternalError("The proxy failed unexpectedly."))
+                group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            self._record.fail("proxy_stopped", "The proxy stopped before the exchange completed.")
+            raise
+        except BaseException as exc:
+            self._record.fail("proxy_error", f"{type(exc).__name__} in the proxy")
+            raise
+        finally:
+            self._runtime.metrics.inflight_streams.dec()
+            # No await from here on: the record is queued even if this task is cancelled.
+            self._finish()
+
+    async def _forward(self) -> None:
+        caller = await self._runtime.authenticator.authenticate(self._headers)
+        self._record.user_id = caller.user_id
+        content = await self._body.content(
+            _content_length(header_value(self._headers, "content-length")),
+            chunked="chunked" in (header_value(self._headers, "transfer-encoding") or "").lower(),
+        )
+        authenticator = self._runtime.authenticator
+        request = self._runtime.client.build_request(
+            self._method,
+            self._upstream_url(),
+            headers=upstream_request_headers(
+                self._headers,
+                passthrough=authenticator.passthrough,
+                authorization=authenticator.upstream_authorization,
+            ),
+            content=content,
+        )
+        started = time.monotonic()
+        with upstream_errors("before answering"):
+            response = await self._runtime.client.send(request, stream=True)
+        self._runtime.metrics.upstream_latency.observe(time.monotonic() - started)
+        try:
+            await self._relay(response)
+        finally:
+            # Shielded: after a client disconnect this runs cancelled, and closing the
+            # upstream connection promptly is the point.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    def _upstream_url(self) -> str:
+        raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
+        path = raw_path.decode("latin-1")[len(_API_PREFIX) :]
+        query: bytes = self._scope["query_string"]
+        url = f"{self._settings.upstream_base_url}{path}"
+        return f"{url}?{query.decode('latin-1')}" if query else url
+
+    async def _relay(self, response: httpx.Response) -> None:
+        self._record.response_started(response.status_code, response.headers.raw)
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": client_response_headers(response.headers.raw, self.record_id),
+            }
+        )
+        self._response_started = True
+        with upstream_errors("while sending the response"):
+            async for chunk in response.aiter_raw():
+                await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self._record.response_chunk(chunk)
+        self._record.response_ended()
+        self._response_complete = True
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _answer_error(self, exc: ProxyError) -> None:
+        self._record.fail(exc.code, exc.message)
+        if self._response_started:
+            # Too late for an error status: returning without completing the response
+            # makes the server close the connection, so the client sees it is cut short.
+            return
+        body = exc.body()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (RECORD_ID_HEADER.encode(), self.record_id.encode()),
+        ]
+        self._record.proxy_answered(exc.status, headers, json.loads(body))
+        self._response_complete = True
+        await self._send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _watch_disconnect(self, scope: anyio.CancelScope) -> None:
+        # Only once the body is read: until then ``receive`` belongs to the body stream.
+        await self._body.done.wait()
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        if not self._response_complete:
+            self._record.fail("client_disconnected", _DISCONNECT_MESSAGE)
+            scope.cancel()
+
+    def _finish(self) -> None:
+        try:
+            self._queue_record()
+        except Exception:
+            logger.exception("record_build_failed")
+
+    def _queue_record(self) -> None:
+        record = self._record.build()
+        # Scrubbed even when it was refused: a wrong key may still be someone's key.
+        credential = presented_credential(self._headers)
+        payload = self._runtime.scrubber.scrub(
+            record.to_json(), [credential] if credential else []
+        )
+        self._runtime.publisher.submit(PendingRecord(record.id, payload))
+        status = record.response.status_code if record.response else None
+        self._runtime.metrics.requests.labels(self._method, str(status or 499)).inc()
+        log_event(
+            logger,
+            "upstream_request_completed",
+            method=self._method,
+            path=record.request.path,
+            status=status,
+            duration_ms=record.duration_ms,
+            record_id=record.id,
+            error=record.error.type if record.error else None,
+        )

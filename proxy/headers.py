@@ -1,0 +1,102 @@
+"""Which headers cross the proxy in each direction, and how they appear in the record.
+
+Hop-by-hop headers (RFC 9110 section 7.6.1, plus any named in ``Connection``) belong to one
+connection and never cross. ``host`` and ``content-length`` are recomputed for the
+upstream connection. The client's credentials are replaced by the upstream key unless
+the proxy runs in passthrough mode. Everything else passes through both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shared.record import REDACTED
+
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-api-key"})
+SECRET_HEADERS = CREDENTIAL_HEADERS | {"cookie", "set-cookie", "proxy-authorization"}
+RECORD_ID_HEADER = "x-proxy-record-id"
+
+
+def _decoded(headers: RawHeaders) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers]
+
+
+def _hop_by_hop(headers: list[tuple[str, str]]) -> frozenset[str]:
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name == "connection"
+        for token in value.split(",")
+    }
+    return HOP_BY_HOP | named
+
+
+def upstream_request_headers(
+    headers: RawHeaders, *, passthrough: bool, authorization: str | None
+) -> list[tuple[str, str]]:
+    """The client's headers as they go upstream.
+
+    With ``passthrough`` the client's own credentials go upstream as sent; otherwise
+    they are dropped and ``authorization`` (the upstream key), when set, is injected.
+    """
+    decoded = _decoded(headers)
+    # "expect": the proxy's server already answered the client's 100-continue.
+    dropped = _hop_by_hop(decoded) | {"host", "content-length", "expect", RECORD_ID_HEADER}
+    if not passthrough:
+        dropped |= CREDENTIAL_HEADERS
+    forwarded = [(name, value) for name, value in decoded if name not in dropped]
+    if not passthrough and authorization is not None:
+        forwarded.append(("authorization", authorization))
+    return forwarded
+
+
+def client_response_headers(headers: RawHeaders, record_id: str) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers as they go to the client, plus the record id.
+
+    ``content-encoding`` and ``content-length`` stay: the body is relayed as raw bytes.
+    """
+    decoded = _decoded(headers)
+    dropped = _hop_by_hop(decoded) | {RECORD_ID_HEADER}
+    relayed = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in decoded
+        if name not in dropped
+    ]
+    relayed.append((RECORD_ID_HEADER.encode(), record_id.encode()))
+    return relayed
+
+
+def recorded_headers(headers: RawHeaders) -> dict[str, str]:
+    """Headers for the record: names lower-cased, secret values replaced by ``REDACTED``.
+
+    A repeated header keeps all its values, joined by ``", "``.
+    """
+    recorded: dict[str, str] = {}
+    for name, value in _decoded(headers):
+        shown = REDACTED if name in SECRET_HEADERS else value
+        recorded[name] = f"{recorded[name]}, {shown}" if name in recorded else shown
+    return recorded
+
+
+def header_value(headers: RawHeaders, wanted: str) -> str | None:
+    """The first value of header ``wanted`` (lower-case name), or ``None``."""
+    key = wanted.encode("latin-1")
+    for name, value in headers:
+        if name.lower() == key:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,162 @@
+"""Building an exchange's record while the request and the response flow past.
+
+Nothing here holds a body beyond the record's cap, and nothing delays the bytes the
+client is waiting for: each chunk is relayed first and only then accounted for.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy.assembly import StreamAssembler, assembler_for
+from proxy.bodies import BodyCapture
+from proxy.decoding import Decoder, decoder_for
+from proxy.headers import RawHeaders, header_value, recorded_headers
+from proxy.model_name import model_of
+from shared.record import ExchangeError, Record, RequestPart, ResponsePart
+
+
+def _is_event_stream(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+class ResponseCapture:
+    """The response body for the record: decoded, then assembled (SSE) or captured."""
+
+    def __init__(self, path: str, headers: RawHeaders, max_body_bytes: int) -> None:
+        content_type = header_value(headers, "content-type")
+        self.streaming = _is_event_stream(content_type)
+        self._decoder: Decoder | None = decoder_for(header_value(headers, "content-encoding"))
+        self._assembler: StreamAssembler | None = (
+            assembler_for(path) if self.streaming else None
+        )
+        # Undecodable bytes are kept as metadata only, whatever their declared type.
+        self._capture = BodyCapture(
+            content_type if self._decoder is not None else "application/octet-stream",
+            max_body_bytes,
+        )
+
+    def feed(self, raw: bytes) -> None:
+        """Account for the next raw chunk the client was sent."""
+        self._consume(self._decode(raw))
+
+    def finish(self) -> None:
+        """Flush what the decoder still holds (call once the upstream body has ended)."""
+        if self._decoder is not None:
+            try:
+                self._consume(self._decoder.flush())
+            except zlib.error:
+                self._decoder = None
+
+    def result(self) -> Any:
+        if self._assembler is not None:
+            return self._assembler.result()
+        return self._capture.result()
+
+    def _decode(self, raw: bytes) -> bytes:
+        if self._decoder is None:
+            return raw
+        try:
+            return self._decoder.decode(raw)
+        except zlib.error:
+            # A corrupt stream: stop decoding, keep counting the raw bytes.
+            self._decoder = None
+            return raw
+
+    def _consume(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._assembler is not None:
+            self._assembler.feed(data)
+        else:
+            self._capture.feed(data)
+
+
+class RecordBuilder:
+    """Everything the record of one exchange needs, gathered as the exchange runs."""
+
+    def __init__(
+        self,
+        record_id: str,
+        method: str,
+        path: str,
+        query: str,
+        headers: RawHeaders,
+        max_body_bytes: int,
+    ) -> None:
+        self.record_id = record_id
+        self.arrived_at = datetime.now(UTC)
+        self._started = time.monotonic()
+        self._max_body_bytes = max_body_bytes
+        self._request = RequestPart(
+            method=method, path=path, query=query, headers=recorded_headers(headers)
+        )
+        self.request_body = BodyCapture(header_value(headers, "content-type"), max_body_bytes)
+        self.user_id: str | None = None
+        self.status_code: int | None = None
+        self._response_headers: dict[str, str] = {}
+        self._response: ResponseCapture | None = None
+        self._own_body: Any = None
+        self.error: ExchangeError | None = None
+
+    def response_started(self, status_code: int, headers: RawHeaders) -> None:
+        """The upstream answered with ``status_code`` and ``headers``."""
+        self.status_code = status_code
+        self._response_headers = recorded_headers(headers)
+        self._response = ResponseCapture(self._request.path, headers, self._max_body_bytes)
+
+    def response_chunk(self, raw: bytes) -> None:
+        """A raw chunk of the upstream's body, already relayed to the client."""
+        if self._response is not None:
+            self._response.feed(raw)
+
+    def response_ended(self) -> None:
+        """The upstream's body ended normally."""
+        if self._response is not None:
+            self._response.finish()
+
+    def proxy_answered(self, status_code: int, headers: RawHeaders, body: Any) -> None:
+        """The proxy answered by itself (an error), not the upstream."""
+        self.status_code = status_code
+        self._response_headers = recorded_headers(headers)
+        self._response = None
+        self._own_body = body
+
+    def fail(self, error_type: str, message: str) -> None:
+        """Something went wrong on the proxy's side; the first failure is the one kept."""
+        if self.error is None:
+            self.error = ExchangeError(type=error_type, message=message)
+
+    def build(self) -> Record:
+        """The finished record; ``duration_ms`` runs from arrival to now."""
+        request_body = self.request_body.result()
+        self._request.body = request_body
+        response: ResponsePart | None = None
+        if self.status_code is not None:
+            streaming = self._response is not None and self._response.streaming
+            body = self._response.result() if self._response is not None else self._own_body
+            response = ResponsePart(
+                status_code=self.status_code,
+                headers=self._response_headers,
+                body=body,
+                streaming=streaming,
+            )
+        return Record(
+            id=self.record_id,
+            timestamp=self.arrived_at,
+            user_id=self.user_id,
+            model=model_of(
+                self._request.path,
+                self._request.query,
+                request_body,
+                self.request_body.head,
+                self.request_body.tail,
+            ),
+            duration_ms=round((time.monotonic() - self._started) * 1000, 3),
+            request=self._request,
+            response=response,
+            error=self.error,
+        )

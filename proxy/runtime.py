@@ -1,0 +1,27 @@
+"""What every exchange shares: created once in the app's lifespan, reached via ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+
+from proxy.auth import Authenticator
+from proxy.metrics import Metrics
+from proxy.publisher import Publisher
+from proxy.redaction import SecretScrubber
+from proxy.settings import ProxySettings
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The process-wide collaborators of the proxy."""
+
+    settings: ProxySettings
+    client: httpx.AsyncClient
+    redis: Redis
+    publisher: Publisher
+    metrics: Metrics
+    authenticator: Authenticator
+    scrubber: SecretScrubber

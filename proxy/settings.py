@@ -1,0 +1,55 @@
+"""The proxy's settings: one object, built once at start-up from the environment and ``.env``.
+
+Variable names are public (DESIGN.md, "Configuration"); every duration carries its unit.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from shared.settings import CommonSettings
+
+MIB = 1024 * 1024
+
+AuthMode = Literal["none", "keys", "passthrough"]
+
+
+class ProxySettings(CommonSettings):
+    """Everything ``python -m proxy`` can be configured with."""
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    proxy_host: str = "0.0.0.0"
+    proxy_port: int = Field(default=8000, ge=0, le=65535)
+
+    auth_mode: AuthMode = "none"
+    proxy_api_keys: SecretStr = SecretStr("")
+    """Static keys for ``AUTH_MODE=keys``: comma-separated ``KEY=USER_ID`` pairs."""
+
+    storage_type: Literal["local", "azure"] = "local"
+    """Where the shipper writes; the proxy only reports it on ``GET /``."""
+    spool_dir: str = "spool"
+
+    max_request_bytes: int = Field(default=512 * MIB, gt=0)
+    record_max_body_bytes: int = Field(default=1 * MIB, gt=0)
+
+    upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
+    upstream_read_timeout_s: float = Field(default=600.0, gt=0)
+    """The longest gap between two bytes from the upstream, not the total duration."""
+    upstream_write_timeout_s: float = Field(default=60.0, gt=0)
+    upstream_pool_timeout_s: float = Field(default=10.0, gt=0)
+    upstream_max_connections: int = Field(default=200, gt=0)
+    upstream_max_keepalive_connections: int = Field(default=50, ge=0)
+
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    """Connect and command timeout for Redis, so an outage never stalls publishing for long."""
+    publish_queue_size: int = Field(default=10_000, gt=0)
+    publish_batch_size: int = Field(default=100, gt=0)
+    shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
+
+    @property
+    def upstream_base_url(self) -> str:
+        """``OPENAI_BASE_URL`` without a trailing slash."""
+        return self.openai_base_url.rstrip("/")

@@ -1,0 +1,48 @@
+"""The one shared HTTP client to the upstream, and the mapping of its errors.
+
+httpx exceptions are turned into the proxy's own errors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.settings import ProxySettings
+
+
+def new_client(settings: ProxySettings) -> httpx.AsyncClient:
+    """The process-wide client: explicit timeouts and limits, no redirects, no env proxies."""
+    timeout = httpx.Timeout(
+        connect=settings.upstream_connect_timeout_s,
+        read=settings.upstream_read_timeout_s,
+        write=settings.upstream_write_timeout_s,
+        pool=settings.upstream_pool_timeout_s,
+    )
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_keepalive_connections,
+    )
+    client = httpx.AsyncClient(
+        timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+    )
+    # No default headers of httpx's own: the client's Accept-Encoding, User-Agent and
+    # Accept go upstream as sent (a gzip the client did not ask for would reach it raw).
+    client.headers.clear()
+    return client
+
+
+@contextmanager
+def upstream_errors(during: str) -> Iterator[None]:
+    """Map httpx's errors raised inside the block; ``during`` says what was going on."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"The upstream timed out {during} ({type(exc).__name__}).") from exc
+    except httpx.TransportError as exc:
+        raise UpstreamUnreachable(
+            f"The upstream could not be reached {during} ({type(exc).__name__})."
+        ) from exc
