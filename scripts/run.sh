@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: the whole stack without Docker, in the foreground; Ctrl-C stops everything.
 # Redis: the one at REDIS_URL if it answers, else a private redis-server started here
-# (data kept in .run/). Then the proxy (PROXY_PORT, default 8000) and the shipper.
+# (data kept in .run/). Then the proxy and the shipper, which read .env themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
-if [ -f .env ]; then
-    set -a
-    # shellcheck disable=SC1091
-    . ./.env
-    set +a
-fi
-export REDIS_URL="${REDIS_URL:-redis://localhost:6379/0}"
+# The settings object resolves REDIS_URL exactly as the services will (environment, .env, default).
+REDIS_URL="$("$PY" -c 'from shared.settings import CommonSettings; print(CommonSettings().redis_url)')"
+export REDIS_URL
 
 pids=()
 stop() {
@@ -43,5 +39,5 @@ pids+=($!)
 "$PY" -m shipper &
 pids+=($!)
 
-echo "run: proxy on http://localhost:${PROXY_PORT:-8000}, logs in ${LOCAL_LOG_DIR:-logs}/ (Ctrl-C stops)"
+echo "run: proxy and shipper started (Ctrl-C stops everything)"
 wait -n

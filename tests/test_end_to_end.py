@@ -1,0 +1,120 @@
+"""The quick start, end to end: ``make run``'s script, a real SDK call, the line in the file.
+
+``scripts/run.sh`` starts the proxy and the shipper against the test's private Redis and
+fake upstream; an ``openai`` client calls the proxy with a per-user key; the exchange must
+appear, once, in ``{user}_{model}_{day}.jsonl`` with the id the proxy answered with, and
+Ctrl-C (SIGINT to the process group) must stop everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import fake_upstream_fixture as fake_upstream_fixture
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parents[1]
+UPSTREAM_KEY = "sk-upstream-e2e-SECRET-91c4"
+PROXY_KEY = "pk-alice-e2e-6d2b"
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, redis_server: RedisServer, fake_upstream: FakeUpstream
+) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log_dir = tmp_path / "logs"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "OPENAI_BASE_URL": fake_upstream.base_url,
+        "OPENAI_API_KEY": UPSTREAM_KEY,
+        "PROXY_HOST": "127.0.0.1",
+        "PROXY_PORT": str(port),
+        "AUTH_MODE": "keys",
+        "PROXY_API_KEYS": f"{PROXY_KEY}=alice",
+        "LOCAL_LOG_DIR": str(log_dir),
+    }
+    output = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(
+        [str(REPO / "scripts/run.sh")],
+        cwd=tmp_path,  # no .env there: only the environment above counts
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline, "the proxy did not come up"
+            time.sleep(0.1)
+        yield url, log_dir
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert process.wait(timeout=30) is not None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        output.close()
+        print((tmp_path / "run.log").read_text(errors="replace"))
+
+
+def _wait_for_lines(path: Path, count: int, timeout_s: float = 20) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            lines = path.read_text().splitlines()
+            if len(lines) >= count:
+                return [json.loads(line) for line in lines]
+        time.sleep(0.1)
+    raise AssertionError(f"{path} did not get {count} lines in {timeout_s}s")
+
+
+def test_a_call_through_the_stack_lands_once_in_the_users_file(
+    stack: tuple[str, Path],
+) -> None:
+    url, log_dir = stack
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=PROXY_KEY, max_retries=0)
+    plain = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]
+    )
+    streamed = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed.parse() if chunk.choices)
+    assert text == plain.parse().choices[0].message.content == "Hello world!"
+
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    records = _wait_for_lines(log_dir / f"alice_gpt-4o-mini_{day}.jsonl", 2)
+    time.sleep(1)  # nothing more may arrive: each exchange exactly once
+    assert len((log_dir / f"alice_gpt-4o-mini_{day}.jsonl").read_text().splitlines()) == 2
+    assert [r["id"] for r in records] == [
+        plain.headers["x-proxy-record-id"],
+        streamed.headers["x-proxy-record-id"],
+    ]
+    assert all(r["user_id"] == "alice" and r["model"] == "gpt-4o-mini" for r in records)
+    assert records[1]["response"]["streaming"] is True  # type: ignore[index]
+    assert records[1]["response"]["body"]["choices"][0]["message"]["content"] == "Hello world!"  # type: ignore[index]
+    raw = "".join(path.read_text() for path in log_dir.iterdir())
+    assert UPSTREAM_KEY not in raw and PROXY_KEY not in raw
