@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -102,7 +103,8 @@ def test_a_call_through_the_stack_lands_once_in_the_users_file(
     streamed = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}], stream=True
     )
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed.parse() if chunk.choices)
+    pieces = [chunk.choices[0].delta.content for chunk in streamed.parse() if chunk.choices]
+    text = "".join(piece or "" for piece in pieces)
     assert text == plain.parse().choices[0].message.content == "Hello world!"
 
     day = datetime.now(UTC).strftime("%Y%m%d")
@@ -114,7 +116,8 @@ def test_a_call_through_the_stack_lands_once_in_the_users_file(
         streamed.headers["x-proxy-record-id"],
     ]
     assert all(r["user_id"] == "alice" and r["model"] == "gpt-4o-mini" for r in records)
-    assert records[1]["response"]["streaming"] is True  # type: ignore[index]
-    assert records[1]["response"]["body"]["choices"][0]["message"]["content"] == "Hello world!"  # type: ignore[index]
+    response: dict[str, Any] = records[1]["response"]  # type: ignore[assignment]
+    assert response["streaming"] is True
+    assert response["body"]["choices"][0]["message"]["content"] == "Hello world!"
     raw = "".join(path.read_text() for path in log_dir.iterdir())
     assert UPSTREAM_KEY not in raw and PROXY_KEY not in raw

@@ -1,0 +1,77 @@
+"""The command line: ``python -m shipper [run]`` ships; ``status [--json]`` shows the backlog."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from shared.logs import log_event, setup_logging
+from shipper.settings import ShipperSettings
+from shipper.status import print_status
+from shipper.storage import make_sink
+from shipper.worker import build_worker, totals_fields
+
+logger = logging.getLogger("shipper")
+
+
+async def serve(settings: ShipperSettings) -> None:
+    """Run one shipper until SIGTERM/SIGINT, then shut down within the time limit."""
+    sink = make_sink(settings)
+    worker = build_worker(settings, sink)
+    source = worker.source
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    log_event(logger, "shipper_started", consumer=source.consumer, stream=source.stream,
+              storage_type=settings.storage_type,
+              batch_max_records=settings.shipper_batch_max_records,
+              claim_idle_ms=settings.shipper_claim_idle_ms)
+    task = asyncio.create_task(worker.run())
+    # Shutdown, in order: a signal stops reading; the batch in hand gets the time limit
+    # to be written and acknowledged; past it the task is cancelled, and whatever was not
+    # acknowledged stays pending for the next shipper (its intents prevent duplicates).
+    stopped = asyncio.create_task(worker.stopping.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finished, _ = await asyncio.wait({task}, timeout=settings.shipper_shutdown_timeout_s)
+    stopped.cancel()
+    if not finished:
+        log_event(logger, "shutdown_timeout", logging.WARNING,
+                  timeout_s=settings.shipper_shutdown_timeout_s)
+        task.cancel()
+        await asyncio.wait({task})
+    elif (error := task.exception()) is not None:
+        log_event(logger, "shipper_failed", logging.ERROR, error=repr(error))
+        raise error
+    await sink.close()
+    await source.close()
+    log_event(logger, "shipper_stopped", consumer=source.consumer, **totals_fields(worker.totals))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shipper", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="ship records from the Redis stream to storage (default)")
+    status = commands.add_parser("status", help="show the backlog")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = ShipperSettings()
+    except ValidationError as exc:
+        print(f"shipper: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    if args.command == "status":
+        return asyncio.run(print_status(settings, as_json=args.json))
+    asyncio.run(serve(settings))
+    return 0

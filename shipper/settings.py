@@ -1,0 +1,63 @@
+"""The shipper's settings, built once at start-up from the environment and ``.env``.
+
+Public names (DESIGN.md, "Configuration"): ``STORAGE_TYPE``, ``LOCAL_LOG_DIR`` and the
+``AZURE_STORAGE_*`` variables. The ``SHIPPER_*`` variables tune the worker loop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from shared.settings import CommonSettings
+
+MIB = 1024 * 1024
+
+
+def default_consumer_name() -> str:
+    """``host-pid-random``: unique per process, readable in ``shipper status``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class ShipperSettings(CommonSettings):
+    """Everything the shipper reads from its environment."""
+
+    storage_type: Literal["local", "azure"] = "local"
+    local_log_dir: Path = Path("logs")
+
+    azure_storage_connection_string: SecretStr | None = None
+    azure_storage_account_name: str | None = None
+    azure_storage_account_key: SecretStr | None = None
+    azure_storage_container: str = Field(default="proxy-logs", min_length=3, max_length=63)
+    azure_rollover_blocks: int = Field(default=49_000, ge=1, le=50_000)
+
+    shipper_batch_max_records: int = Field(default=1000, ge=1)
+    shipper_batch_max_bytes: int = Field(default=8 * MIB, ge=1024)
+    shipper_block_ms: int = Field(default=2000, ge=10)
+    shipper_claim_idle_ms: int = Field(default=30_000, ge=100)
+    shipper_consumer_name: str = Field(default_factory=default_consumer_name, min_length=1)
+    shipper_stale_consumer_s: float = Field(default=3600.0, gt=0)
+    shipper_shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    shipper_retry_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _azure_credentials(self) -> ShipperSettings:
+        if self.storage_type == "azure" and not (
+            self.azure_storage_connection_string
+            or (self.azure_storage_account_name and self.azure_storage_account_key)
+        ):
+            raise ValueError(
+                "STORAGE_TYPE=azure needs AZURE_STORAGE_CONNECTION_STRING, "
+                "or AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY"
+            )
+        return self
+
+    @property
+    def claim_interval_s(self) -> float:
+        """How often to look for entries left by dead shippers: well within the idle time."""
+        return min(max(self.shipper_claim_idle_ms / 4000, 0.2), 15.0)

@@ -1,0 +1,64 @@
+"""From stream entries to per-file chunks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shared.naming import file_stem
+from shipper.batch import Entry, Rejected, chunks_by_file, parse_entry, split_by_bytes
+from shipper.source import StreamEntry
+from tests.factories import make_record
+
+
+def _entry(entry_id: str, stem: str, size: int) -> Entry:
+    return Entry(entry_id, stem, b"x" * (size - 1) + b"\n", may_have_intent=False)
+
+
+def test_one_chunk_per_file_in_stream_order() -> None:
+    entries = [_entry(str(i), f"s{i % 2}", 10) for i in range(6)]
+    chunks = chunks_by_file(entries, max_append_bytes=1000)
+    assert [(c.stem, [e.entry_id for e in c.entries]) for c in chunks] == [
+        ("s0", ["0", "2", "4"]), ("s1", ["1", "3", "5"]),
+    ]
+    assert chunks[0].payload == b"".join(e.line for e in entries[0::2])
+
+
+def test_a_file_is_split_only_past_the_append_limit_and_on_line_boundaries() -> None:
+    entries = [_entry(str(i), "s", 40) for i in range(5)]
+    chunks = chunks_by_file(entries, max_append_bytes=100)
+    assert [len(c.entries) for c in chunks] == [2, 2, 1]
+    assert all(c.size_bytes <= 100 and c.payload.endswith(b"\n") for c in chunks)
+
+
+def test_parse_renders_the_line_and_the_target_file() -> None:
+    record = make_record(user_id="a_b", model="ft:gpt-4o:org::x",
+                         timestamp=datetime(2024, 10, 21, 23, 59, 59, tzinfo=UTC))
+    parsed = parse_entry(StreamEntry("1-0", {b"record": record.to_json()}), False, 1 << 20)
+    assert isinstance(parsed, Entry)
+    assert parsed.line == record.to_json() + b"\n"
+    assert parsed.stem == file_stem("a_b", "ft:gpt-4o:org::x", record.timestamp)
+    assert parsed.stem == "a%5Fb_ft%3Agpt-4o%3Aorg%3A%3Ax_20241021"
+
+
+def test_parse_rejects_what_is_not_a_record_with_a_reason() -> None:
+    cases = {
+        b"{": "invalid record",
+        b'{"id": "x"}': "invalid record: timestamp",
+        b"[1, 2]": "invalid record",
+    }
+    for raw, reason in cases.items():
+        result = parse_entry(StreamEntry("1-0", {b"record": raw}), False, 1 << 20)
+        assert isinstance(result, Rejected) and reason in result.reason, raw
+    missing = parse_entry(StreamEntry("1-0", {b"other": b"{}"}), False, 1 << 20)
+    assert isinstance(missing, Rejected) and "no 'record' field" in missing.reason
+    big = parse_entry(StreamEntry("1-0", {b"record": make_record().to_json()}), False, 100)
+    assert isinstance(big, Rejected) and "too large" in big.reason
+
+
+def test_reads_are_cut_into_batches_by_bytes() -> None:
+    entries = [StreamEntry(str(i), {b"record": b"x" * 100}) for i in range(10)]
+    batches = split_by_bytes(entries, max_bytes=250)
+    assert [len(b) for b in batches] == [2, 2, 2, 2, 2]
+    assert split_by_bytes([StreamEntry("1", {b"record": b"x" * 999})], 10) == [
+        [StreamEntry("1", {b"record": b"x" * 999})]
+    ]

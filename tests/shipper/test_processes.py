@@ -1,0 +1,151 @@
+"""Real ``python -m shipper`` processes: in parallel, killed with SIGKILL, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from shared.streams import RECORD_FIELD
+from tests.factories import make_record
+from tests.shipper.conftest import (
+    STREAM,
+    Publish,
+    events,
+    make_unusable,
+    pending_count,
+    shipped_ids,
+    start_shipper,
+    stream_length,
+    wait_for,
+)
+
+
+def _publish_backlog(publish: Publish, count: int, body_bytes: int) -> set[str]:
+    ids: set[str] = set()
+    for start in range(0, count, 2000):
+        records = [make_record(user_id=f"user-{i % 7}", body_bytes=body_bytes)
+                   for i in range(start, min(count, start + 2000))]
+        publish(records)
+        ids.update(record.id for record in records)
+    return ids
+
+
+def _drained(client: redis.Redis) -> bool:
+    return stream_length(client) == 0 and pending_count(client) == 0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_two_shippers_in_parallel_ship_every_record_exactly_once(
+    shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, tmp_path: Path,
+) -> None:
+    expected = _publish_backlog(publish, 12_000, body_bytes=300)
+    env = {**shipper_env, "SHIPPER_BATCH_MAX_RECORDS": "200"}
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    shippers = [start_shipper(env, tmp_path / "run", log) for log in logs]
+    try:
+        wait_for(lambda: _drained(redis_client), timeout_s=60, what="both shippers drain")
+        more = _publish_backlog(publish, 2_000, body_bytes=300)  # also while both are live
+        wait_for(lambda: _drained(redis_client), timeout_s=30, what="the second wave")
+    finally:
+        for process in shippers:
+            process.send_signal(signal.SIGTERM)
+        for process in shippers:
+            assert process.wait(timeout=20) == 0
+    ids = shipped_ids(log_dir)  # also fails on any broken line
+    assert len(ids) == len(expected | more)
+    assert set(ids) == expected | more
+    for log in logs:  # both took part
+        assert events(log, "shipper_stopped")[0]["records_shipped_total"] > 0
+
+
+def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
+    shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, tmp_path: Path,
+) -> None:
+    expected = _publish_backlog(publish, 20_000, body_bytes=1000)
+    victim = start_shipper(shipper_env, tmp_path / "run", tmp_path / "victim.log")
+    try:
+        wait_for(lambda: bool(shipped_ids(log_dir)) and pending_count(redis_client) > 0,
+                 timeout_s=30, what="lines on disk and a batch in hand")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        _stop(victim)
+    left_pending = pending_count(redis_client)  # > 0 unless it died right between batches
+    assert stream_length(redis_client) > 0
+    rescuer_log = tmp_path / "rescuer.log"
+    rescuer = start_shipper(shipper_env, tmp_path / "run", rescuer_log)
+    try:
+        wait_for(lambda: _drained(redis_client), timeout_s=60, what="recovery")
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        assert rescuer.wait(timeout=20) == 0
+    ids = shipped_ids(log_dir)
+    assert len(ids) == len(expected)
+    assert set(ids) == expected
+    claimed = sum(event["entries"] for event in events(rescuer_log, "entries_claimed"))
+    assert claimed == left_pending
+
+
+def test_sigterm_mid_load_exits_in_time_and_acks_only_what_is_written(
+    shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, tmp_path: Path,
+) -> None:
+    expected = _publish_backlog(publish, 20_000, body_bytes=1000)
+    env = {**shipper_env, "SHIPPER_SHUTDOWN_TIMEOUT_S": "5"}
+    log = tmp_path / "shipper.log"
+    shipper = start_shipper(env, tmp_path / "run", log)
+    try:
+        wait_for(lambda: log_dir.exists() and any(p.stat().st_size for p in log_dir.iterdir()),
+                 timeout_s=30, what="the first lines on disk")
+        started_s = time.monotonic()
+        shipper.send_signal(signal.SIGTERM)
+        assert shipper.wait(timeout=15) == 0
+        assert time.monotonic() - started_s < 5 + 2
+    finally:
+        _stop(shipper)
+    written = shipped_ids(log_dir)
+    remaining = [json.loads(fields[RECORD_FIELD.encode()])["id"]
+                 for _, fields in redis_client.xrange(STREAM)]
+    assert written and remaining, "stopped mid-load"
+    assert len(written) == len(set(written))
+    assert set(written).isdisjoint(remaining)  # acknowledged == written
+    assert set(written) | set(remaining) == expected  # nothing lost
+    [stopped] = events(log, "shipper_stopped")
+    assert stopped["records_shipped_total"] == len(written)
+
+
+def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
+    shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, tmp_path: Path,
+) -> None:
+    env = {**shipper_env, "SHIPPER_SHUTDOWN_TIMEOUT_S": "2"}
+    log = tmp_path / "shipper.log"
+    shipper = start_shipper(env, tmp_path / "run", log)
+    try:
+        wait_for(lambda: log_dir.is_dir(), what="the shipper to start")
+        log_dir.rmdir()
+        make_unusable(log_dir)  # storage fails under a batch in hand
+        _publish_backlog(publish, 100, body_bytes=100)
+        wait_for(lambda: len(events(log, "storage_retry")) >= 2, what="storage retries")
+        started_s = time.monotonic()
+        shipper.send_signal(signal.SIGTERM)
+        assert shipper.wait(timeout=15) == 0
+        assert time.monotonic() - started_s < 2 + 2
+    finally:
+        _stop(shipper)
+    assert stream_length(redis_client) == 100  # nothing acknowledged
+    assert pending_count(redis_client) >= 1  # the batch in hand stays pending
+    assert events(log, "shipper_stopped")[0]["records_shipped_total"] == 0
+    assert events(log, "shutdown_timeout")
