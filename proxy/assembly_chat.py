@@ -13,8 +13,6 @@ from proxy.sse import SSEEvent, SSEParser
 Json = dict[str, Any]
 
 _DONE = "[DONE]"
-_CHAT_HEAD = ("id", "created", "model", "system_fingerprint", "service_tier")
-_TEXT_HEAD = ("id", "created", "model", "system_fingerprint")
 
 
 def _extend_lists(into: dict[str, list[Any]] | None, logprobs: Json) -> dict[str, list[Any]]:
@@ -126,58 +124,6 @@ class _ToolCall:
         }
 
 
-class ChatCompletionAssembler:
-    """``chat.completion.chunk`` events -> one ``chat.completion``."""
-
-    def __init__(self) -> None:
-        self._parser = SSEParser()
-        self._head: Json = {}
-        self._choices: dict[int, _Choice] = {}
-        self._usage: Any = None
-        self._error: Any = None
-
-    def feed(self, data: bytes) -> None:
-        """Raw upstream bytes, as they arrive."""
-        for event in self._parser.feed(data):
-            self._on_event(event)
-
-    def _on_event(self, event: SSEEvent) -> None:
-        if event.data == _DONE:
-            return
-        chunk = event.parsed()
-        if not isinstance(chunk, dict):
-            return
-        if chunk.get("error"):
-            self._error = chunk["error"]
-            return
-        for key in _CHAT_HEAD:
-            if (value := chunk.get(key)) is not None:
-                self._head[key] = value
-        if chunk.get("usage") is not None:
-            self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            index = choice.get("index", 0)
-            state = self._choices.get(index)
-            if state is None:
-                state = self._choices[index] = _Choice()
-            state.add(choice)
-
-    def result(self) -> Json:
-        """The assembled object; the bytes fed so far count as the whole stream."""
-        for event in self._parser.flush():
-            self._on_event(event)
-        completion: Json = {
-            "id": self._head.get("id"),
-            "object": "chat.completion",
-            **{key: self._head.get(key) for key in _CHAT_HEAD[1:]},
-            "choices": [self._choices[i].json(i) for i in sorted(self._choices)],
-            "usage": self._usage,
-        }
-        if self._error is not None:
-            completion["error"] = self._error
-        return completion
-
-
 class _TextChoice:
     """One choice of a legacy completions stream."""
 
@@ -188,14 +134,34 @@ class _TextChoice:
         self.logprobs: dict[str, list[Any]] | None = None
         self.finish_reason: str | None = None
 
+    def add(self, choice: Json) -> None:
+        if choice.get("text"):
+            self.text.append(choice["text"])
+        if logprobs := choice.get("logprobs"):
+            self.logprobs = _extend_lists(self.logprobs, logprobs)
+        if choice.get("finish_reason") is not None:
+            self.finish_reason = choice["finish_reason"]
 
-class CompletionAssembler:
-    """Legacy ``text_completion`` chunks -> one ``text_completion``."""
+    def json(self, index: int) -> Json:
+        return {
+            "text": "".join(self.text),
+            "index": index,
+            "logprobs": self.logprobs,
+            "finish_reason": self.finish_reason,
+        }
+
+
+class _ChoicesAssembler:
+    """Chunks that each carry a few head fields, ``usage`` and deltas of indexed choices."""
+
+    object_type: str
+    head_keys: tuple[str, ...]
+    choice_type: type[_Choice] | type[_TextChoice]
 
     def __init__(self) -> None:
         self._parser = SSEParser()
         self._head: Json = {}
-        self._choices: dict[int, _TextChoice] = {}
+        self._choices: dict[int, _Choice | _TextChoice] = {}
         self._usage: Any = None
         self._error: Any = None
 
@@ -213,7 +179,7 @@ class CompletionAssembler:
         if chunk.get("error"):
             self._error = chunk["error"]
             return
-        for key in _TEXT_HEAD:
+        for key in self.head_keys:
             if (value := chunk.get(key)) is not None:
                 self._head[key] = value
         if chunk.get("usage") is not None:
@@ -222,36 +188,36 @@ class CompletionAssembler:
             index = choice.get("index", 0)
             state = self._choices.get(index)
             if state is None:
-                state = self._choices[index] = _TextChoice()
-            if choice.get("text"):
-                state.text.append(choice["text"])
-            if logprobs := choice.get("logprobs"):
-                state.logprobs = _extend_lists(state.logprobs, logprobs)
-            if choice.get("finish_reason") is not None:
-                state.finish_reason = choice["finish_reason"]
+                state = self._choices[index] = self.choice_type()
+            state.add(choice)
 
     def result(self) -> Json:
         """The assembled object; the bytes fed so far count as the whole stream."""
         for event in self._parser.flush():
             self._on_event(event)
-        choices = [
-            {
-                "text": "".join(state.text),
-                "index": index,
-                "logprobs": state.logprobs,
-                "finish_reason": state.finish_reason,
-            }
-            for index, state in sorted(self._choices.items())
-        ]
         completion: Json = {
             "id": self._head.get("id"),
-            "object": "text_completion",
-            "created": self._head.get("created"),
-            "model": self._head.get("model"),
-            "system_fingerprint": self._head.get("system_fingerprint"),
-            "choices": choices,
+            "object": self.object_type,
+            **{key: self._head.get(key) for key in self.head_keys[1:]},
+            "choices": [self._choices[i].json(i) for i in sorted(self._choices)],
             "usage": self._usage,
         }
         if self._error is not None:
             completion["error"] = self._error
         return completion
+
+
+class ChatCompletionAssembler(_ChoicesAssembler):
+    """``chat.completion.chunk`` events -> one ``chat.completion``."""
+
+    object_type = "chat.completion"
+    head_keys = ("id", "created", "model", "system_fingerprint", "service_tier")
+    choice_type = _Choice
+
+
+class CompletionAssembler(_ChoicesAssembler):
+    """Legacy ``text_completion`` chunks -> one ``text_completion``."""
+
+    object_type = "text_completion"
+    head_keys = ("id", "created", "model", "system_fingerprint")
+    choice_type = _TextChoice

@@ -38,34 +38,11 @@ from tests.shipper.conftest import (
     stream_length,
     wait_for,
 )
-from tests.support.azurite import Azurite, azurite_binary
-from tests.support.ports import wait_for_port
+from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.azure
 
 HOSTILE_MODELS = ("../../etc/passwd", "a/b", "ft:gpt-4o:org::x", "..", "gpt-4o")
-
-
-class PersistentAzurite(Azurite):
-    """Azurite that keeps its data on disk, so a stop/start is an outage, not a wipe."""
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
-            [
-                azurite_binary(),
-                "--blobHost", "127.0.0.1",
-                "--blobPort", str(self.port),
-                "--location", str(self.workdir),
-                "--skipApiVersionCheck",
-                "--disableProductStyleUrl",
-                "--silent",
-            ],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, timeout_s=30)
 
 
 @pytest.fixture
@@ -221,7 +198,7 @@ async def test_azurite_outage_acks_nothing_unwritten_and_resumes(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     tmp_path: Path, container: str,
 ) -> None:
-    with PersistentAzurite(tmp_path / "azurite") as azurite:
+    with Azurite(tmp_path / "azurite", persistent=True) as azurite:
         settings = on_azure(shipper_settings, azurite.connection_string, container)
         async with running_worker(settings) as worker:
             before = backlog(publish, 200)

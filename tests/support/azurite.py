@@ -25,11 +25,16 @@ def azurite_binary() -> str:
 
 
 class Azurite:
-    """One in-memory Azurite blob service; ``stop``/``start`` simulate an outage (data is lost)."""
+    """One Azurite blob service; ``stop``/``start`` simulate an outage.
 
-    def __init__(self, workdir: Path) -> None:
+    In memory by default (a restart loses the data); ``persistent=True`` keeps the data
+    in ``workdir``, so a restart is an outage and not a wipe.
+    """
+
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.persistent = persistent
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,12 +46,14 @@ class Azurite:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        in_memory = ["--inMemoryPersistence"]
+        storage = ["--location", str(self.workdir)] if self.persistent else in_memory
         self._process = subprocess.Popen(
             [
                 azurite_binary(),
                 "--blobHost", "127.0.0.1",
                 "--blobPort", str(self.port),
-                "--inMemoryPersistence",
+                *storage,
                 "--skipApiVersionCheck",
                 "--disableProductStyleUrl",
                 "--silent",
