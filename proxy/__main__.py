@@ -6,12 +6,15 @@ Subcommands: ``serve`` (the default). ``keys`` (manage per-user proxy keys) come
 from __future__ import annotations
 
 import argparse
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from proxy.app import create_app
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
+from shared.settings import describe_invalid
 
 GRACEFUL_SHUTDOWN_S = 30
 """How long uvicorn lets in-flight requests finish on SIGTERM before cutting them."""
@@ -34,7 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the proxy (the default)")
     args = parser.parse_args(argv)
-    settings = ProxySettings()
+    try:
+        settings = ProxySettings()
+    except ValidationError as exc:
+        print(f"proxy: invalid configuration:\n{describe_invalid(exc)}", file=sys.stderr)
+        sys.exit(2)
     setup_logging(settings.log_level, settings.log_format)
     if args.command in (None, "serve"):
         _serve(settings)

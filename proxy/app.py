@@ -33,7 +33,7 @@ FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def _runtime(settings: ProxySettings) -> Runtime:
-    key_store = StaticKeyStore.parse(settings.proxy_api_keys.get_secret_value())
+    key_store = StaticKeyStore(settings.static_key_pairs)
     upstream_key = (
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     )
@@ -51,10 +51,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         queue_size=settings.publish_queue_size,
         batch_size=settings.publish_batch_size,
     )
-    static_keys = [
-        pair.partition("=")[0].strip()
-        for pair in settings.proxy_api_keys.get_secret_value().split(",")
-    ]
+    static_keys = [key for key, _ in settings.static_key_pairs]
     return Runtime(
         settings=settings,
         client=new_client(settings),

@@ -37,17 +37,6 @@ class StaticKeyStore:
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
         self._users = [(key_digest(key), user) for key, user in pairs]
 
-    @classmethod
-    def parse(cls, spec: str) -> StaticKeyStore:
-        """Build from the ``PROXY_API_KEYS`` syntax; raises ``ValueError`` on a malformed pair."""
-        pairs: list[tuple[str, str]] = []
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            key, sep, user = item.partition("=")
-            if not sep or not key.strip() or not user.strip():
-                raise ValueError("PROXY_API_KEYS must be comma-separated KEY=USER_ID pairs")
-            pairs.append((key.strip(), user.strip()))
-        return cls(pairs)
-
     async def user_for(self, digest: bytes) -> str | None:
         found: str | None = None
         # Every stored digest is compared, so timing does not depend on which one matched.

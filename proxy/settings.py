@@ -7,13 +7,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import CommonSettings
 
 MIB = 1024 * 1024
 
 AuthMode = Literal["none", "keys", "passthrough"]
+
+
+def parse_key_pairs(spec: str) -> list[tuple[str, str]]:
+    """``KEY=USER_ID,KEY=USER_ID``; a malformed value raises ``ValueError`` naming no key."""
+    pairs: list[tuple[str, str]] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, user = item.partition("=")
+        if not sep or not key.strip() or not user.strip():
+            raise ValueError("PROXY_API_KEYS must be comma-separated KEY=USER_ID pairs")
+        pairs.append((key.strip(), user.strip()))
+    return pairs
 
 
 class ProxySettings(CommonSettings):
@@ -48,6 +59,17 @@ class ProxySettings(CommonSettings):
     publish_queue_size: int = Field(default=10_000, gt=0)
     publish_batch_size: int = Field(default=100, gt=0)
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
+
+    @field_validator("proxy_api_keys")
+    @classmethod
+    def _key_pairs_parse(cls, value: SecretStr) -> SecretStr:
+        parse_key_pairs(value.get_secret_value())  # refuse a malformed value at start-up
+        return value
+
+    @property
+    def static_key_pairs(self) -> list[tuple[str, str]]:
+        """``PROXY_API_KEYS`` as ``(key, user_id)`` pairs."""
+        return parse_key_pairs(self.proxy_api_keys.get_secret_value())
 
     @property
     def upstream_base_url(self) -> str:

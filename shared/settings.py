@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.streams import DEFAULT_STREAM
@@ -26,3 +26,12 @@ class CommonSettings(BaseSettings):
     redis_stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """What is wrong with the configuration, one line per problem, never the values (secrets)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
+        lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)

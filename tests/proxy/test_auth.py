@@ -6,8 +6,9 @@ import pytest
 
 from proxy.auth import Authenticator, StaticKeyStore
 from proxy.errors import Unauthorized
+from proxy.settings import parse_key_pairs
 
-KEYS = StaticKeyStore.parse(" pk-a=alice , pk-b=bob ,")
+KEYS = StaticKeyStore(parse_key_pairs(" pk-a=alice , pk-b=bob ,"))
 
 
 def bearer(key: str) -> list[tuple[bytes, bytes]]:
@@ -38,4 +39,4 @@ async def test_none_and_passthrough_accept_anyone_without_a_user() -> None:
 
 def test_malformed_proxy_api_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="KEY=USER_ID"):
-        StaticKeyStore.parse("pk-a")
+        parse_key_pairs("pk-a")
