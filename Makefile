@@ -22,6 +22,7 @@ tools:
 
 test: install tools
 	$(PY) -m ruff check proxy shipper shared tests bench
+	$(PY) -m mypy
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest
 
 lint: install
