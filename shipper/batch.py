@@ -20,6 +20,7 @@ from shared.streams import RECORD_FIELD
 from shipper.source import StreamEntry
 
 _RECORD_KEY = RECORD_FIELD.encode()
+_CANONICAL_START = b'{"schema_version":'
 
 
 @dataclass(slots=True)
@@ -52,11 +53,27 @@ def parse_entry(entry: StreamEntry, may_have_intent: bool, max_line_bytes: int) 
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "record"
         return Rejected(entry, f"invalid record: {where}: {first['msg']}")
-    line = record.to_json() + b"\n"
+    line = _line(raw, record)
     if len(line) > max_line_bytes:
         return Rejected(entry, f"record too large: {len(line)} bytes > {max_line_bytes}")
     stem = _stem(record.user_id, record.model, record.timestamp.date())
     return Entry(entry.entry_id, stem, line, may_have_intent)
+
+
+def _line(raw: bytes, record: Record) -> bytes:
+    """The line to write: the entry's own bytes when they already are the canonical form."""
+    # The proxy publishes ``Record.to_json()``: its bytes already are the line, and validation
+    # proved them a ``Record``. Anything else is rendered anew: bytes that may span lines
+    # (JSON allows a raw CR or LF between tokens), lack ``schema_version``, or carry a
+    # timestamp that validation turned into UTC (naive, or another offset).
+    if (
+        raw.startswith(_CANONICAL_START)
+        and b"\n" not in raw
+        and b"\r" not in raw
+        and b'"timestamp":"%s"' % record.timestamp.isoformat().encode() in raw
+    ):
+        return raw + b"\n"
+    return record.to_json() + b"\n"
 
 
 @lru_cache(maxsize=4096)
@@ -104,12 +121,51 @@ def _split(entries: Sequence[Entry], max_bytes: int) -> list[list[Entry]]:
     return parts
 
 
+@dataclass(slots=True)
+class ParsedBatch:
+    """A batch between reading and writing: what to acknowledge, dead-letter and append."""
+
+    deleted_ids: list[str]
+    """Entries deleted while pending to us: nothing left to write, only to acknowledge."""
+    rejected: list[Rejected]
+    chunks: list[Chunk]
+
+
+def parse_batches(
+    entries: Sequence[StreamEntry], may_have_intent: bool, max_batch_bytes: int,
+    max_append_bytes: int,
+) -> list[ParsedBatch]:
+    """Cut a read into batches by size, parse their records and group the lines by file."""
+    return [
+        _parse_batch(batch, may_have_intent, max_append_bytes)
+        for batch in split_by_bytes(entries, max_batch_bytes)
+    ]
+
+
+def _parse_batch(
+    batch: Sequence[StreamEntry], may_have_intent: bool, max_append_bytes: int
+) -> ParsedBatch:
+    deleted_ids: list[str] = []
+    rejected: list[Rejected] = []
+    parsed: list[Entry] = []
+    for entry in batch:
+        if entry.fields is None:
+            deleted_ids.append(entry.entry_id)
+            continue
+        result = parse_entry(entry, may_have_intent, max_append_bytes)
+        if isinstance(result, Rejected):
+            rejected.append(result)
+        else:
+            parsed.append(result)
+    return ParsedBatch(deleted_ids, rejected, chunks_by_file(parsed, max_append_bytes))
+
+
 def split_by_bytes(entries: Sequence[StreamEntry], max_bytes: int) -> list[list[StreamEntry]]:
     """Cut a read into batches of at most ``max_bytes`` of raw record data (at least one entry)."""
     batches: list[list[StreamEntry]] = [[]]
     size = 0
     for entry in entries:
-        entry_bytes = sum(len(value) for value in (entry.fields or {}).values())
+        entry_bytes = sum(map(len, entry.fields.values())) if entry.fields else 0
         if batches[-1] and size + entry_bytes > max_bytes:
             batches.append([])
             size = 0

@@ -31,22 +31,23 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from shipper.sink import Placement
-from shipper.source import mapped_redis_errors
+from shipper.source import LUA_SPLIT_IDS, join_ids, mapped_redis_errors
 
-# KEYS: stream, intents hash. ARGV: group, consumer, encoded placement, entry ids...
-_RECORD_INTENT = """
+# KEYS: stream, intents hash. ARGV: group, consumer, encoded placement, joined entry ids.
+_RECORD_INTENT = LUA_SPLIT_IDS + """
+local ids = split_ids(ARGV[4])
 local lost = {}
-for i = 4, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+for _, entry_id in ipairs(ids) do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry_id, entry_id, 1)
   if #pending == 0 or pending[1][2] ~= ARGV[2] then
-    table.insert(lost, ARGV[i])
+    table.insert(lost, entry_id)
   end
 end
 if #lost > 0 then
   return lost
 end
-for i = 4, #ARGV do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[3])
+for _, entry_id in ipairs(ids) do
+  redis.call('HSET', KEYS[2], entry_id, ARGV[3])
 end
 return lost
 """
@@ -85,6 +86,6 @@ class IntentLedger:
         with mapped_redis_errors():
             lost = await self._record_script(
                 keys=[self._stream, self._key],
-                args=[self._group, self._consumer, placement.encode(), *entry_ids],
+                args=[self._group, self._consumer, placement.encode(), join_ids(entry_ids)],
             )
         return [entry_id.decode() for entry_id in lost]

@@ -81,23 +81,24 @@ class LocalSink:
     async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         """Lock, repair, fix the placement, ``prepare``, write, fsync; see ``shipper.sink``."""
         name = file_name(stem)
-        path = self.path_of(name)
         async with self._file_locks.setdefault(name, asyncio.Lock()):
-            return await self._append_locked(name, path, payload, prepare)
+            return await self._append_locked(name, payload, prepare)
 
     async def _append_locked(
-        self, name: str, path: Path, payload: bytes, prepare: Prepare
+        self, name: str, payload: bytes, prepare: Prepare
     ) -> Placement | None:
         try:
-            handle, created = await asyncio.to_thread(self._open, path)
+            handle, created, placement = await asyncio.to_thread(
+                self._open_and_place, name, payload
+            )
         except OSError as exc:
             raise StorageError(f"cannot open {name}: {exc}") from exc
         handed_over = False
         try:
-            fd = handle.fileno()
-            await _flock(fd)
-            offset = await asyncio.to_thread(self._repair_tail, fd, name)
-            placement = Placement.of(name, offset, payload)
+            if placement is None:
+                # Another process holds the file: wait for it here, not in a parked thread.
+                await _flock(handle.fileno())
+                placement = await asyncio.to_thread(self._place, handle.fileno(), name, payload)
             if not await prepare(placement):
                 return None
             # From here the thread owns the file and closes it (releasing the flock) itself:
@@ -112,6 +113,28 @@ class LocalSink:
         finally:
             if not handed_over:
                 handle.close()
+
+    def _open_and_place(
+        self, name: str, payload: bytes
+    ) -> tuple[IO[bytes], bool, Placement | None]:
+        """Open the file and, when no other process holds its lock, lock it and place the payload.
+
+        All in one thread hop: each hop costs the event loop about 0.1 ms of CPU.
+        """
+        handle, created = self._open(self.path_of(name))
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle, created, None
+            return handle, created, self._place(handle.fileno(), name, payload)
+        except BaseException:
+            handle.close()
+            raise
+
+    def _place(self, fd: int, name: str, payload: bytes) -> Placement:
+        """Under the lock: repair the tail, then fix where ``payload`` will land (hashing it)."""
+        return Placement.of(name, self._repair_tail(fd, name), payload)
 
     def _open(self, path: Path) -> tuple[IO[bytes], bool]:
         created = not path.exists()

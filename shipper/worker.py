@@ -4,8 +4,10 @@ On start (and after every Redis outage) it first re-ships its own pending entrie
 then reads new ones; every so often it claims entries that dead shippers left
 pending and forgets long-dead consumers. Writes follow the intent protocol of
 ``shipper.intents``, so a record is never written twice, and nothing is
-acknowledged before the sink returned (durable). Storage failures are retried
-with capped, jittered backoff without limit, on the same batch, reading nothing new.
+acknowledged before the sink returned (durable). While a batch is written, the
+next one is read (at most one ahead), so Redis and the disk work at the same time.
+Storage failures are retried with capped, jittered backoff without limit, on the
+same batch, reading nothing beyond that one batch ahead.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from shared.logs import log_event
-from shipper.batch import Chunk, Entry, Rejected, chunks_by_file, parse_entry, split_by_bytes
+from shipper.batch import Chunk, Entry, ParsedBatch, Rejected, parse_batches
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import AppendConflict, Placement, Sink, StorageError
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 _FIRST_RETRY_S = 0.1
 _PARALLEL_APPENDS = 16
+
+ReadTask = asyncio.Task[list[ParsedBatch]]
 
 
 def backoff_s(attempt: int, cap_s: float) -> float:
@@ -82,37 +86,52 @@ class Worker:
         recover_own = True
         next_claim_s = 0.0
         failures = 0
-        while not self.stopping.is_set():
-            try:
-                if not sink_ready:
-                    await self.sink.start()
-                    sink_ready = True
-                if recover_own:
-                    await self.source.ensure_group()
-                    await self._ship_own_pending()
-                    recover_own = False
-                if time.monotonic() >= next_claim_s:
-                    await self._claim_and_tidy()
-                    next_claim_s = time.monotonic() + settings.claim_interval_s
-                entries = await self._read_new()
-                if entries:
-                    await self._ship(entries, may_have_intent=False)
-                failures = 0
-            except SourceUnavailable as exc:
-                failures += 1
-                self.totals.redis_errors_total += 1
-                recover_own = True
-                delay_s = backoff_s(failures, settings.shipper_retry_max_s)
-                log_event(logger, "redis_unavailable", logging.WARNING, error=str(exc),
-                          attempt=failures, retry_in_s=round(delay_s, 2))
-                await self._pause(delay_s)
-            except StorageError as exc:
-                failures += 1
-                self.totals.storage_retries_total += 1
-                delay_s = backoff_s(failures, settings.shipper_retry_max_s)
-                log_event(logger, "storage_retry", logging.WARNING, error=str(exc),
-                          attempt=failures, retry_in_s=round(delay_s, 2))
-                await self._pause(delay_s)
+        # The next batch, read while this one is written: at most one ahead. Its entries are
+        # pending to us from the moment Redis hands them over, so dropping it loses nothing.
+        ahead: ReadTask | None = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if not sink_ready:
+                        await self.sink.start()
+                        sink_ready = True
+                    if recover_own:
+                        await self.source.ensure_group()
+                        await self._ship_own_pending()
+                        recover_own = False
+                    if time.monotonic() >= next_claim_s:
+                        await self._claim_and_tidy()
+                        next_claim_s = time.monotonic() + settings.claim_interval_s
+                    if ahead is None:
+                        ahead = self._start_read()
+                    batches = await self._read_new(ahead)
+                    ahead = None
+                    if batches and not self.stopping.is_set():
+                        ahead = self._start_read()
+                    for batch in batches:
+                        await self._ship_batch(batch)
+                    failures = 0
+                except SourceUnavailable as exc:
+                    # What was read ahead is re-read with our pending entries on recovery.
+                    await _drop(ahead)
+                    ahead = None
+                    failures += 1
+                    self.totals.redis_errors_total += 1
+                    recover_own = True
+                    delay_s = backoff_s(failures, settings.shipper_retry_max_s)
+                    log_event(logger, "redis_unavailable", logging.WARNING, error=str(exc),
+                              attempt=failures, retry_in_s=round(delay_s, 2))
+                    await self._pause(delay_s)
+                except StorageError as exc:
+                    failures += 1
+                    self.totals.storage_retries_total += 1
+                    delay_s = backoff_s(failures, settings.shipper_retry_max_s)
+                    log_event(logger, "storage_retry", logging.WARNING, error=str(exc),
+                              attempt=failures, retry_in_s=round(delay_s, 2))
+                    await self._pause(delay_s)
+            await self._ship_read_ahead(ahead)
+        finally:
+            await _drop(ahead)
 
     async def _pause(self, delay_s: float) -> None:
         try:
@@ -120,22 +139,28 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def _read_new(self) -> list[StreamEntry]:
-        settings = self.settings
-        read = asyncio.ensure_future(
-            self.source.read(">", settings.shipper_batch_max_records, settings.shipper_block_ms)
-        )
+    def _start_read(self) -> ReadTask:
+        return asyncio.create_task(self._read_and_parse())
+
+    async def _read_new(self, read: ReadTask) -> list[ParsedBatch]:
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if not read.done():
             # Whatever this read was handed stays pending: claimed later, never lost.
-            read.cancel()
-            await asyncio.wait({read})
-            if not read.cancelled():
-                read.exception()  # retrieved: a read cut short by the stop is no error
+            await _drop(read)
             return []
         return read.result()
+
+    async def _ship_read_ahead(self, ahead: ReadTask | None) -> None:
+        """On stop, ship a batch already read ahead rather than leave it to a later claim."""
+        if ahead is None or not ahead.done() or ahead.cancelled() or ahead.exception():
+            return
+        try:
+            for batch in ahead.result():
+                await self._ship_batch(batch)
+        except (SourceUnavailable, StorageError) as exc:
+            log_event(logger, "read_ahead_left_pending", logging.WARNING, error=str(exc))
 
     async def _ship_own_pending(self) -> None:
         after = "0"
@@ -167,24 +192,27 @@ class Worker:
             log_event(logger, "stale_consumers_removed", consumers=removed)
 
     async def _ship(self, entries: Sequence[StreamEntry], may_have_intent: bool) -> None:
-        for batch in split_by_bytes(entries, self.settings.shipper_batch_max_bytes):
-            await self._ship_batch(batch, may_have_intent)
+        for batch in self._parse(entries, may_have_intent):
+            await self._ship_batch(batch)
 
-    async def _ship_batch(self, batch: Sequence[StreamEntry], may_have_intent: bool) -> None:
+    def _parse(self, entries: Sequence[StreamEntry], may_have_intent: bool) -> list[ParsedBatch]:
+        return parse_batches(entries, may_have_intent, self.settings.shipper_batch_max_bytes,
+                             self.sink.max_append_bytes)
+
+    async def _read_and_parse(self) -> list[ParsedBatch]:
+        # Parsed here, in the read-ahead task, a batch's records are validated while the loop
+        # would otherwise wait on the appends of the batch in hand.
+        settings = self.settings
+        entries = await self.source.read(
+            ">", settings.shipper_batch_max_records, settings.shipper_block_ms
+        )
+        return self._parse(entries, may_have_intent=False)
+
+    async def _ship_batch(self, batch: ParsedBatch) -> None:
         started_s = time.perf_counter()
-        done_ids: list[str] = []
-        parsed: list[Entry] = []
-        for entry in batch:
-            if entry.fields is None:
-                # Deleted while pending to us: nothing left to write, only to acknowledge.
-                done_ids.append(entry.entry_id)
-                continue
-            result = parse_entry(entry, may_have_intent, self.sink.max_append_bytes)
-            if isinstance(result, Rejected):
-                await self._dead_letter(result)
-            else:
-                parsed.append(result)
-        chunks = chunks_by_file(parsed, self.sink.max_append_bytes)
+        for rejected in batch.rejected:
+            await self._dead_letter(rejected)
+        chunks = batch.chunks
         outcomes = await asyncio.gather(
             *(self._write_chunk(chunk) for chunk in chunks), return_exceptions=True
         )
@@ -192,6 +220,7 @@ class Worker:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+        done_ids = list(batch.deleted_ids)
         for outcome in outcomes:
             assert isinstance(outcome, _ChunkOutcome)
             done_ids.extend(outcome.done_ids)
@@ -274,6 +303,16 @@ class _Attempt:
         for entry in self._entries:
             entry.may_have_intent = True
         return True
+
+
+async def _drop(read: ReadTask | None) -> None:
+    """Cancel a read, or forget its result: its entries stay pending to us, never lost."""
+    if read is None:
+        return
+    read.cancel()
+    await asyncio.wait({read})
+    if not read.cancelled():
+        read.exception()  # retrieved: a read cut short or dropped is no error
 
 
 def build_worker(settings: ShipperSettings, sink: Sink) -> Worker:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from shared.naming import file_stem
+from shared.record import Record
 from shipper.batch import Entry, Rejected, chunks_by_file, parse_entry, split_by_bytes
 from shipper.source import StreamEntry
 from tests.factories import make_record
@@ -62,3 +64,30 @@ def test_reads_are_cut_into_batches_by_bytes() -> None:
     assert split_by_bytes([StreamEntry("1", {b"record": b"x" * 999})], 10) == [
         [StreamEntry("1", {b"record": b"x" * 999})]
     ]
+
+
+def test_a_record_published_by_the_proxy_is_written_as_its_own_bytes() -> None:
+    raw = make_record().to_json()
+    parsed = parse_entry(StreamEntry("1-0", {b"record": raw}), False, 1 << 20)
+    assert isinstance(parsed, Entry) and parsed.line == raw + b"\n"
+
+
+def test_a_record_in_another_form_is_rendered_as_one_canonical_line() -> None:
+    record = make_record(timestamp=datetime(2024, 10, 21, 23, 30, tzinfo=UTC))
+    data = json.loads(record.to_json())
+    variants = {
+        "spans lines": json.dumps(data, indent=2).encode(),
+        "carriage returns": record.to_json().replace(b",", b",\r"),
+        "naive timestamp": record.to_json().replace(b"+00:00", b""),
+        "another offset": record.to_json().replace(
+            b"2024-10-21T23:30:00+00:00", b"2024-10-22T01:30:00+02:00"
+        ),
+        "no version": json.dumps({k: v for k, v in data.items() if k != "schema_version"},
+                                 separators=(",", ":")).encode(),
+    }
+    for what, raw in variants.items():
+        parsed = parse_entry(StreamEntry("1-0", {b"record": raw}), False, 1 << 20)
+        assert isinstance(parsed, Entry), what
+        assert parsed.line == record.to_json() + b"\n", what
+        assert parsed.line.count(b"\n") == 1 and b"\r" not in parsed.line, what
+        assert Record.from_json(parsed.line) == record, what

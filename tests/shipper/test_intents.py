@@ -49,3 +49,22 @@ async def test_only_long_idle_consumers_without_pending_entries_are_removed(
     names = {c["name"] for c in redis_client.xinfo_consumers(STREAM, CONSUMER_GROUP)}
     assert names == {b"holds-one"} or names == {"holds-one"}
     await source.close()
+
+
+async def test_finish_acks_deletes_and_forgets_a_large_batch_atomically(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    # More ids than one Lua unpack() slice, and one entry that must stay.
+    pipe = redis_client.pipeline(transaction=False)
+    for _ in range(2501):
+        pipe.xadd(STREAM, {RECORD_FIELD: b"{}"})
+    ids = [entry_id.decode() for entry_id in pipe.execute()]
+    redis_client.xgroup_create(STREAM, CONSUMER_GROUP, id="0")
+    redis_client.xreadgroup(CONSUMER_GROUP, "me", {STREAM: ">"})
+    redis_client.hset(intents_key(STREAM), mapping={entry_id: "x" for entry_id in ids})
+    source = StreamSource(aioredis.Redis.from_url(redis_url), STREAM, "me")
+    await source.finish(ids[:-1])
+    assert [entry_id.decode() for entry_id, _ in redis_client.xrange(STREAM)] == ids[-1:]
+    assert redis_client.xpending(STREAM, CONSUMER_GROUP)["pending"] == 1
+    assert redis_client.hkeys(intents_key(STREAM)) == [ids[-1].encode()]
+    await source.close()

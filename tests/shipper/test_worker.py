@@ -229,3 +229,33 @@ def _try_publish(publish: Publish, record: Record) -> bool:
     except redis.ConnectionError:
         return False
     return True
+
+
+def _break_folder(folder: Path, aside: Path) -> None:
+    """Move a folder in use aside and put a file in its place: every append fails."""
+    folder.rename(aside)
+    make_unusable(folder)
+
+
+def _mend_folder(folder: Path, aside: Path) -> None:
+    folder.unlink()
+    aside.rename(folder)
+
+
+async def test_storage_failing_mid_run_reads_at_most_one_batch_ahead(
+    shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, tmp_path: Path,
+) -> None:
+    settings = shipper_settings.model_copy(update={"shipper_batch_max_records": 10})
+    records = [make_record(user_id=f"u{i % 3}") for i in range(100)]
+    async with running_worker(settings) as worker:
+        await async_wait_for(log_dir.is_dir, what="sink started")
+        _break_folder(log_dir, tmp_path / "aside")
+        publish(records)
+        await async_wait_for(lambda: worker.totals.storage_retries_total >= 6, what="retries")
+        # The batch in hand and the one read ahead: nothing more is read, nothing acked.
+        assert stream_length(redis_client) == 100
+        assert 0 < pending_count(redis_client) <= 20
+        _mend_folder(log_dir, tmp_path / "aside")
+        await async_wait_for(lambda: _drained(redis_client), what="shipping after recovery")
+    assert sorted(shipped_ids(log_dir)) == sorted(record.id for record in records)
