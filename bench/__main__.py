@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="run the shipper under cProfile; the top functions go to bench/results/",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)"
+    )
     args = parser.parse_args(argv)
     command = "python -m bench" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     shipper_bench.run_suite(
@@ -32,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storages=tuple(args.storage or shipper_bench.STORAGES),
         profile=args.profile,
         command=command,
+        repeat=max(1, args.repeat),
     )
     return 0
 

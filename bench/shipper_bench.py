@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -57,6 +57,7 @@ class Case:
     storage: Storage
     record_bytes: int
     records: int
+    run: int = 1
 
     @property
     def label(self) -> str:
@@ -65,7 +66,7 @@ class Case:
     @property
     def container(self) -> str:
         """Each Azure case writes to its own container of the one Azurite."""
-        return f"bench-{self.label}"
+        return f"bench-{self.label}-{self.run}"
 
 
 @dataclass(frozen=True)
@@ -237,14 +238,23 @@ def write_profile(case: Case, path: Path) -> None:
     (RESULTS / f"shipper_profile_{case.label}.txt").write_text(out.getvalue())
 
 
-def report(results: list[Result], command: str, quick: bool) -> str:
+def _median(results: list[Result]) -> Result:
+    return sorted(results, key=lambda r: r.shipping_s)[len(results) // 2]
+
+
+def report(runs: list[list[Result]], command: str, quick: bool) -> str:
+    """The table: per case, the median run and the range of all runs."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = [
-        f"| {r.case.storage} | {r.case.record_bytes // KIB} KB | {r.case.records:,} "
-        f"| {r.shipping_s:.2f} | {r.records_per_s:,.0f} | {r.mb_per_s:.1f} "
-        f"| {r.spawn_to_done_s:.2f} |"
-        for r in results
-    ]
+    rows = []
+    for results in runs:
+        median = _median(results)
+        rates = sorted(r.records_per_s for r in results)
+        rows.append(
+            f"| {median.case.storage} | {median.case.record_bytes // KIB} KB "
+            f"| {median.case.records:,} | {len(results)} | {median.shipping_s:.2f} "
+            f"| {median.records_per_s:,.0f} | {rates[0]:,.0f} to {rates[-1]:,.0f} "
+            f"| {median.mb_per_s:.1f} | {median.spawn_to_done_s:.2f} |"
+        )
     return "\n".join(
         [
             "# Shipper throughput, end to end (XADD backlog to durable lines)",
@@ -259,19 +269,24 @@ def report(results: list[Result], command: str, quick: bool) -> str:
             f"{len(USERS)} users x {len(MODELS)} models = 12 files",
             "- time: from the shipper's first read until the stream is empty and nothing is "
             "pending; every record was then found exactly once in the files",
+            "- each case runs several times on a fresh Redis; the row shows the median run and "
+            "the range of records/s over all runs (this 2-core machine is noisy)",
             "",
-            "| storage | record | N | seconds | records/s | MB/s | spawn to done (s) |",
-            "|---|---|---|---|---|---|---|",
+            "| storage | record | N | runs | seconds | records/s | range | MB/s "
+            "| spawn to done (s) |",
+            "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
         ]
     )
 
 
-def run_suite(quick: bool, storages: tuple[Storage, ...], profile: bool, command: str) -> None:
-    """Run every case, print and write the table to ``bench/results/shipper.md``."""
+def run_suite(
+    quick: bool, storages: tuple[Storage, ...], profile: bool, command: str, repeat: int
+) -> None:
+    """Run each case ``repeat`` times; print and write the table to ``results/shipper.md``."""
     RESULTS.mkdir(exist_ok=True)
-    results: list[Result] = []
+    runs: list[list[Result]] = []
     with tempfile.TemporaryDirectory(prefix="shipper-bench-") as tmp:
         root = Path(tmp)
         azurite = Azurite(root / "azurite") if "azure" in storages else None
@@ -279,17 +294,22 @@ def run_suite(quick: bool, storages: tuple[Storage, ...], profile: bool, command
             azurite.start()
         try:
             for case in cases(quick, storages):
-                print(f"shipper bench: {case.label}, {case.records:,} records ...", flush=True)
-                result = run_case(case, root / case.label, azurite, profile)
-                print(
-                    f"  {result.records_per_s:,.0f} records/s, {result.mb_per_s:.1f} MB/s "
-                    f"({result.shipping_s:.2f} s)",
-                    flush=True,
-                )
-                results.append(result)
+                results: list[Result] = []
+                for attempt in range(1, repeat + 1):
+                    print(f"shipper bench: {case.label}, {case.records:,} records, "
+                          f"run {attempt}/{repeat} ...", flush=True)
+                    workdir = root / f"{case.label}-{attempt}"
+                    result = run_case(replace(case, run=attempt), workdir, azurite, profile)
+                    print(
+                        f"  {result.records_per_s:,.0f} records/s, {result.mb_per_s:.1f} MB/s "
+                        f"({result.shipping_s:.2f} s)",
+                        flush=True,
+                    )
+                    results.append(result)
+                runs.append(results)
         finally:
             if azurite is not None:
                 azurite.stop()
-    table = report(results, command, quick)
+    table = report(runs, command, quick)
     (RESULTS / "shipper.md").write_text(table)
     print(table)
