@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: a private Redis server per test."""
+"""Fixtures shared by every test: private Redis, Azurite and fake OpenAI upstream servers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.azurite import Azurite
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.redis_server import RedisServer
 
 
@@ -33,3 +34,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 @pytest.fixture
 def azurite_connection_string(azurite: Azurite) -> str:
     return azurite.connection_string
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A fresh fake OpenAI upstream per test (start-up takes a few milliseconds)."""
+    with FakeUpstream() as server:
+        yield server

@@ -23,7 +23,6 @@ import openai
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.fake_upstream import fake_upstream_fixture as fake_upstream_fixture
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 

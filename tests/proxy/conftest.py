@@ -24,7 +24,6 @@ import redis
 from shared.record import Record
 from shared.streams import DEFAULT_STREAM, RECORD_FIELD
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.fake_upstream import fake_upstream_fixture as fake_upstream_fixture
 from tests.support.ports import free_port
 
 UPSTREAM_KEY = "sk-upstream-SECRET-7f3a9c2e41b8"

@@ -20,7 +20,7 @@ from proxy.assembly import (
     ResponsesAssembler,
     assembler_for,
 )
-from tests.support.fake_upstream import FakeUpstream, fake_upstream_fixture  # noqa: F401
+from tests.support.fake_upstream import FakeUpstream
 
 Json = dict[str, Any]
 

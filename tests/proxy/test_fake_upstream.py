@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fake_upstream import FakeUpstream, fake_upstream_fixture  # noqa: F401
+from tests.support.fake_upstream import FakeUpstream
 
 
 @pytest.fixture

@@ -16,11 +16,10 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -377,14 +376,3 @@ def _json(
         out["content-encoding"] = "gzip"
         out["vary"] = "Accept-Encoding"
     return Response(content, status_code, out, media_type="application/json")
-
-
-@pytest.fixture(name="fake_upstream")
-def fake_upstream_fixture() -> Iterator[FakeUpstream]:
-    """A fresh fake upstream per test (start-up takes a few milliseconds)."""
-    with FakeUpstream() as server:
-        yield server
-
-
-fake_upstream = fake_upstream_fixture
-"""The same fixture, for ``from tests.support.fake_upstream import fake_upstream``."""
