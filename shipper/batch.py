@@ -7,10 +7,11 @@ boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -20,6 +21,7 @@ from shared.streams import RECORD_FIELD
 from shipper.source import StreamEntry
 
 _RECORD_KEY = RECORD_FIELD.encode()
+_T = TypeVar("_T")
 _CANONICAL_START = b'{"schema_version":'
 
 
@@ -105,20 +107,24 @@ def chunks_by_file(entries: Iterable[Entry], max_append_bytes: int) -> list[Chun
         by_stem.setdefault(entry.stem, []).append(entry)
     chunks: list[Chunk] = []
     for stem, lines in by_stem.items():
-        chunks.extend(Chunk(stem, part) for part in _split(lines, max_append_bytes))
+        chunks.extend(
+            Chunk(stem, part) for part in _runs(lines, lambda e: len(e.line), max_append_bytes)
+        )
     return chunks
 
 
-def _split(entries: Sequence[Entry], max_bytes: int) -> list[list[Entry]]:
-    parts: list[list[Entry]] = [[]]
+def _runs(items: Iterable[_T], size_of: Callable[[_T], int], max_bytes: int) -> list[list[_T]]:
+    """Consecutive runs of at most ``max_bytes`` (a run holds at least one item, however big)."""
+    runs: list[list[_T]] = []
     size = 0
-    for entry in entries:
-        if parts[-1] and size + len(entry.line) > max_bytes:
-            parts.append([])
+    for item in items:
+        item_bytes = size_of(item)
+        if not runs or size + item_bytes > max_bytes:
+            runs.append([])
             size = 0
-        parts[-1].append(entry)
-        size += len(entry.line)
-    return parts
+        runs[-1].append(item)
+        size += item_bytes
+    return runs
 
 
 @dataclass(slots=True)
@@ -162,13 +168,8 @@ def _parse_batch(
 
 def split_by_bytes(entries: Sequence[StreamEntry], max_bytes: int) -> list[list[StreamEntry]]:
     """Cut a read into batches of at most ``max_bytes`` of raw record data (at least one entry)."""
-    batches: list[list[StreamEntry]] = [[]]
-    size = 0
-    for entry in entries:
-        entry_bytes = sum(map(len, entry.fields.values())) if entry.fields else 0
-        if batches[-1] and size + entry_bytes > max_bytes:
-            batches.append([])
-            size = 0
-        batches[-1].append(entry)
-        size += entry_bytes
-    return [batch for batch in batches if batch]
+    return _runs(entries, _raw_bytes, max_bytes)
+
+
+def _raw_bytes(entry: StreamEntry) -> int:
+    return sum(map(len, entry.fields.values())) if entry.fields else 0
