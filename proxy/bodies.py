@@ -73,7 +73,11 @@ class BodyCapture:
         room = self._max_bytes - len(self._head)
         if room > 0:
             self._head += data[:room]
-        self._tail = (self._tail + data)[-_TAIL_BYTES:]
+        # A large chunk holds the whole tail: no need to copy the old tail along with it.
+        if len(data) >= _TAIL_BYTES:
+            self._tail = data[-_TAIL_BYTES:]
+        else:
+            self._tail = (self._tail + data)[-_TAIL_BYTES:]
         if self._form is not None:
             self._form.feed(data)
 
