@@ -19,6 +19,8 @@ import httpx
 from starlette.types import Receive, Scope, Send
 
 from proxy.auth import presented_credential
+from proxy.capture.recording import RecordBuilder
+from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
 from proxy.headers import (
     RECORD_ID_HEADER,
@@ -27,8 +29,6 @@ from proxy.headers import (
     upstream_request_headers,
 )
 from proxy.publisher import PendingRecord
-from proxy.recording import RecordBuilder
-from proxy.request_body import RequestBody
 from proxy.runtime import Runtime
 from proxy.upstream import upstream_errors
 from shared.ids import new_record_id

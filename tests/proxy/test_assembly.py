@@ -13,7 +13,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
-from proxy.assembly import (
+from proxy.capture.assembly import (
     ChatCompletionAssembler,
     CompletionAssembler,
     EventListAssembler,

@@ -6,9 +6,9 @@ import gzip
 import hashlib
 import json
 
-from proxy.bodies import BodyCapture
+from proxy.capture.bodies import BodyCapture
+from proxy.capture.recording import ResponseCapture
 from proxy.model_name import model_of
-from proxy.recording import ResponseCapture
 from proxy.redaction import SecretScrubber
 from shared.record import REDACTED
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from proxy.sse import SSEEvent, SSEParser
+from proxy.capture.sse import SSEEvent, SSEParser
 
 
 def parse_whole(data: bytes) -> list[SSEEvent]:

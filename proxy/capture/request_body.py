@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.types import Receive
 
-from proxy.bodies import BodyCapture
+from proxy.capture.bodies import BodyCapture
 from proxy.errors import ClientDisconnected, RequestTooLarge
 
 

@@ -11,9 +11,9 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from proxy.assembly import StreamAssembler, assembler_for
-from proxy.bodies import BodyCapture
-from proxy.decoding import Decoder, decoder_for
+from proxy.capture.assembly import StreamAssembler, assembler_for
+from proxy.capture.bodies import BodyCapture
+from proxy.capture.decoding import Decoder, decoder_for
 from proxy.headers import RawHeaders, header_value, recorded_headers
 from proxy.model_name import model_of
 from shared.record import ExchangeError, Record, RequestPart, ResponsePart

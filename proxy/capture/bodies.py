@@ -23,7 +23,7 @@ from typing import Any
 
 from python_multipart.multipart import parse_options_header
 
-from proxy.form_capture import FormCapture
+from proxy.capture.form_capture import FormCapture
 
 _TAIL_BYTES = 4096
 _TEXT_SUBTYPES = frozenset(

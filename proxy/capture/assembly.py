@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from proxy.assembly_chat import ChatCompletionAssembler, CompletionAssembler
-from proxy.assembly_responses import ResponsesAssembler
-from proxy.sse import SSEParser
+from proxy.capture.assembly_chat import ChatCompletionAssembler, CompletionAssembler
+from proxy.capture.assembly_responses import ResponsesAssembler
+from proxy.capture.sse import SSEParser
 
 __all__ = [
     "ChatCompletionAssembler",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.sse import SSEEvent, SSEParser
+from proxy.capture.sse import SSEEvent, SSEParser
 
 Json = dict[str, Any]
 
