@@ -13,10 +13,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from proxy.auth import Authenticator, StaticKeyStore
-from proxy.forward import ForwardEndpoint
+from proxy.forward import ForwardEndpoint, refuse_route
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher, dropping_fallback
 from proxy.redaction import SecretScrubber
@@ -59,7 +60,9 @@ def _runtime(settings: ProxySettings) -> Runtime:
         publisher=publisher,
         metrics=metrics,
         authenticator=Authenticator(settings.auth_mode, upstream_key, key_store),
-        scrubber=SecretScrubber([*static_keys, *([upstream_key] if upstream_key else [])]),
+        scrubber=SecretScrubber(
+            [*static_keys, *([upstream_key] if upstream_key else []), *settings.upstream.secrets]
+        ),
     )
 
 
@@ -87,7 +90,14 @@ def create_app(settings: ProxySettings) -> FastAPI:
             await runtime.redis.aclose()
             log_event(logger, "proxy_stopped", **runtime.metrics.totals())
 
-    app = FastAPI(title="OpenAI logging proxy", version=__version__, lifespan=lifespan)
+    # No slash redirects: a bare /v1 is a 404 like any other unknown URL, not a 307.
+    app = FastAPI(
+        title="OpenAI logging proxy",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.add_exception_handler(HTTPException, refuse_route)
     app.include_router(router)
     app.router.routes.append(
         Route("/v1/{path:path}", ForwardEndpoint(), methods=FORWARDED_METHODS)

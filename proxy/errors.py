@@ -3,7 +3,10 @@
 Hierarchy::
 
     ProxyError                    status, type, code, message -> {"error": {...}}
+    ├── BadTarget                 400 invalid_path (a request target that could leave the upstream)
     ├── Unauthorized              401 invalid_api_key
+    ├── NotFound                  404 unknown_url
+    ├── MethodNotAllowed          405 method_not_allowed
     ├── RequestTooLarge           413 request_too_large
     ├── InternalError             500 proxy_error (a bug in the proxy)
     ├── UpstreamUnreachable       502 upstream_unreachable
@@ -25,9 +28,11 @@ class ProxyError(Exception):
     type: ClassVar[str] = "proxy_error"
     code: ClassVar[str] = "proxy_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or []
+        """Extra response headers (``Allow`` for a 405)."""
 
     def body(self) -> bytes:
         """``{"error": {"message", "type", "code"}}`` as UTF-8 JSON."""
@@ -67,3 +72,21 @@ class UpstreamTimeout(ProxyError):
 
 class ClientDisconnected(Exception):
     """The client went away before the exchange was complete; nobody is left to answer."""
+
+
+class BadTarget(ProxyError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_path"
+
+
+class NotFound(ProxyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "unknown_url"
+
+
+class MethodNotAllowed(ProxyError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"

@@ -16,27 +16,37 @@ import time
 
 import anyio
 import httpx
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from proxy.auth import presented_credential
 from proxy.capture.recording import RecordBuilder
 from proxy.capture.request_body import RequestBody
-from proxy.errors import ClientDisconnected, InternalError, ProxyError
+from proxy.errors import (
+    ClientDisconnected,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    ProxyError,
+)
 from proxy.headers import (
     RECORD_ID_HEADER,
     client_response_headers,
     header_value,
+    presented_secrets,
     upstream_request_headers,
 )
 from proxy.publisher import PendingRecord
 from proxy.runtime import Runtime
+from proxy.targets import forwarded_path
 from proxy.upstream import upstream_errors
 from shared.ids import new_record_id
 from shared.logs import log_event
 
 logger = logging.getLogger(__name__)
 
-_API_PREFIX = "/v1"
 _DISCONNECT_MESSAGE = "The client closed the connection before the response was complete."
 
 
@@ -46,6 +56,37 @@ class ForwardEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: Runtime = scope["app"].state.runtime
         await Exchange(runtime, scope, receive, send).run()
+
+
+class RefusalResponse(Response):
+    """A router refusal answered like any exchange: OpenAI-shaped, with a record and its id."""
+
+    def __init__(self, refusal: ProxyError) -> None:
+        super().__init__(status_code=refusal.status)
+        self.refusal = refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: Runtime = scope["app"].state.runtime
+        await Exchange(runtime, scope, receive, send, refusal=self.refusal).run()
+
+
+async def refuse_route(request: Request, exc: Exception) -> Response:
+    """Exception handler for the router's 404 and 405 (an unknown path or method)."""
+    where = f"{request.method} {request.url.path}"
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return RefusalResponse(
+            MethodNotAllowed(f"Method not allowed ({where}).", [(b"allow", allow.encode())])
+        )
+    if isinstance(exc, HTTPException) and exc.status_code != 404:
+        return await http_exception_handler(request, exc)
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    try:
+        # A target the /v1 route could not match (a newline in it) is still a bad target.
+        forwarded_path(raw_path)
+    except ProxyError as refusal:
+        return RefusalResponse(refusal)
+    return RefusalResponse(NotFound(f"Invalid URL ({where})."))
 
 
 def _content_length(value: str | None) -> int | None:
@@ -60,8 +101,16 @@ def _content_length(value: str | None) -> int | None:
 class Exchange:
     """One request and its response, relayed and recorded."""
 
-    def __init__(self, runtime: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        refusal: ProxyError | None = None,
+    ) -> None:
         self._runtime = runtime
+        self._refusal = refusal
         self._settings = runtime.settings
         self._scope = scope
         self._receive = receive
@@ -117,6 +166,9 @@ class Exchange:
             self._finish()
 
     async def _forward(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        url = self._upstream_url()  # before anything is read: a refused target costs nothing
         caller = await self._runtime.authenticator.authenticate(self._headers)
         self._record.user_id = caller.user_id
         content = await self._body.content(
@@ -126,7 +178,7 @@ class Exchange:
         authenticator = self._runtime.authenticator
         request = self._runtime.client.build_request(
             self._method,
-            self._upstream_url(),
+            url,
             headers=upstream_request_headers(
                 self._headers,
                 passthrough=authenticator.passthrough,
@@ -134,6 +186,7 @@ class Exchange:
             ),
             content=content,
         )
+        self._settings.upstream.check(request.url)
         started = time.monotonic()
         with upstream_errors("before answering"):
             response = await self._runtime.client.send(request, stream=True)
@@ -146,12 +199,9 @@ class Exchange:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
 
-    def _upstream_url(self) -> str:
+    def _upstream_url(self) -> httpx.URL:
         raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
-        path = raw_path.decode("latin-1")[len(_API_PREFIX) :]
-        query: bytes = self._scope["query_string"]
-        url = f"{self._settings.upstream_base_url}{path}"
-        return f"{url}?{query.decode('latin-1')}" if query else url
+        return self._settings.upstream.url_for(raw_path, self._scope["query_string"])
 
     async def _relay(self, response: httpx.Response) -> None:
         self._record.response_started(response.status_code, response.headers.raw)
@@ -182,6 +232,7 @@ class Exchange:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (RECORD_ID_HEADER.encode(), self.record_id.encode()),
+            *exc.headers,
         ]
         self._record.proxy_answered(exc.status, headers, json.loads(body))
         self._response_complete = True
@@ -206,10 +257,8 @@ class Exchange:
     def _queue_record(self) -> None:
         record = self._record.build()
         # Scrubbed even when it was refused: a wrong key may still be someone's key.
-        credential = presented_credential(self._headers)
-        payload = self._runtime.scrubber.scrub(
-            record.to_json(), [credential] if credential else []
-        )
+        presented = [*presented_secrets(self._headers), *self._record.query_secrets]
+        payload = self._runtime.scrubber.scrub(record.to_json(), presented)
         self._runtime.publisher.submit(PendingRecord(record.id, payload))
         status = record.response.status_code if record.response else None
         self._runtime.metrics.requests.labels(self._method, str(status or 499)).inc()

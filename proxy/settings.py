@@ -5,10 +5,12 @@ Variable names are public (DESIGN.md, "Configuration"); every duration carries i
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from proxy.targets import UpstreamBase
 from shared.settings import CommonSettings
 
 MIB = 1024 * 1024
@@ -66,6 +68,17 @@ class ProxySettings(CommonSettings):
         parse_key_pairs(value.get_secret_value())  # refuse a malformed value at start-up
         return value
 
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_url_parses(cls, value: str) -> str:
+        UpstreamBase(value)  # refuse a base the proxy could not build targets on
+        return value
+
+    @cached_property
+    def upstream(self) -> UpstreamBase:
+        """``OPENAI_BASE_URL``, parsed once: builds and checks every upstream URL."""
+        return UpstreamBase(self.openai_base_url)
+
     @property
     def static_key_pairs(self) -> list[tuple[str, str]]:
         """``PROXY_API_KEYS`` as ``(key, user_id)`` pairs."""
@@ -73,5 +86,5 @@ class ProxySettings(CommonSettings):
 
     @property
     def upstream_base_url(self) -> str:
-        """``OPENAI_BASE_URL`` without a trailing slash."""
-        return self.openai_base_url.rstrip("/")
+        """``OPENAI_BASE_URL`` as it may be shown: no userinfo, query or trailing slash."""
+        return self.upstream.display
