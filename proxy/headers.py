@@ -93,6 +93,22 @@ def recorded_headers(headers: RawHeaders) -> dict[str, str]:
     return recorded
 
 
+def presented_secrets(headers: RawHeaders) -> list[str]:
+    """Every credential a request presented, to scrub from its record wherever it appears.
+
+    Each value of ``authorization``, ``api-key``, ``x-api-key`` and ``openai-api-key``,
+    and the token alone when the value is ``<scheme> <token>`` (``Bearer sk-...``).
+    """
+    secrets: list[str] = []
+    for name, value in _decoded(headers):
+        if name in CREDENTIAL_HEADERS and value.strip():
+            secrets.append(value.strip())
+            _, _, token = value.strip().partition(" ")
+            if token.strip():
+                secrets.append(token.strip())
+    return secrets
+
+
 def header_value(headers: RawHeaders, wanted: str) -> str | None:
     """The first value of header ``wanted`` (lower-case name), or ``None``."""
     key = wanted.encode("latin-1")

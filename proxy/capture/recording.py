@@ -16,6 +16,7 @@ from proxy.capture.bodies import BodyCapture
 from proxy.capture.decoding import Decoder, decoder_for
 from proxy.headers import RawHeaders, header_value, recorded_headers
 from proxy.model_name import model_of
+from proxy.redaction import redacted_query
 from shared.record import ExchangeError, Record, RequestPart, ResponsePart
 
 
@@ -91,8 +92,9 @@ class RecordBuilder:
         self.arrived_at = datetime.now(UTC)
         self._started = time.monotonic()
         self._max_body_bytes = max_body_bytes
+        shown_query, self.query_secrets = redacted_query(query)
         self._request = RequestPart(
-            method=method, path=path, query=query, headers=recorded_headers(headers)
+            method=method, path=path, query=shown_query, headers=recorded_headers(headers)
         )
         self.request_body = BodyCapture(header_value(headers, "content-type"), max_body_bytes)
         self.user_id: str | None = None
