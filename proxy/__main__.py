@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from proxy.app import create_app
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
-from shared.settings import describe_invalid
+from shared.settings import invalid_configuration
 
 GRACEFUL_SHUTDOWN_S = 30
 """How long uvicorn lets in-flight requests finish on SIGTERM before cutting them."""
@@ -28,6 +28,9 @@ def _serve(settings: ProxySettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # The client sees the upstream's date and server headers, not a second pair.
+        server_header=False,
+        date_header=False,
     )
 
 
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = ProxySettings()
     except ValidationError as exc:
-        print(f"proxy: invalid configuration:\n{describe_invalid(exc)}", file=sys.stderr)
+        print(invalid_configuration("proxy", exc), file=sys.stderr)
         sys.exit(2)
     setup_logging(settings.log_level, settings.log_format)
     if args.command in (None, "serve"):

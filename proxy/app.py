@@ -82,6 +82,8 @@ def create_app(settings: ProxySettings) -> FastAPI:
             auth_mode=settings.auth_mode,
             stream=settings.redis_stream,
         )
+        for event, message in settings.startup_warnings():
+            log_event(logger, event, logging.WARNING, message=message)
         try:
             yield
         finally:

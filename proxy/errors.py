@@ -10,6 +10,7 @@ Hierarchy::
     ├── RequestTooLarge           413 request_too_large
     ├── InternalError             500 proxy_error (a bug in the proxy)
     ├── UpstreamUnreachable       502 upstream_unreachable
+    ├── NotReady                  503 not_ready (GET /ready: nowhere to put a record)
     └── UpstreamTimeout           504 upstream_timeout
 
 Upstream errors are never wrapped: they pass through unchanged.
@@ -90,3 +91,9 @@ class MethodNotAllowed(ProxyError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class NotReady(ProxyError):
+    status = 503
+    type = "server_error"
+    code = "not_ready"

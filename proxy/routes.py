@@ -1,14 +1,15 @@
-"""The proxy's own endpoints: service information, health and metrics."""
+"""The proxy's own endpoints: service information, liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from redis.exceptions import RedisError
+from fastapi.responses import JSONResponse
 
+from proxy.errors import NotReady
 from proxy.metrics import CONTENT_TYPE
+from proxy.readiness import readiness
 from proxy.runtime import Runtime
 from shared import __version__
 
@@ -36,24 +37,29 @@ async def service_info(request: Request) -> dict[str, Any]:
     }
 
 
-async def _redis_reachable(runtime: Runtime) -> bool:
-    try:
-        await asyncio.wait_for(runtime.redis.ping(), runtime.settings.redis_timeout_s)
-    except (RedisError, OSError, TimeoutError):
-        return False
-    return True
-
-
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness (answering at all) plus readiness: is Redis reachable, is the proxy spooling."""
-    reachable = await _redis_reachable(_runtime(request))
+    """Liveness: 200 while the process serves, with a view of Redis (never waits long)."""
+    state = await readiness(_runtime(request))
     return {
         "status": "ok",
-        "ready": reachable,
-        "redis": {"reachable": reachable},
+        "ready": state.ready,
+        "redis": {"reachable": state.redis_reachable},
         "spooling": False,
     }
+
+
+@router.get("/ready")
+async def ready(request: Request) -> Response:
+    """200 when the proxy can publish a record, else 503 (OpenAI-shaped); within the timeout."""
+    state = await readiness(_runtime(request))
+    checks = {"redis": {"reachable": state.redis_reachable}}
+    if state.ready:
+        return JSONResponse({"status": "ready", "checks": checks})
+    error = NotReady("The proxy cannot publish records right now: Redis does not answer.")
+    return Response(
+        error.body(), status_code=error.status, media_type="application/json"
+    )
 
 
 @router.get("/metrics")

@@ -5,6 +5,7 @@ Variable names are public (DESIGN.md, "Configuration"); every duration carries i
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from typing import Literal
 
@@ -16,6 +17,13 @@ from shared.settings import CommonSettings
 MIB = 1024 * 1024
 
 AuthMode = Literal["none", "keys", "passthrough"]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def parse_key_pairs(spec: str) -> list[tuple[str, str]]:
@@ -35,6 +43,7 @@ class ProxySettings(CommonSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     proxy_host: str = "0.0.0.0"
+    """DESIGN.md's default; ``.env.example`` and ``make run`` use 127.0.0.1."""
     proxy_port: int = Field(default=8000, ge=0, le=65535)
 
     auth_mode: AuthMode = "none"
@@ -58,6 +67,8 @@ class ProxySettings(CommonSettings):
 
     redis_timeout_s: float = Field(default=2.0, gt=0)
     """Connect and command timeout for Redis, so an outage never stalls publishing for long."""
+    ready_timeout_s: float = Field(default=1.0, gt=0)
+    """How long ``GET /ready`` (and ``/health``) waits for Redis to answer ``PING``."""
     publish_queue_size: int = Field(default=10_000, gt=0)
     publish_batch_size: int = Field(default=100, gt=0)
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
@@ -78,6 +89,28 @@ class ProxySettings(CommonSettings):
     def upstream(self) -> UpstreamBase:
         """``OPENAI_BASE_URL``, parsed once: builds and checks every upstream URL."""
         return UpstreamBase(self.openai_base_url)
+
+    def startup_warnings(self) -> list[tuple[str, str]]:
+        """``(event, message)`` for configurations that run but are unsafe or useless."""
+        warnings: list[tuple[str, str]] = []
+        if self.auth_mode == "none" and not _is_loopback(self.proxy_host):
+            warnings.append(
+                (
+                    "open_relay",
+                    f"AUTH_MODE=none and PROXY_HOST={self.proxy_host}: anyone who can reach "
+                    "this port spends the upstream key. Use AUTH_MODE=keys, or listen on "
+                    "127.0.0.1 behind something that authenticates.",
+                )
+            )
+        if self.auth_mode == "keys" and not self.static_key_pairs:
+            warnings.append(
+                (
+                    "no_static_keys",
+                    "AUTH_MODE=keys and PROXY_API_KEYS is empty: only keys stored in Redis "
+                    "are accepted; without any, every request gets 401.",
+                )
+            )
+        return warnings
 
     @property
     def static_key_pairs(self) -> list[tuple[str, str]]:

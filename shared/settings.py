@@ -7,8 +7,9 @@ variable names are public (DESIGN.md, "Configuration").
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.streams import DEFAULT_STREAM
@@ -26,6 +27,40 @@ class CommonSettings(BaseSettings):
     redis_stream: str = Field(default=DEFAULT_STREAM, min_length=1)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_a_scheme(cls, value: str) -> str:
+        return validate_redis_url(value)
+
+
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def validate_redis_url(value: str) -> str:
+    """``value`` if it is a URL redis-py can connect to; ``ValueError`` (naming no secret) if not.
+
+    ``localhost:6379`` is refused: without ``redis://`` it would be read as scheme
+    ``localhost`` and fail only at the first command.
+    """
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in REDIS_URL_SCHEMES:
+        raise ValueError("must start with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0)")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("needs a host (e.g. redis://localhost:6379/0)")
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError("needs a socket path (e.g. unix:///run/redis.sock)")
+    return value
+
+
+def invalid_configuration(service: str, exc: ValidationError) -> str:
+    """One line for stderr: ``service: invalid configuration: VAR: problem; VAR: problem``."""
+    problems = "; ".join(line.strip() for line in describe_invalid(exc).splitlines())
+    return f"{service}: invalid configuration: {problems}"
 
 
 def describe_invalid(exc: ValidationError) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from shared.logs import log_event, setup_logging
-from shared.settings import describe_invalid
+from shared.settings import invalid_configuration
 from shipper.settings import ShipperSettings
 from shipper.status import print_status
 from shipper.storage import make_sink
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = ShipperSettings()
     except ValidationError as exc:
-        print(f"shipper: invalid configuration:\n{describe_invalid(exc)}", file=sys.stderr)
+        print(invalid_configuration("shipper", exc), file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
     if args.command == "status":
