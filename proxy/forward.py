@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from proxy.capture.record_size import bounded_json
 from proxy.capture.recording import RecordBuilder
 from proxy.capture.request_body import RequestBody
 from proxy.errors import (
@@ -123,7 +124,7 @@ class Exchange:
             scope["path"],
             scope["query_string"].decode("latin-1"),
             self._headers,
-            self._settings.record_max_body_bytes,
+            self._settings.capture_limits,
         )
         self._body = RequestBody(
             receive,
@@ -258,7 +259,12 @@ class Exchange:
         record = self._record.build()
         # Scrubbed even when it was refused: a wrong key may still be someone's key.
         presented = [*presented_secrets(self._headers), *self._record.query_secrets]
-        payload = self._runtime.scrubber.scrub(record.to_json(), presented)
+        scrubber = self._runtime.scrubber
+        payload = bounded_json(
+            record,
+            self._settings.record_max_bytes,
+            lambda shown: scrubber.scrub(shown.to_json(), presented),
+        )
         self._runtime.publisher.submit(PendingRecord(record.id, payload))
         status = record.response.status_code if record.response else None
         self._runtime.metrics.requests.labels(self._method, str(status or 499)).inc()

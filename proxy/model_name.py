@@ -32,8 +32,9 @@ def model_of(path: str, query: str, body: Any, head: bytes = b"", tail: bytes = 
         if isinstance(body.get("model"), str):
             return str(body["model"])
         fields = body.get("fields")
-        if body.get("multipart") and isinstance(fields, dict) and fields.get("model"):
-            return str(fields["model"])
+        if body.get("multipart") and isinstance(fields, dict):
+            if isinstance(fields.get("model"), str) and fields["model"]:
+                return str(fields["model"])
         if body.get("truncated"):
             found = _from_json_text(head) or _from_json_text(tail)
             if found:

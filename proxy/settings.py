@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from proxy.capture.limits import CaptureLimits
 from proxy.targets import UpstreamBase
 from shared.settings import CommonSettings
 
@@ -55,7 +56,17 @@ class ProxySettings(CommonSettings):
     spool_dir: str = "spool"
 
     max_request_bytes: int = Field(default=512 * MIB, gt=0)
+    record_max_bytes: int = Field(default=3 * MIB, ge=64 * 1024)
+    """A whole record's JSON; 3 MiB fits one append on both sinks (Azure's is 4 MiB)."""
     record_max_body_bytes: int = Field(default=1 * MIB, gt=0)
+    """Text kept of each body, and of each assembled text or tool-call arguments."""
+    record_max_form_field_bytes: int = Field(default=64 * 1024, gt=0)
+    record_max_form_parts: int = Field(default=100, gt=0)
+    record_max_events: int = Field(default=1000, gt=0)
+    """Events kept of an unknown stream, and entries per logprobs list."""
+    record_max_sse_line_chars: int = Field(default=4 * MIB, gt=0)
+    record_max_decoded_bytes: int = Field(default=64 * MIB, gt=0)
+    """Decoding a compressed response for the record stops here (a compression bomb)."""
 
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
     upstream_read_timeout_s: float = Field(default=600.0, gt=0)
@@ -84,6 +95,18 @@ class ProxySettings(CommonSettings):
     def _base_url_parses(cls, value: str) -> str:
         UpstreamBase(value)  # refuse a base the proxy could not build targets on
         return value
+
+    @cached_property
+    def capture_limits(self) -> CaptureLimits:
+        """The caps on what a record keeps of an exchange."""
+        return CaptureLimits(
+            body_bytes=self.record_max_body_bytes,
+            form_field_bytes=self.record_max_form_field_bytes,
+            form_parts=self.record_max_form_parts,
+            events=self.record_max_events,
+            sse_line_chars=self.record_max_sse_line_chars,
+            decoded_bytes=self.record_max_decoded_bytes,
+        )
 
     @cached_property
     def upstream(self) -> UpstreamBase:

@@ -1,13 +1,14 @@
 """Chat and legacy completions streams, assembled into the object the plain call returns.
 
 Text arrives as pieces (content, refusal, tool-call arguments); they are kept in
-lists and joined once, in ``result()``.
+``TextBuffer``s, joined once in ``result()`` and cut (and marked) past the cap.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from proxy.capture.limits import CaptureLimits, TextBuffer
 from proxy.capture.sse import SSEEvent, SSEParser
 
 Json = dict[str, Any]
@@ -15,13 +16,29 @@ Json = dict[str, Any]
 _DONE = "[DONE]"
 
 
-def _extend_lists(into: dict[str, list[Any]] | None, logprobs: Json) -> dict[str, list[Any]]:
-    """Logprobs arrive as lists per chunk (``content``, ``tokens``, ...); they concatenate."""
+def _extend_lists(
+    into: dict[str, list[Any]] | None, logprobs: Json, max_items: int
+) -> dict[str, list[Any]]:
+    """Logprobs arrive as lists per chunk (``content``, ``tokens``, ...); they concatenate.
+
+    Each list keeps at most ``max_items``; ``{key}_truncated`` counts the entries cut.
+    """
     into = {} if into is None else into
     for key, items in logprobs.items():
         if isinstance(items, list):
-            into.setdefault(key, []).extend(items)
+            kept = into.setdefault(key, [])
+            room = max(max_items - len(kept), 0)
+            kept.extend(items[:room])
+            if len(items) > room:
+                cut = into.setdefault(f"{key}_truncated", [0])
+                cut[0] += len(items) - room
     return into
+
+
+def _shown_logprobs(logprobs: dict[str, list[Any]]) -> Json:
+    return {
+        key: items[0] if key.endswith("_truncated") else items for key, items in logprobs.items()
+    }
 
 
 class _Choice:
@@ -31,16 +48,18 @@ class _Choice:
         "content",
         "finish_reason",
         "function_call",
+        "limits",
         "logprobs",
         "refusal",
         "role",
         "tool_calls",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, limits: CaptureLimits) -> None:
+        self.limits = limits
         self.role: str | None = None
-        self.content: list[str] | None = None
-        self.refusal: list[str] | None = None
+        self.content: TextBuffer | None = None
+        self.refusal: TextBuffer | None = None
         self.tool_calls: dict[int, _ToolCall] = {}
         self.function_call: _ToolCall | None = None
         self.logprobs: dict[str, list[Any]] | None = None
@@ -50,30 +69,32 @@ class _Choice:
         delta = choice.get("delta") or {}
         if delta.get("role"):
             self.role = delta["role"]
-        if (content := delta.get("content")) is not None:
+        if isinstance(content := delta.get("content"), str):
             if self.content is None:
-                self.content = []
+                self.content = TextBuffer(self.limits.body_bytes)
             self.content.append(content)
-        if (refusal := delta.get("refusal")) is not None:
+        if isinstance(refusal := delta.get("refusal"), str):
             if self.refusal is None:
-                self.refusal = []
+                self.refusal = TextBuffer(self.limits.body_bytes)
             self.refusal.append(refusal)
         for call in delta.get("tool_calls") or ():
             index = call.get("index", len(self.tool_calls))
-            self.tool_calls.setdefault(index, _ToolCall()).add(call)
+            if index not in self.tool_calls and len(self.tool_calls) >= self.limits.events:
+                continue
+            self.tool_calls.setdefault(index, _ToolCall(self.limits)).add(call)
         if (function_call := delta.get("function_call")) is not None:
             if self.function_call is None:
-                self.function_call = _ToolCall()
+                self.function_call = _ToolCall(self.limits)
             self.function_call.add({"function": function_call})
         if logprobs := choice.get("logprobs"):
-            self.logprobs = _extend_lists(self.logprobs, logprobs)
+            self.logprobs = _extend_lists(self.logprobs, logprobs, self.limits.events)
         if choice.get("finish_reason") is not None:
             self.finish_reason = choice["finish_reason"]
 
     def json(self, index: int) -> Json:
         logprobs = None
         if self.logprobs is not None:
-            logprobs = {"content": None, "refusal": None, **self.logprobs}
+            logprobs = {"content": None, "refusal": None, **_shown_logprobs(self.logprobs)}
         return {
             "index": index,
             "message": self._message(),
@@ -84,8 +105,8 @@ class _Choice:
     def _message(self) -> Json:
         message: Json = {
             "role": self.role or "assistant",
-            "content": "".join(self.content) if self.content is not None else None,
-            "refusal": "".join(self.refusal) if self.refusal is not None else None,
+            "content": self.content.value() if self.content is not None else None,
+            "refusal": self.refusal.value() if self.refusal is not None else None,
         }
         if self.tool_calls:
             message["tool_calls"] = [self.tool_calls[i].json() for i in sorted(self.tool_calls)]
@@ -99,11 +120,11 @@ class _ToolCall:
 
     __slots__ = ("arguments", "id", "name", "type")
 
-    def __init__(self) -> None:
+    def __init__(self, limits: CaptureLimits) -> None:
         self.id: str | None = None
         self.type: str | None = None
-        self.name: list[str] = []
-        self.arguments: list[str] = []
+        self.name = TextBuffer(limits.form_field_bytes)
+        self.arguments = TextBuffer(limits.body_bytes)
 
     def add(self, call: Json) -> None:
         if call.get("id"):
@@ -111,42 +132,43 @@ class _ToolCall:
         if call.get("type"):
             self.type = call["type"]
         function = call.get("function") or {}
-        if function.get("name"):
-            self.name.append(function["name"])
-        if function.get("arguments"):
-            self.arguments.append(function["arguments"])
+        if isinstance(name := function.get("name"), str) and name:
+            self.name.append(name)
+        if isinstance(arguments := function.get("arguments"), str) and arguments:
+            self.arguments.append(arguments)
 
     def json(self) -> Json:
         return {
             "id": self.id,
             "type": self.type or "function",
-            "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)},
+            "function": {"name": self.name.value(), "arguments": self.arguments.value()},
         }
 
 
 class _TextChoice:
     """One choice of a legacy completions stream."""
 
-    __slots__ = ("finish_reason", "logprobs", "text")
+    __slots__ = ("finish_reason", "limits", "logprobs", "text")
 
-    def __init__(self) -> None:
-        self.text: list[str] = []
+    def __init__(self, limits: CaptureLimits) -> None:
+        self.limits = limits
+        self.text = TextBuffer(limits.body_bytes)
         self.logprobs: dict[str, list[Any]] | None = None
         self.finish_reason: str | None = None
 
     def add(self, choice: Json) -> None:
-        if choice.get("text"):
-            self.text.append(choice["text"])
+        if isinstance(text := choice.get("text"), str) and text:
+            self.text.append(text)
         if logprobs := choice.get("logprobs"):
-            self.logprobs = _extend_lists(self.logprobs, logprobs)
+            self.logprobs = _extend_lists(self.logprobs, logprobs, self.limits.events)
         if choice.get("finish_reason") is not None:
             self.finish_reason = choice["finish_reason"]
 
     def json(self, index: int) -> Json:
         return {
-            "text": "".join(self.text),
+            "text": self.text.value(),
             "index": index,
-            "logprobs": self.logprobs,
+            "logprobs": _shown_logprobs(self.logprobs) if self.logprobs is not None else None,
             "finish_reason": self.finish_reason,
         }
 
@@ -158,8 +180,9 @@ class _ChoicesAssembler:
     head_keys: tuple[str, ...]
     choice_type: type[_Choice] | type[_TextChoice]
 
-    def __init__(self) -> None:
-        self._parser = SSEParser()
+    def __init__(self, limits: CaptureLimits | None = None) -> None:
+        self._limits = limits or CaptureLimits()
+        self._parser = SSEParser(self._limits.sse_line_chars)
         self._head: Json = {}
         self._choices: dict[int, _Choice | _TextChoice] = {}
         self._usage: Any = None
@@ -188,7 +211,9 @@ class _ChoicesAssembler:
             index = choice.get("index", 0)
             state = self._choices.get(index)
             if state is None:
-                state = self._choices[index] = self.choice_type()
+                if len(self._choices) >= self._limits.events:
+                    continue
+                state = self._choices[index] = self.choice_type(self._limits)
             state.add(choice)
 
     def result(self) -> Json:
@@ -204,6 +229,8 @@ class _ChoicesAssembler:
         }
         if self._error is not None:
             completion["error"] = self._error
+        if self._parser.skipped:
+            completion["sse_truncated"] = self._parser.skipped
         return completion
 
 

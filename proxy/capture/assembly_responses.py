@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.capture.limits import CaptureLimits, TextBuffer
 from proxy.capture.sse import SSEEvent, SSEParser
 
 Json = dict[str, Any]
@@ -22,16 +23,17 @@ _PART_TYPES = {"text": "output_text", "refusal": "refusal"}
 class ResponsesAssembler:
     """``response.*`` events -> one ``response`` object."""
 
-    def __init__(self) -> None:
-        self._parser = SSEParser()
+    def __init__(self, limits: CaptureLimits | None = None) -> None:
+        self._limits = limits or CaptureLimits()
+        self._parser = SSEParser(self._limits.sse_line_chars)
         self._final: Json | None = None
         self._snapshot: Json | None = None
         self._items: dict[int, Json] = {}
         self._items_done: set[int] = set()
         self._parts: dict[tuple[int, int], Json] = {}
         self._parts_done: set[tuple[int, int]] = set()
-        self._text: dict[tuple[int, int], tuple[str, list[str]]] = {}
-        self._arguments: dict[int, list[str]] = {}
+        self._text: dict[tuple[int, int], tuple[str, TextBuffer]] = {}
+        self._arguments: dict[int, TextBuffer] = {}
         self._error: Json | None = None
 
     def feed(self, data: bytes) -> None:
@@ -51,17 +53,27 @@ class ResponsesAssembler:
         elif kind in _TEXT_DELTAS:
             where = (payload.get("output_index", 0), payload.get("content_index", 0))
             field = _TEXT_DELTAS[kind]
-            self._text.setdefault(where, (field, []))[1].append(payload.get("delta") or "")
+            if where not in self._text and len(self._text) >= self._limits.events:
+                return
+            buffer = self._text.setdefault(where, (field, TextBuffer(self._limits.body_bytes)))
+            buffer[1].append(_text(payload.get("delta")))
         elif kind == "response.function_call_arguments.delta":
-            pieces = self._arguments.setdefault(payload.get("output_index", 0), [])
-            pieces.append(payload.get("delta") or "")
+            index = payload.get("output_index", 0)
+            if index not in self._arguments and len(self._arguments) >= self._limits.events:
+                return
+            pieces = self._arguments.setdefault(index, TextBuffer(self._limits.body_bytes))
+            pieces.append(_text(payload.get("delta")))
         elif kind in ("response.output_item.added", "response.output_item.done"):
             index = payload.get("output_index", 0)
+            if index not in self._items and len(self._items) >= self._limits.events:
+                return
             self._items[index] = payload.get("item") or {}
             if kind.endswith(".done"):
                 self._items_done.add(index)
         elif kind in ("response.content_part.added", "response.content_part.done"):
             where = (payload.get("output_index", 0), payload.get("content_index", 0))
+            if where not in self._parts and len(self._parts) >= self._limits.events:
+                return
             self._parts[where] = payload.get("part") or {}
             if kind.endswith(".done"):
                 self._parts_done.add(where)
@@ -73,7 +85,9 @@ class ResponsesAssembler:
         for event in self._parser.flush():
             self._on_event(event)
         if self._final is not None:
-            return self._final
+            return self._final if not self._parser.skipped else {
+                **self._final, "sse_truncated": self._parser.skipped
+            }
         response: Json = dict(self._snapshot or {"object": "response", "status": "in_progress"})
         indexes = sorted({*self._items, *self._arguments, *(o for o, _ in self._text)})
         response["output"] = [self._item(index) for index in indexes]
@@ -82,6 +96,8 @@ class ResponsesAssembler:
                 "code": self._error.get("code"),
                 "message": self._error.get("message"),
             }
+        if self._parser.skipped:
+            response["sse_truncated"] = self._parser.skipped
         return response
 
     def _item(self, index: int) -> Json:
@@ -90,7 +106,7 @@ class ResponsesAssembler:
             return item
         item = dict(item)
         if index in self._arguments:
-            item["arguments"] = "".join(self._arguments[index])
+            item["arguments"] = self._arguments[index].value()
         places = sorted(
             {where for where in (*self._parts, *self._text) if where[0] == index},
             key=lambda where: where[1],
@@ -104,5 +120,9 @@ class ResponsesAssembler:
             return self._parts.get(where, {})
         field, pieces = self._text[where]
         part = dict(self._parts.get(where) or {"type": _PART_TYPES[field]})
-        part[field] = "".join(pieces)
+        part[field] = pieces.value()
         return part
+
+
+def _text(delta: Any) -> str:
+    return delta if isinstance(delta, str) else ""

@@ -8,6 +8,7 @@ Shapes of ``RequestPart.body`` / ``ResponsePart.body`` (documented in the README
 - binary: ``{"binary": true, "content_type", "size", "sha256"}``
 - multipart/form-data: ``{"multipart": true, "content_type", "size", "sha256",
   "fields": {name: text}, "files": [{"field", "filename", "content_type", "size", "sha256"}]}``
+  (a long field's text is a truncation marker; ``parts_not_listed`` past the cap)
 - text or JSON longer than the cap: ``{"truncated": true, "content_type", "size",
   "sha256", "text": <the first cap bytes as text>}``
 
@@ -24,6 +25,7 @@ from typing import Any
 from python_multipart.multipart import parse_options_header
 
 from proxy.capture.form_capture import FormCapture
+from proxy.capture.limits import CaptureLimits
 
 _TAIL_BYTES = 4096
 _TEXT_SUBTYPES = frozenset(
@@ -50,8 +52,8 @@ def _is_json(media: str) -> bool:
 class BodyCapture:
     """Feed a body chunk by chunk; ``result()`` is what the record holds of it."""
 
-    def __init__(self, content_type: str | None, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
+    def __init__(self, content_type: str | None, limits: CaptureLimits) -> None:
+        self._max_bytes = limits.body_bytes
         self._media, options = _media_type(content_type)
         self._head = bytearray()
         self._tail = b""
@@ -59,7 +61,7 @@ class BodyCapture:
         self.size = 0
         boundary = options.get(b"boundary")
         self._form = (
-            FormCapture(boundary, max_bytes)
+            FormCapture(boundary, limits)
             if self._media == "multipart/form-data" and boundary
             else None
         )

@@ -1,7 +1,9 @@
 """A multipart/form-data body as metadata, parsed chunk by chunk as it streams past.
 
-Form fields keep their (capped) text value; files keep their name, content type,
-size and sha256 — never their bytes.
+Form fields keep their text value up to ``form_field_bytes`` each and ``body_bytes`` in
+all (a longer one becomes a truncation marker with its size and sha256); files keep
+their name, content type, size and sha256 — never their bytes. At most ``form_parts``
+fields and files are listed; ``parts_not_listed`` counts the others.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from proxy.capture.limits import CaptureLimits
 
 
 class _Part:
@@ -34,11 +38,13 @@ class _Part:
 class FormCapture:
     """Feed the raw body; ``fields`` and ``files`` describe what was sent."""
 
-    def __init__(self, boundary: bytes, max_field_bytes: int) -> None:
-        self._max_field_bytes = max_field_bytes
+    def __init__(self, boundary: bytes, limits: CaptureLimits) -> None:
+        self._limits = limits
+        self._text_room = limits.body_bytes
         self._part = _Part()
-        self.fields: dict[str, str] = {}
+        self.fields: dict[str, Any] = {}
         self.files: list[dict[str, Any]] = []
+        self.parts_not_listed = 0
         self.malformed = False
         self._parser = MultipartParser(
             boundary,
@@ -62,7 +68,10 @@ class FormCapture:
             self.malformed = True
 
     def metadata(self) -> dict[str, Any]:
-        return {"fields": self.fields, "files": self.files}
+        shown: dict[str, Any] = {"fields": self.fields, "files": self.files}
+        if self.parts_not_listed:
+            shown["parts_not_listed"] = self.parts_not_listed
+        return shown
 
     def _on_part_begin(self) -> None:
         self._part = _Part()
@@ -87,17 +96,31 @@ class FormCapture:
         part = self._part
         chunk = data[start:end]
         part.size += len(chunk)
+        part.sha256.update(chunk)
         if part.filename is None:
-            room = self._max_field_bytes - len(part.text)
+            room = min(self._limits.form_field_bytes - len(part.text), self._text_room)
             if room > 0:
-                part.text += chunk[:room]
-        else:
-            part.sha256.update(chunk)
+                kept = chunk[:room]
+                part.text += kept
+                self._text_room -= len(kept)
 
     def _on_part_end(self) -> None:
         part = self._part
+        if len(self.fields) + len(self.files) >= self._limits.form_parts:
+            self.parts_not_listed += 1
+            return
         if part.filename is None:
-            self.fields[part.field] = part.text.decode("utf-8", "replace")
+            text = part.text.decode("utf-8", "ignore" if part.size > len(part.text) else "replace")
+            self.fields[part.field] = (
+                text
+                if part.size == len(part.text)
+                else {
+                    "truncated": True,
+                    "size": part.size,
+                    "sha256": part.sha256.hexdigest(),
+                    "text": text,
+                }
+            )
             return
         self.files.append(
             {

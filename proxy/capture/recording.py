@@ -7,13 +7,13 @@ client is waiting for: each chunk is relayed first and only then accounted for.
 from __future__ import annotations
 
 import time
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
 from proxy.capture.assembly import StreamAssembler, assembler_for
 from proxy.capture.bodies import BodyCapture
-from proxy.capture.decoding import Decoder, decoder_for
+from proxy.capture.decoding import Decoder, DecodingError, decoder_for
+from proxy.capture.limits import CaptureLimits
 from proxy.headers import RawHeaders, header_value, recorded_headers
 from proxy.model_name import model_of
 from proxy.redaction import redacted_query
@@ -25,55 +25,55 @@ def _is_event_stream(content_type: str | None) -> bool:
 
 
 class ResponseCapture:
-    """The response body for the record: decoded, then assembled (SSE) or captured."""
+    """The response body for the record: decoded (bounded), then assembled (SSE) or captured."""
 
-    def __init__(self, path: str, headers: RawHeaders, max_body_bytes: int) -> None:
+    def __init__(self, path: str, headers: RawHeaders, limits: CaptureLimits) -> None:
         content_type = header_value(headers, "content-type")
         self.streaming = _is_event_stream(content_type)
-        self._decoder: Decoder | None = decoder_for(header_value(headers, "content-encoding"))
+        self._decoder: Decoder | None = decoder_for(
+            header_value(headers, "content-encoding"), limits.decoded_bytes
+        )
+        self._decoding_error: str | None = None
         self._assembler: StreamAssembler | None = (
-            assembler_for(path) if self.streaming else None
+            assembler_for(path, limits) if self.streaming else None
         )
         # Undecodable bytes are kept as metadata only, whatever their declared type.
         self._capture = BodyCapture(
-            content_type if self._decoder is not None else "application/octet-stream",
-            max_body_bytes,
+            content_type if self._decoder is not None else "application/octet-stream", limits
         )
 
     def feed(self, raw: bytes) -> None:
         """Account for the next raw chunk the client was sent."""
-        self._consume(self._decode(raw))
+        if self._decoder is None:
+            self._capture.feed(raw)
+            return
+        if self._decoding_error is not None:
+            return
+        try:
+            for piece in self._decoder.decode(raw):
+                if self._assembler is not None:
+                    self._assembler.feed(piece)
+                else:
+                    self._capture.feed(piece)
+        except DecodingError as exc:
+            # A corrupt stream: the record says so and keeps what was decoded before.
+            self._decoding_error = str(exc) or type(exc).__name__
 
     def finish(self) -> None:
-        """Flush what the decoder still holds (call once the upstream body has ended)."""
-        if self._decoder is not None:
-            try:
-                self._consume(self._decoder.flush())
-            except zlib.error:
-                self._decoder = None
+        """The upstream body has ended (nothing is left buffered: kept for symmetry)."""
 
     def result(self) -> Any:
-        if self._assembler is not None:
-            return self._assembler.result()
-        return self._capture.result()
-
-    def _decode(self, raw: bytes) -> bytes:
-        if self._decoder is None:
-            return raw
-        try:
-            return self._decoder.decode(raw)
-        except zlib.error:
-            # A corrupt stream: stop decoding, keep counting the raw bytes.
-            self._decoder = None
-            return raw
-
-    def _consume(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._assembler is not None:
-            self._assembler.feed(data)
-        else:
-            self._capture.feed(data)
+        body = self._assembler.result() if self._assembler is not None else self._capture.result()
+        notes: dict[str, Any] = {}
+        if self._decoder is not None and self._decoder.cut:
+            notes["decoded_truncated_at_bytes"] = self._decoder.decoded_bytes
+        if self._decoding_error is not None:
+            notes["decoding_error"] = self._decoding_error
+        if not notes:
+            return body
+        if isinstance(body, dict):
+            return {**body, **notes}
+        return {"truncated": True, "text": body, **notes}
 
 
 class RecordBuilder:
@@ -86,17 +86,17 @@ class RecordBuilder:
         path: str,
         query: str,
         headers: RawHeaders,
-        max_body_bytes: int,
+        limits: CaptureLimits,
     ) -> None:
         self.record_id = record_id
         self.arrived_at = datetime.now(UTC)
         self._started = time.monotonic()
-        self._max_body_bytes = max_body_bytes
+        self._limits = limits
         shown_query, self.query_secrets = redacted_query(query)
         self._request = RequestPart(
             method=method, path=path, query=shown_query, headers=recorded_headers(headers)
         )
-        self.request_body = BodyCapture(header_value(headers, "content-type"), max_body_bytes)
+        self.request_body = BodyCapture(header_value(headers, "content-type"), limits)
         self.user_id: str | None = None
         self.status_code: int | None = None
         self._response_headers: dict[str, str] = {}
@@ -108,7 +108,7 @@ class RecordBuilder:
         """The upstream answered with ``status_code`` and ``headers``."""
         self.status_code = status_code
         self._response_headers = recorded_headers(headers)
-        self._response = ResponseCapture(self._request.path, headers, self._max_body_bytes)
+        self._response = ResponseCapture(self._request.path, headers, self._limits)
 
     def response_chunk(self, raw: bytes) -> None:
         """A raw chunk of the upstream's body, already relayed to the client."""

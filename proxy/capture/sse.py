@@ -3,6 +3,10 @@
 Bytes may be split anywhere: inside a UTF-8 character, inside a line, or between
 the ``\\r`` and ``\\n`` of a line break. Each byte is decoded and scanned once;
 a long line arriving in many pieces is collected in a list and joined once.
+
+Memory is bounded: a line, or an event's data, longer than ``max_line_chars`` is
+dropped as it arrives and counted in ``skipped``, so a stream without line breaks
+never grows the buffer.
 """
 
 from __future__ import annotations
@@ -36,9 +40,15 @@ class SSEEvent:
 class SSEParser:
     """Feed raw bytes as they arrive; get back the events they complete."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line_chars: int = 4 * 1024 * 1024) -> None:
+        self._max_line_chars = max_line_chars
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial_line: list[str] = []
+        self._partial_chars = 0
+        self._dropping_line = False
+        self._data_chars = 0
+        self.skipped = 0
+        """Lines or events dropped for being longer than ``max_line_chars``."""
         self._after_cr = False
         self._at_start = True
         self._data: list[str] = []
@@ -63,26 +73,41 @@ class SSEParser:
         start = 0
         for match in _LINE_BREAK.finditer(text):
             line = text[start : match.start()]
+            start = match.end()
+            if self._dropping_line:
+                self._dropping_line = False
+                continue
             if self._partial_line:
                 self._partial_line.append(line)
                 line = "".join(self._partial_line)
                 self._partial_line.clear()
+                self._partial_chars = 0
+            if len(line) > self._max_line_chars:
+                self.skipped += 1
+                continue
             self._process_line(line, events)
-            start = match.end()
-        if start < len(text):
+        if start < len(text) and not self._dropping_line:
             self._partial_line.append(text[start:])
+            self._partial_chars += len(text) - start
+            if self._partial_chars > self._max_line_chars:
+                self._partial_line.clear()
+                self._partial_chars = 0
+                self._dropping_line = True
+                self.skipped += 1
         return events
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: the last line and event count as complete even without a blank line."""
         events: list[SSEEvent] = []
         rest = self._decoder.decode(b"", final=True)
-        if rest:
+        if rest and not self._dropping_line:
             self._partial_line.append(rest)
         if self._partial_line:
             line = "".join(self._partial_line)
             self._partial_line.clear()
-            self._process_line(line, events)
+            self._partial_chars = 0
+            if len(line) <= self._max_line_chars:
+                self._process_line(line, events)
         self._dispatch(events)
         return events
 
@@ -96,7 +121,9 @@ class SSEParser:
         if colon and value[:1] == " ":
             value = value[1:]
         if name == "data":
-            self._data.append(value)
+            self._data_chars += len(value)
+            if self._data_chars <= self._max_line_chars:
+                self._data.append(value)
         elif name == "event":
             self._event_type = value
         elif name == "id":
@@ -106,8 +133,11 @@ class SSEParser:
             self.retry_ms = int(value)
 
     def _dispatch(self, events: list[SSEEvent]) -> None:
-        if self._data:
+        if self._data_chars > self._max_line_chars:
+            self.skipped += 1
+        elif self._data:
             data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
             events.append(SSEEvent(self._event_type or None, data, self._last_id or None))
         self._data = []
+        self._data_chars = 0
         self._event_type = None

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from proxy.capture.bodies import BodyCapture
+from proxy.capture.limits import CaptureLimits
 from proxy.capture.recording import ResponseCapture
 from proxy.model_name import model_of
 from proxy.redaction import SecretScrubber
@@ -14,7 +15,7 @@ from shared.record import REDACTED
 
 
 def capture(content_type: str | None, body: bytes, max_bytes: int = 1000, step: int = 7) -> object:
-    body_capture = BodyCapture(content_type, max_bytes)
+    body_capture = BodyCapture(content_type, CaptureLimits(body_bytes=max_bytes))
     for start in range(0, len(body), step):
         body_capture.feed(body[start : start + step])
     return body_capture.result()
@@ -85,7 +86,7 @@ def test_gzip_response_is_decoded_for_the_record() -> None:
     raw = gzip.compress(json.dumps(payload).encode())
     headers = [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]
 
-    response = ResponseCapture("/v1/models", headers, max_body_bytes=100_000)
+    response = ResponseCapture("/v1/models", headers, CaptureLimits(body_bytes=100_000))
     for start in range(0, len(raw), 10):
         response.feed(raw[start : start + 10])
     response.finish()
