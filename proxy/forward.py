@@ -172,20 +172,23 @@ class Exchange:
         url = self._upstream_url()  # before anything is read: a refused target costs nothing
         caller = await self._runtime.authenticator.authenticate(self._headers)
         self._record.user_id = caller.user_id
-        content = await self._body.content(
-            _content_length(header_value(self._headers, "content-length")),
-            chunked="chunked" in (header_value(self._headers, "transfer-encoding") or "").lower(),
+        chunked = "chunked" in (header_value(self._headers, "transfer-encoding") or "").lower()
+        content_length = None if chunked else _content_length(
+            header_value(self._headers, "content-length")
         )
+        content = await self._body.content(content_length, chunked=chunked)
         authenticator = self._runtime.authenticator
+        headers = upstream_request_headers(
+            self._headers,
+            passthrough=authenticator.passthrough,
+            authorization=authenticator.upstream_authorization,
+        )
+        if content_length and not isinstance(content, bytes):
+            # A streamed body keeps the client's framing: with a Content-Length, httpx
+            # sends it as such instead of chunked (some upstreams refuse chunked uploads).
+            headers.append(("content-length", str(content_length)))
         request = self._runtime.client.build_request(
-            self._method,
-            url,
-            headers=upstream_request_headers(
-                self._headers,
-                passthrough=authenticator.passthrough,
-                authorization=authenticator.upstream_authorization,
-            ),
-            content=content,
+            self._method, url, headers=headers, content=content
         )
         self._settings.upstream.check(request.url)
         started = time.monotonic()

@@ -55,6 +55,8 @@ class Record(BaseModel):
     user_id: str | None = None
     model: str | None = None
     duration_ms: float | None = None
+    ttfb_ms: float | None = None
+    """From the request's arrival to the upstream's first response byte (its headers)."""
     request: RequestPart
     response: ResponsePart | None = None
     error: ExchangeError | None = None

@@ -98,6 +98,7 @@ class RecordBuilder:
         )
         self.request_body = BodyCapture(header_value(headers, "content-type"), limits)
         self.user_id: str | None = None
+        self.ttfb_ms: float | None = None
         self.status_code: int | None = None
         self._response_headers: dict[str, str] = {}
         self._response: ResponseCapture | None = None
@@ -106,6 +107,7 @@ class RecordBuilder:
 
     def response_started(self, status_code: int, headers: RawHeaders) -> None:
         """The upstream answered with ``status_code`` and ``headers``."""
+        self.ttfb_ms = round((time.monotonic() - self._started) * 1000, 3)
         self.status_code = status_code
         self._response_headers = recorded_headers(headers)
         self._response = ResponseCapture(self._request.path, headers, self._limits)
@@ -158,6 +160,7 @@ class RecordBuilder:
                 self.request_body.tail,
             ),
             duration_ms=round((time.monotonic() - self._started) * 1000, 3),
+            ttfb_ms=self.ttfb_ms,
             request=self._request,
             response=response,
             error=self.error,

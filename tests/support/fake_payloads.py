@@ -16,6 +16,9 @@ Json = dict[str, Any]
 
 SYSTEM_FINGERPRINT = "fp_fake0001"
 LONG_STREAM_CHUNKS = 50
+HUGE_PIECES = 3000
+HUGE_PIECE_CHARS = 1000
+"""Model ``huge``: 3 MB of text (3,000 pieces of 1,000 characters), past every record cap."""
 CONTENT_PIECES = (["Hello", " world", "!"], ["Hello", " again", "!"])
 """Choice 0 says "Hello world!", choice 1 (when ``n`` is 2) "Hello again!"."""
 TOOL_ARGUMENT_PIECES = ['{"loc', 'ation": ', '"Paris"', "}"]
@@ -48,6 +51,8 @@ def content_pieces(model: Any, choice: int = 0) -> list[str]:
     """What choice ``choice`` says, piece by piece (one piece per streamed chunk)."""
     if model == "long-stream":
         return [f"token{k} " for k in range(LONG_STREAM_CHUNKS)]
+    if model == "huge":
+        return [f"{k:06d}" + "x" * (HUGE_PIECE_CHARS - 6) for k in range(HUGE_PIECES)]
     return CONTENT_PIECES[choice % len(CONTENT_PIECES)]
 
 

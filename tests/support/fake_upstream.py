@@ -1,16 +1,18 @@
 """A fake OpenAI-compatible upstream, served by a real uvicorn on a free port.
 
-It answers with the shapes the real API uses (JSON, SSE, errors, gzip) so the
+It answers with the shapes the real API uses (JSON, SSE, errors, compression) so the
 proxy can be tested end to end with the official ``openai`` SDK as the client.
 The model name triggers special behaviour: ``error-500``, ``error-429``, ``slow``
-(answers after 5 s) and ``long-stream`` (50 chunks; counts client disconnects).
+(answers after 5 s), ``long-stream`` (50 chunks; counts client disconnects) and
+``huge`` (3 MB of text). ``encodings`` lists the content encodings it uses, in order
+of preference, when the client accepts them (default: gzip, as the real API).
+``/v1/status/{code}`` answers with that status and no body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import gzip
 import json
 import socket
 import struct
@@ -28,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tests.support.compression import StreamCompressor, compressor_for
 from tests.support.fake_payloads import (
     ChatReply,
     Json,
@@ -39,6 +42,8 @@ from tests.support.fake_payloads import (
 
 DEFAULT_CHUNK_DELAY_S = 0.01
 SLOW_RESPONSE_S = 5.0
+DEFAULT_ENCODINGS = ("gzip",)
+SERVER_HEADER = "fake-openai/1.0"
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 ERROR_500 = {
@@ -87,36 +92,44 @@ def _headers(scope: Scope) -> dict[str, str]:
 class _EventStream(Response):
     """SSE body sent event by event, ``delay_s`` apart, stopping when the client goes away."""
 
-    def __init__(self, events: Sequence[bytes], delay_s: float, on_disconnect: Callable[[], None]):
+    def __init__(
+        self,
+        events: Sequence[bytes],
+        delay_s: float,
+        on_disconnect: Callable[[], None],
+        encoding: str | None = None,
+    ):
         super().__init__(media_type="text/event-stream")
         self.events = events
         self.delay_s = delay_s
         self.on_disconnect = on_disconnect
+        self.encoding = encoding
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # uvicorn (ASGI spec 2.3) drops sends after a disconnect silently, so watch receive().
         gone = asyncio.Event()
         watcher = asyncio.create_task(_wait_for_disconnect(receive, gone))
+        compressor: StreamCompressor | None = None
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-request-id", new_id("req_").encode()),
+        ]
+        if self.encoding is not None:
+            compressor = compressor_for(self.encoding)
+            headers.append((b"content-encoding", self.encoding.encode()))
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/event-stream; charset=utf-8"),
-                        (b"cache-control", b"no-cache"),
-                        (b"x-request-id", new_id("req_").encode()),
-                    ],
-                }
-            )
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             for position, event in enumerate(self.events):
-                if position:
+                if position and self.delay_s:
                     await _wait(gone, self.delay_s)
                 if gone.is_set():
                     self.on_disconnect()
                     return
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                body = compressor.chunk(event) if compressor is not None else event
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            tail = compressor.end() if compressor is not None else b""
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             watcher.cancel()
 
@@ -184,6 +197,7 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[SeenRequest] = []
         self.chunk_delay_s = DEFAULT_CHUNK_DELAY_S
+        self.encodings: list[str] = list(DEFAULT_ENCODINGS)
         self.disconnects = 0
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -195,6 +209,8 @@ class FakeUpstream:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
+            server_header=False,
+            headers=[("server", SERVER_HEADER)],
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -203,6 +219,7 @@ class FakeUpstream:
         """Forget the requests and counters and restore the default chunk delay."""
         self.requests.clear()
         self.chunk_delay_s = DEFAULT_CHUNK_DELAY_S
+        self.encodings = list(DEFAULT_ENCODINGS)
         self.disconnects = 0
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5) -> None:
@@ -237,7 +254,7 @@ class FakeUpstream:
     # -- the application ---------------------------------------------------------------
 
     def _app(self) -> Starlette:
-        return Starlette(
+        app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/completions", self._completions, methods=["POST"]),
@@ -247,14 +264,18 @@ class FakeUpstream:
                 Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/files", self._files, methods=["POST"]),
                 Route("/v1/echo/{rest:path}", self._echo, methods=ALL_METHODS),
+                Route("/v1/status/{code:int}", self._status, methods=["GET", "HEAD"]),
             ]
         )
+        app.state.upstream = self
+        return app
 
     def _count_disconnect(self) -> None:
         self.disconnects += 1
 
-    def _stream(self, events: Sequence[bytes]) -> Response:
-        return _EventStream(events, self.chunk_delay_s, self._count_disconnect)
+    def _stream(self, request: Request, events: Sequence[bytes]) -> Response:
+        encoding = _chosen_encoding(request, self.encodings)
+        return _EventStream(events, self.chunk_delay_s, self._count_disconnect, encoding)
 
     async def _gate(self, request: Request, body: Json) -> Response | None:
         """The model-name triggers: an error response, or a delay before the answer."""
@@ -276,7 +297,7 @@ class FakeUpstream:
             return early
         chat = ChatReply(body)
         if body.get("stream"):
-            return self._stream(chat.events())
+            return self._stream(request, chat.events())
         return _json(request, chat.completion())
 
     async def _completions(self, request: Request) -> Response:
@@ -285,7 +306,7 @@ class FakeUpstream:
             return early
         legacy = LegacyReply(body)
         if body.get("stream"):
-            return self._stream(legacy.events())
+            return self._stream(request, legacy.events())
         return _json(request, legacy.completion())
 
     async def _responses(self, request: Request) -> Response:
@@ -294,7 +315,7 @@ class FakeUpstream:
             return early
         responses = ResponsesReply(body)
         if body.get("stream"):
-            return self._stream(responses.events())
+            return self._stream(request, responses.events())
         return _json(request, responses.final())
 
     async def _embeddings(self, request: Request) -> Response:
@@ -348,6 +369,10 @@ class FakeUpstream:
         }
         return _json(request, payload)
 
+    async def _status(self, request: Request) -> Response:
+        headers = {"etag": '"v1"', "x-request-id": new_id("req_")}
+        return Response(None, request.path_params["code"], headers)
+
     async def _echo(self, request: Request) -> Response:
         payload = {
             "method": request.method,
@@ -368,11 +393,22 @@ def _json(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """JSON, gzip-compressed when the client accepts it (as the real API does)."""
+    """JSON, compressed when the client accepts one of the upstream's encodings."""
     content = json.dumps(payload).encode()
     out = {"x-request-id": new_id("req_"), **(headers or {})}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        content = gzip.compress(content)
-        out["content-encoding"] = "gzip"
+    upstream: FakeUpstream | None = request.app.state.upstream
+    encoding = _chosen_encoding(request, upstream.encodings if upstream else DEFAULT_ENCODINGS)
+    if encoding is not None:
+        compressor = compressor_for(encoding)
+        content = compressor.chunk(content) + compressor.end()
+        out["content-encoding"] = encoding
         out["vary"] = "Accept-Encoding"
     return Response(content, status_code, out, media_type="application/json")
+
+
+def _chosen_encoding(request: Request, encodings: Sequence[str]) -> str | None:
+    accepted = {
+        token.split(";")[0].strip().lower()
+        for token in request.headers.get("accept-encoding", "").split(",")
+    }
+    return next((encoding for encoding in encodings if encoding in accepted), None)
