@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from proxy.auth import Authenticator, StaticKeyStore
 from proxy.forward import ForwardEndpoint, refuse_route
+from proxy.headers import DateHeader
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher, dropping_fallback
 from proxy.redaction import SecretScrubber
@@ -100,6 +101,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
         redirect_slashes=False,
     )
     app.add_exception_handler(HTTPException, refuse_route)
+    app.add_middleware(DateHeader)
     app.include_router(router)
     app.router.routes.append(
         Route("/v1/{path:path}", ForwardEndpoint(), methods=FORWARDED_METHODS)

@@ -8,7 +8,11 @@ the proxy runs in passthrough mode. Everything else passes through both ways.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from email.utils import formatdate
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.record import REDACTED
 
@@ -116,3 +120,36 @@ def header_value(headers: RawHeaders, wanted: str) -> str | None:
         if name.lower() == key:
             return value.decode("latin-1")
     return None
+
+
+class DateHeader:
+    """ASGI middleware: the proxy's own answers get a ``date``; relayed ones keep the upstream's.
+
+    uvicorn runs with ``date_header=False`` so that a relayed answer carries exactly one
+    ``date`` (and one ``server``), the upstream's.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._second = 0
+        self._value = b""
+
+    def _now(self) -> bytes:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._value = second, formatdate(second, usegmt=True).encode()
+        return self._value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"date", self._now())]}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)

@@ -84,6 +84,8 @@ def test_head_204_and_304_relay_and_headers_are_the_upstreams(
         names = [name for name, _ in answer.headers]
         assert names.count("date") == 1 and names.count("server") == 1, answer.headers
         assert answer.header("server") == SERVER_HEADER
+    own = raw_request(port, "GET", "/health")
+    assert [name for name, _ in own.headers].count("date") == 1  # the proxy's own answer
     records = read_records(redis_url, 4)
     assert [e.record.response.status_code for e in records if e.record.response] == [
         200, 204, 304, 200
