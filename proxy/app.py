@@ -17,11 +17,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from proxy.auth import Authenticator, StaticKeyStore
-from proxy.forward import ForwardEndpoint, refuse_route
+from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher, dropping_fallback
 from proxy.redaction import SecretScrubber
+from proxy.refusals import refuse_route
 from proxy.routes import router
 from proxy.runtime import Runtime
 from proxy.settings import ProxySettings

@@ -4,8 +4,10 @@ A plain ASGI endpoint rather than a FastAPI route: it needs ``receive`` for itse
 stream the request body upstream and then to notice a client that goes away while the
 response is relayed (as Starlette's ``StreamingResponse`` does). The sequence::
 
-    authenticate -> read or stream the body upstream -> relay status, headers and each
-    raw chunk as it arrives -> end -> build, scrub and queue the record (always)
+    build and check the upstream URL (``proxy.targets``) -> authenticate -> read or
+    stream the body upstream -> check the URL once more, send -> relay status, headers
+    and each raw chunk as it arrives -> end -> build, bound, scrub and queue the record
+    (always)
 """
 
 from __future__ import annotations
@@ -16,22 +18,12 @@ import time
 
 import anyio
 import httpx
-from fastapi.exception_handlers import http_exception_handler
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from proxy.capture.record_size import bounded_json
 from proxy.capture.recording import RecordBuilder
 from proxy.capture.request_body import RequestBody
-from proxy.errors import (
-    ClientDisconnected,
-    InternalError,
-    MethodNotAllowed,
-    NotFound,
-    ProxyError,
-)
+from proxy.errors import ClientDisconnected, InternalError, ProxyError
 from proxy.headers import (
     RECORD_ID_HEADER,
     client_response_headers,
@@ -41,7 +33,6 @@ from proxy.headers import (
 )
 from proxy.publisher import PendingRecord
 from proxy.runtime import Runtime
-from proxy.targets import forwarded_path
 from proxy.upstream import upstream_errors
 from shared.ids import new_record_id
 from shared.logs import log_event
@@ -57,37 +48,6 @@ class ForwardEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: Runtime = scope["app"].state.runtime
         await Exchange(runtime, scope, receive, send).run()
-
-
-class RefusalResponse(Response):
-    """A router refusal answered like any exchange: OpenAI-shaped, with a record and its id."""
-
-    def __init__(self, refusal: ProxyError) -> None:
-        super().__init__(status_code=refusal.status)
-        self.refusal = refusal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime: Runtime = scope["app"].state.runtime
-        await Exchange(runtime, scope, receive, send, refusal=self.refusal).run()
-
-
-async def refuse_route(request: Request, exc: Exception) -> Response:
-    """Exception handler for the router's 404 and 405 (an unknown path or method)."""
-    where = f"{request.method} {request.url.path}"
-    if isinstance(exc, HTTPException) and exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
-        return RefusalResponse(
-            MethodNotAllowed(f"Method not allowed ({where}).", [(b"allow", allow.encode())])
-        )
-    if isinstance(exc, HTTPException) and exc.status_code != 404:
-        return await http_exception_handler(request, exc)
-    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-    try:
-        # A target the /v1 route could not match (a newline in it) is still a bad target.
-        forwarded_path(raw_path)
-    except ProxyError as refusal:
-        return RefusalResponse(refusal)
-    return RefusalResponse(NotFound(f"Invalid URL ({where})."))
 
 
 def _content_length(value: str | None) -> int | None:
