@@ -18,7 +18,7 @@ HUGE_TEXT_CHARS = HUGE_PIECES * HUGE_PIECE_CHARS
 def test_the_sdk_reads_br_and_zstd_and_the_record_is_decoded(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str, encoding: str
 ) -> None:
-    fake_upstream.encodings = [encoding]
+    fake_upstream.encodings = fake_upstream.stream_encodings = [encoding]
     client = sdk(proxy)
 
     plain = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -34,6 +34,7 @@ def test_the_sdk_reads_br_and_zstd_and_the_record_is_decoded(
     assert bodies[0]["choices"][0]["message"]["content"] == "Hello world!"
     assert bodies[1]["choices"][0]["message"]["content"] == "Hello world!"
     assert records[1].response is not None and records[1].response.streaming
+    assert records[1].response.headers["content-encoding"] == encoding  # the SSE too
     assert bodies[2]["object"] == "list"
     assert records[0].response is not None
     assert records[0].response.headers["content-encoding"] == encoding
@@ -44,7 +45,7 @@ def test_a_very_large_answer_reaches_the_sdk_whole_and_the_record_bounded(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str, stream: bool
 ) -> None:
     fake_upstream.chunk_delay_s = 0
-    fake_upstream.encodings = ["zstd"]
+    fake_upstream.encodings = fake_upstream.stream_encodings = ["zstd"]
     client = sdk(proxy, timeout_s=60)
 
     if stream:

@@ -4,8 +4,9 @@ It answers with the shapes the real API uses (JSON, SSE, errors, compression) so
 proxy can be tested end to end with the official ``openai`` SDK as the client.
 The model name triggers special behaviour: ``error-500``, ``error-429``, ``slow``
 (answers after 5 s), ``long-stream`` (50 chunks; counts client disconnects) and
-``huge`` (3 MB of text). ``encodings`` lists the content encodings it uses, in order
-of preference, when the client accepts them (default: gzip, as the real API).
+``huge`` (3 MB of text). ``encodings`` lists the content encodings it uses for JSON, in
+order of preference, when the client accepts them (default: gzip, as the real API);
+``stream_encodings`` the same for event streams (default: none, as the real API).
 ``/v1/status/{code}`` answers with that status and no body.
 """
 
@@ -198,6 +199,7 @@ class FakeUpstream:
         self.requests: list[SeenRequest] = []
         self.chunk_delay_s = DEFAULT_CHUNK_DELAY_S
         self.encodings: list[str] = list(DEFAULT_ENCODINGS)
+        self.stream_encodings: list[str] = []
         self.disconnects = 0
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -220,6 +222,7 @@ class FakeUpstream:
         self.requests.clear()
         self.chunk_delay_s = DEFAULT_CHUNK_DELAY_S
         self.encodings = list(DEFAULT_ENCODINGS)
+        self.stream_encodings = []
         self.disconnects = 0
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5) -> None:
@@ -274,7 +277,7 @@ class FakeUpstream:
         self.disconnects += 1
 
     def _stream(self, request: Request, events: Sequence[bytes]) -> Response:
-        encoding = _chosen_encoding(request, self.encodings)
+        encoding = _chosen_encoding(request, self.stream_encodings)
         return _EventStream(events, self.chunk_delay_s, self._count_disconnect, encoding)
 
     async def _gate(self, request: Request, body: Json) -> Response | None:
