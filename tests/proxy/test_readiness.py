@@ -20,8 +20,9 @@ from tests.support.redis_server import RedisServer
 def test_ready_follows_redis_and_answers_in_time_even_when_it_hangs(
     start_proxy: StartProxy, redis_server: RedisServer
 ) -> None:
-    proxy = start_proxy(READY_TIMEOUT_S="0.5")
+    proxy = start_proxy(READY_TIMEOUT_S="0.5", AUTH_MODE="keys")
     assert redis_server.pid is not None
+    assert "no_static_keys" in proxy.log() and "WARNING" in proxy.log()  # said at start
 
     assert httpx.get(f"{proxy.url}/ready").status_code == 200
     os.kill(redis_server.pid, signal.SIGSTOP)
@@ -85,9 +86,3 @@ def test_unsafe_configurations_are_named(
     warnings = ProxySettings(_env_file=None).startup_warnings()  # type: ignore[call-arg]
 
     assert [event for event, _ in warnings] == events
-
-
-def test_the_warning_is_logged_at_start(start_proxy: StartProxy) -> None:
-    proxy = start_proxy(AUTH_MODE="keys")
-
-    assert "no_static_keys" in proxy.log() and "WARNING" in proxy.log()
