@@ -235,7 +235,10 @@ class Exchange:
             logger,
             "upstream_request_completed",
             method=self._method,
-            path=record.request.path,
+            # A refused target may hold control characters: never a second log line.
+            path=record.request.path if record.request.path.isprintable() else ascii(
+                record.request.path
+            ),
             status=status,
             duration_ms=record.duration_ms,
             record_id=record.id,
