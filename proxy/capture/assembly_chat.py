@@ -123,7 +123,7 @@ class _ToolCall:
     def __init__(self, limits: CaptureLimits) -> None:
         self.id: str | None = None
         self.type: str | None = None
-        self.name = TextBuffer(limits.form_field_bytes)
+        self.name = TextBuffer(limits.body_bytes)
         self.arguments = TextBuffer(limits.body_bytes)
 
     def add(self, call: Json) -> None:

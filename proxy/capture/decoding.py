@@ -108,6 +108,11 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_OR_GZIP_WBITS = 32 + zlib.MAX_WBITS
 
 
+def is_identity(content_encoding: str | None) -> bool:
+    """Whether a ``Content-Encoding`` value means the bytes are not encoded at all."""
+    return (content_encoding or "").strip().lower() in ("", "identity")
+
+
 def _stage(encoding: str) -> _Stage | None:
     if encoding in ("", "identity"):
         return _Identity()

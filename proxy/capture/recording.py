@@ -12,7 +12,7 @@ from typing import Any
 
 from proxy.capture.assembly import StreamAssembler, assembler_for
 from proxy.capture.bodies import BodyCapture
-from proxy.capture.decoding import Decoder, DecodingError, decoder_for
+from proxy.capture.decoding import Decoder, DecodingError, decoder_for, is_identity
 from proxy.capture.limits import CaptureLimits
 from proxy.headers import RawHeaders, header_value, recorded_headers
 from proxy.model_name import model_of
@@ -30,34 +30,40 @@ class ResponseCapture:
     def __init__(self, path: str, headers: RawHeaders, limits: CaptureLimits) -> None:
         content_type = header_value(headers, "content-type")
         self.streaming = _is_event_stream(content_type)
-        self._decoder: Decoder | None = decoder_for(
-            header_value(headers, "content-encoding"), limits.decoded_bytes
+        encoding = header_value(headers, "content-encoding")
+        # Plain bodies skip the decoder: their size is bounded by the caps, not a decoder.
+        self._decoder: Decoder | None = (
+            None if is_identity(encoding) else decoder_for(encoding, limits.decoded_bytes)
         )
+        readable = is_identity(encoding) or self._decoder is not None
         self._decoding_error: str | None = None
         self._assembler: StreamAssembler | None = (
-            assembler_for(path, limits) if self.streaming else None
+            assembler_for(path, limits) if self.streaming and readable else None
         )
-        # Undecodable bytes are kept as metadata only, whatever their declared type.
+        # Bytes in an unknown encoding are kept as metadata only, whatever their type.
         self._capture = BodyCapture(
-            content_type if self._decoder is not None else "application/octet-stream", limits
+            content_type if readable else "application/octet-stream", limits
         )
 
     def feed(self, raw: bytes) -> None:
         """Account for the next raw chunk the client was sent."""
         if self._decoder is None:
-            self._capture.feed(raw)
+            self._consume(raw)
             return
         if self._decoding_error is not None:
             return
         try:
             for piece in self._decoder.decode(raw):
-                if self._assembler is not None:
-                    self._assembler.feed(piece)
-                else:
-                    self._capture.feed(piece)
+                self._consume(piece)
         except DecodingError as exc:
             # A corrupt stream: the record says so and keeps what was decoded before.
             self._decoding_error = str(exc) or type(exc).__name__
+
+    def _consume(self, data: bytes) -> None:
+        if self._assembler is not None:
+            self._assembler.feed(data)
+        else:
+            self._capture.feed(data)
 
     def finish(self) -> None:
         """The upstream body has ended (nothing is left buffered: kept for symmetry)."""

@@ -178,3 +178,13 @@ def test_captured_size_is_bounded_whatever_the_input(
 
     # Whatever the input: the kept text is within a small multiple of the caps.
     assert len(shown) <= 6 * body_bytes + 6 * 500 + 2000
+
+
+def test_an_event_stream_in_an_unknown_encoding_is_kept_as_metadata() -> None:
+    headers = [(b"content-type", b"text/event-stream"), (b"content-encoding", b"compress")]
+    capture = ResponseCapture("/v1/chat/completions", headers, LIMITS)
+
+    capture.feed(b"\x1f\x9d compressed bytes")
+
+    result = capture.result()
+    assert result["binary"] is True and result["size"] == 19
