@@ -76,9 +76,12 @@ def _fragments(secret: str) -> set[bytes]:
     return {as_json, quote(secret, safe="").encode(), quote(secret).encode()}
 
 
+_Trie = dict[int, "_Trie"]
+
+
 def _trie_pattern(words: Iterable[bytes]) -> bytes:
     """One regex matching any of ``words`` (longest first), shaped as a trie."""
-    trie: dict[int, dict] = {}  # type: ignore[type-arg]
+    trie: _Trie = {}
     end = -1
     for word in words:
         node = trie
@@ -86,7 +89,7 @@ def _trie_pattern(words: Iterable[bytes]) -> bytes:
             node = node.setdefault(byte, {})
         node[end] = {}
 
-    def render(node: dict) -> bytes:  # type: ignore[type-arg]
+    def render(node: _Trie) -> bytes:
         branches = [
             re.escape(bytes([byte])) + render(child)
             for byte, child in sorted(node.items())
