@@ -6,7 +6,9 @@
 1. uploads ``--mib`` MiB through the proxy with a ``Content-Length`` (streamed upstream,
    never held whole), and
 2. streams a chat completion of ``--mib`` MiB of SSE back through it (assembled for
-   the record as it passes),
+   the record as it passes), and
+3. the same stream gzip-compressed (decoded for the record up to
+   ``RECORD_MAX_DECODED_BYTES``, in bounded pieces),
 
 sampling the proxy's RSS (``/proc/<pid>/status``) every 20 ms. The growth is the peak
 during a transfer minus the RSS after a warm-up; the target is at most 50 MB for
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +55,8 @@ _EVENT = (
 
 
 class _Upstream:
-    """POST /v1/files drains the body; POST /v1/chat/completions streams ``stream_bytes``."""
+    """POST /v1/files drains the body; POST /v1/chat/completions streams ``stream_bytes``
+    (gzip-compressed when the request asks with ``accept-encoding: gzip``)."""
 
     def __init__(self, stream_bytes: int) -> None:
         self.stream_bytes = stream_bytes
@@ -69,22 +73,32 @@ class _Upstream:
                 break
         self.received_bytes = received
         if scope["path"] == "/v1/chat/completions":
-            await self._stream(send)
+            gzipped = any(n == b"accept-encoding" and b"gzip" in v for n, v in scope["headers"])
+            await self._stream(send, gzipped)
             return
         body = json.dumps({"object": "file", "bytes": received}).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _stream(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+    async def _stream(self, send: Send, gzipped: bool) -> None:
+        headers = [(b"content-type", b"text/event-stream")]
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gzipped else None
+        if compressor is not None:
+            headers.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         batch = _EVENT * 4
         sent = 0
         while sent < self.stream_bytes:
-            await send({"type": "http.response.body", "body": batch, "more_body": True})
+            body = batch
+            if compressor is not None:
+                body = compressor.compress(batch) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             sent += len(batch)
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        tail = b"data: [DONE]\n\n"
+        if compressor is not None:
+            tail = compressor.compress(tail) + compressor.flush()
+        await send({"type": "http.response.body", "body": tail})
 
 
 class _RssSampler:
@@ -179,22 +193,25 @@ def run(mib: int) -> list[Result]:
                     seconds = time.monotonic() - started
                 assert upstream.received_bytes == total, upstream.received_bytes
                 results.append(Result("upload", mib, seconds, baseline / MB, rss.peak_bytes / MB))
-                with _RssSampler(proxy.pid) as rss:
-                    baseline = rss.current_bytes()
-                    started = time.monotonic()
-                    received = 0
-                    with client.stream("POST", f"{base}/chat/completions",
-                                       json={"model": "bench", "stream": True}) as response:
-                        for chunk in response.iter_raw():
-                            received += len(chunk)
-                    seconds = time.monotonic() - started
-                assert received >= total, received
-                results.append(
-                    Result("streamed response", mib, seconds, baseline / MB, rss.peak_bytes / MB)
-                )
+                for case, encoding in (("streamed response", "identity"),
+                                       ("streamed response, gzip", "gzip")):
+                    with _RssSampler(proxy.pid) as rss:
+                        baseline = rss.current_bytes()
+                        started = time.monotonic()
+                        received = 0
+                        with client.stream("POST", f"{base}/chat/completions",
+                                           json={"model": "bench", "stream": True},
+                                           headers={"accept-encoding": encoding}) as response:
+                            for chunk in response.iter_raw():
+                                received += len(chunk)
+                        seconds = time.monotonic() - started
+                    assert received > 0 and (encoding == "gzip" or received >= total), received
+                    results.append(
+                        Result(case, mib, seconds, baseline / MB, rss.peak_bytes / MB)
+                    )
             records = redis.Redis.from_url(rds.url)
             deadline = time.monotonic() + 30
-            while records.xlen(DEFAULT_STREAM) < 22 and time.monotonic() < deadline:
+            while records.xlen(DEFAULT_STREAM) < 23 and time.monotonic() < deadline:
                 time.sleep(0.1)
             largest = max(len(f[b"record"]) for _, f in records.xrange(DEFAULT_STREAM))
             records.close()
@@ -222,6 +239,8 @@ def _table(results: Sequence[Result], command: str) -> str:
             f"| {r.case} | {r.mib} MiB | {r.seconds:.1f} s | {r.mib / r.seconds:.0f} MiB/s "
             f"| {r.baseline_mb:.1f} MB | {r.peak_mb:.1f} MB | {r.growth_mb:+.1f} MB | {verdict} |"
         )
+    overall = max(r.peak_mb for r in results) - results[0].baseline_mb
+    lines += ["", f"All cases, RSS after warm-up to the highest peak: {overall:+.1f} MB."]
     return "\n".join(lines) + "\n"
 
 
