@@ -1,4 +1,9 @@
-"""``python -m bench [--quick]``: run the benchmark suite and write its result tables."""
+"""``python -m bench [--suite proxy|shipper] [--quick]``: run the benchmarks, write the results.
+
+The proxy suite (``bench/proxy_bench.py``) compares this proxy with a direct call, nginx
+and LiteLLM; the shipper suite (``bench/shipper_bench.py``) measures shipping from the
+stream to files. Both by default; ``BENCHMARKS.md`` gathers them.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,51 @@ from collections.abc import Sequence
 
 from bench import shipper_bench
 
+SUITES = ("proxy", "shipper")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="a tenth of the records: a smoke run, not a figure"
+        "--suite", choices=SUITES, action="append", help="only this suite (repeatable)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs: a smoke test, not figures to quote"
+    )
+    parser.add_argument(
+        "--no-litellm", action="store_true", help="proxy suite: leave LiteLLM out"
     )
     parser.add_argument(
         "--storage",
         choices=shipper_bench.STORAGES,
         action="append",
-        help="only this storage (repeatable; default: all)",
+        help="shipper suite: only this storage (repeatable; default: all)",
     )
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="run the shipper under cProfile; the top functions go to bench/results/",
+        help="shipper suite: run the shipper under cProfile; top functions go to bench/results/",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)"
+        "--repeat", type=int, default=3,
+        help="shipper suite: runs per case; the median is reported (default 3)",
     )
     args = parser.parse_args(argv)
+    suites = args.suite or list(SUITES)
     command = "python -m bench" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
-    shipper_bench.run_suite(
-        quick=args.quick,
-        storages=tuple(args.storage or shipper_bench.STORAGES),
-        profile=args.profile,
-        command=command,
-        repeat=max(1, args.repeat),
-    )
+    if "shipper" in suites:
+        shipper_bench.run_suite(
+            quick=args.quick,
+            storages=tuple(args.storage or shipper_bench.STORAGES),
+            profile=args.profile,
+            command=command,
+            repeat=max(1, args.repeat),
+        )
+    if "proxy" in suites:
+        from bench import proxy_bench  # needs the bench extra (matplotlib)
+
+        proxy_bench.run_suite(quick=args.quick, command=command,
+                              with_litellm=not args.no_litellm)
     return 0
 
 

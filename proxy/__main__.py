@@ -8,30 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
-from proxy.app import create_app
+from proxy.serving import serve
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
 from shared.settings import invalid_configuration
-
-GRACEFUL_SHUTDOWN_S = 30
-"""How long uvicorn lets in-flight requests finish on SIGTERM before cutting them."""
-
-
-def _serve(settings: ProxySettings) -> None:
-    uvicorn.run(
-        create_app(settings),
-        host=settings.proxy_host,
-        port=settings.proxy_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        # The client sees the upstream's date and server headers, not a second pair.
-        server_header=False,
-        date_header=False,
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     setup_logging(settings.log_level, settings.log_format)
     if args.command in (None, "serve"):
-        _serve(settings)
+        serve(settings)
 
 
 if __name__ == "__main__":

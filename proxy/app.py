@@ -40,7 +40,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
     upstream_key = (
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     )
-    metrics = Metrics()
+    metrics = Metrics(settings.prometheus_multiproc_dir)
     redis = Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_s,

@@ -154,9 +154,10 @@ class Exchange:
         started = time.monotonic()
         with upstream_errors("before answering"):
             response = await self._runtime.client.send(request, stream=True)
-        self._runtime.metrics.upstream_latency.observe(time.monotonic() - started)
+        self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)
         try:
             await self._relay(response)
+            self._runtime.metrics.upstream_latency.observe(time.monotonic() - started)
         finally:
             # Shielded: after a client disconnect this runs cancelled, and closing the
             # upstream connection promptly is the point.
@@ -230,7 +231,7 @@ class Exchange:
         )
         self._runtime.publisher.submit(PendingRecord(record.id, payload))
         status = record.response.status_code if record.response else None
-        self._runtime.metrics.requests.labels(self._method, str(status or 499)).inc()
+        self._runtime.metrics.count_request(self._method, status or 499, record.model)
         log_event(
             logger,
             "upstream_request_completed",

@@ -1,29 +1,57 @@
-"""The proxy's Prometheus metrics, in a registry of their own (one per app)."""
+"""The proxy's Prometheus metrics: every definition in this one place.
+
+Each app has a registry of its own. With several worker processes (``PROXY_WORKERS``)
+prometheus-client's multiprocess mode is on (``proxy.serving`` sets it up before any
+worker starts): every process writes its values to files in one folder, and
+``render`` adds them up, so ``/metrics`` is the same whichever worker answers.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "MAX_MODEL_LABELS", "Metrics", "status_class"]
 
-_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_LATENCY_BUCKETS_S = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+)
+MAX_MODEL_LABELS = 200
+"""Distinct ``model`` label values per process; later ones count as ``other``."""
+_MODEL_LABEL = re.compile(r"[A-Za-z0-9._:/@-]{1,100}")
+
+
+def status_class(status: int) -> str:
+    """``2xx``, ``4xx``, ... for a status code."""
+    return f"{status // 100}xx"
 
 
 class Metrics:
     """Counters end in ``_total``; names carry their unit."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        self._multiprocess_dir = multiprocess_dir
+        self._models: set[str] = set()
         self.requests = Counter(
             "proxy_requests_total",
-            "Requests to /v1 answered, by method and status code.",
-            ["method", "status"],
+            "Requests to /v1 answered, by method, status code, status class and model.",
+            ["method", "status", "status_class", "model"],
+            registry=self.registry,
+        )
+        self.upstream_ttfb = Histogram(
+            "proxy_upstream_ttfb_seconds",
+            "Time from sending a request upstream to receiving its response headers.",
+            buckets=_LATENCY_BUCKETS_S,
             registry=self.registry,
         )
         self.upstream_latency = Histogram(
             "proxy_upstream_latency_seconds",
-            "Time from sending a request upstream to receiving its response headers.",
+            "Time from sending a request upstream to the end of its response body.",
             buckets=_LATENCY_BUCKETS_S,
             registry=self.registry,
         )
@@ -46,10 +74,26 @@ class Metrics:
             "proxy_inflight_streams",
             "Responses being relayed to clients right now.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
+    def count_request(self, method: str, status: int, model: str | None) -> None:
+        """One answered request; the model label is bounded so clients cannot blow it up."""
+        labels = (method, str(status), status_class(status), self._model_label(model))
+        self.requests.labels(*labels).inc()
+
+    def _model_label(self, model: str | None) -> str:
+        if model is None:
+            return "none"
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODEL_LABELS or not _MODEL_LABEL.fullmatch(model):
+            return "other"
+        self._models.add(model)
+        return model
+
     def totals(self) -> dict[str, int]:
-        """The record counters, for the log line at shutdown."""
+        """This process's record counters, for the log line at shutdown."""
         names = (
             "proxy_records_published_total",
             "proxy_record_publish_failures_total",
@@ -58,5 +102,9 @@ class Metrics:
         return {name: int(self.registry.get_sample_value(name) or 0) for name in names}
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+        """The Prometheus text exposition: of all worker processes when there are several."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

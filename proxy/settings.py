@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +47,10 @@ class ProxySettings(CommonSettings):
     proxy_host: str = "0.0.0.0"
     """DESIGN.md's default; ``.env.example`` and ``make run`` use 127.0.0.1."""
     proxy_port: int = Field(default=8000, ge=0, le=65535)
+    proxy_workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes behind the one port (``proxy.serving``)."""
+    prometheus_multiproc_dir: Path | None = None
+    """Where workers keep their metric values; a temporary folder when not set."""
 
     auth_mode: AuthMode = "none"
     proxy_api_keys: SecretStr = SecretStr("")

@@ -12,6 +12,7 @@ import httpx
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import ProxySettings
+from proxy.upstream_transport import AiohttpTransport
 
 
 def new_client(settings: ProxySettings) -> httpx.AsyncClient:
@@ -27,7 +28,10 @@ def new_client(settings: ProxySettings) -> httpx.AsyncClient:
         max_keepalive_connections=settings.upstream_max_keepalive_connections,
     )
     client = httpx.AsyncClient(
-        timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        transport=AiohttpTransport(limits),
     )
     # No default headers of httpx's own: the client's Accept-Encoding, User-Agent and
     # Accept go upstream as sent (a gzip the client did not ask for would reach it raw).

@@ -37,7 +37,14 @@ def test_metrics_count_requests_and_published_records(
 
     text = httpx.get(f"{proxy.url}/metrics").text
 
-    assert 'proxy_requests_total{method="GET",status="200"} 1.0' in text
-    assert 'proxy_requests_total{method="POST",status="500"} 1.0' in text
+    assert (
+        'proxy_requests_total{method="GET",model="none",status="200",status_class="2xx"} 1.0'
+        in text
+    )
+    assert (
+        'proxy_requests_total{method="POST",model="error-500",status="500",status_class="5xx"}'
+        " 1.0" in text
+    )
+    assert "proxy_upstream_ttfb_seconds_count 2.0" in text
     assert "proxy_upstream_latency_seconds_count 2.0" in text
     assert proxy.metric("proxy_inflight_streams") == 0

@@ -1,0 +1,289 @@
+"""The proxy side by side with a direct call, nginx and LiteLLM, in one run on this machine.
+
+Set-up (all on loopback, free ports, stopped at the end): a private ``redis-server``
+(the proxy publishes every record; the stream is emptied every second so memory stays
+flat); nginx serving a canned chat completion and a 1 GiB download (the upstream); a
+paced SSE upstream (``bench.sse_upstream``); nginx as a plain reverse proxy (the floor);
+this proxy with ``PROXY_WORKERS=1`` and ``=2``; LiteLLM's proxy (pinned, its own venv)
+when installed. Each target then gets the same measurements, one target at a time; see
+``bench/README.md`` for what each figure means. Results: ``bench/results/proxy.json``,
+``proxy.md``, ``proxy_latency.png`` and ``BENCHMARKS.md`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench import chart, report
+from bench.nginx import DOWNLOAD_PATH, Nginx, nginx_version
+from bench.probes import (
+    GIB,
+    rss_bytes,
+    rss_during_streams,
+    rss_during_transfer,
+    stream_timings,
+)
+from bench.sse_upstream import UPLOAD_PATH
+from bench.targets import (
+    JSON_MODEL,
+    LONG_STREAM_MODEL,
+    STREAM_MODEL,
+    Target,
+    litellm_available,
+    start_litellm,
+    start_proxy,
+    start_sse_upstream,
+    wait_until_answering,
+)
+from bench.wrk import WrkResult, run_wrk, wrk_version
+from tests.support.redis_server import RedisServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONNECTIONS = (1, 4, 16, 64, 256)
+FIXED_RATE_PER_S = 50.0
+FIXED_RATE_CONNECTIONS = 16
+OPEN_STREAMS = 200
+
+
+@dataclass(frozen=True)
+class Plan:
+    duration_s: float
+    streams: int
+    open_streams: int
+    transfer_bytes: int
+    connections: tuple[int, ...]
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(2.0, 10, 50, 64 * 1024**2, (1, 16, 64))
+        return cls(5.0, 40, OPEN_STREAMS, GIB, CONNECTIONS)
+
+
+@dataclass
+class TargetResult:
+    name: str
+    one_connection: WrkResult | None = None
+    saturation: list[WrkResult] = field(default_factory=list)
+    fixed_rate: WrkResult | None = None
+    streaming: dict[str, Any] | None = None
+    rss_idle_bytes: int | None = None
+    rss_open_streams_bytes: int | None = None
+    open_streams_completed: int | None = None
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+class _StreamTrimmer(threading.Thread):
+    """Empties the proxy's stream every second: nothing ships it during the bench."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self._client = redis.Redis.from_url(url)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(1.0):
+            self._client.delete("bench:proxy")
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
+             transfers: bool) -> TargetResult:
+    result = TargetResult(target.name)
+    print(f"proxy bench: {target.name}", file=sys.stderr, flush=True)
+    run_wrk(target.json_url, JSON_MODEL, workdir, connections=4, duration_s=1.0)  # warm-up
+    if memory and target.pid is not None:
+        time.sleep(1.0)
+        result.rss_idle_bytes = rss_bytes(target.pid)
+    result.one_connection = run_wrk(target.json_url, JSON_MODEL, workdir, connections=1,
+                                    duration_s=plan.duration_s)
+    for connections in plan.connections:
+        if connections == 1:
+            result.saturation.append(result.one_connection)
+            continue
+        result.saturation.append(run_wrk(target.json_url, JSON_MODEL, workdir,
+                                         connections=connections, duration_s=plan.duration_s))
+    result.fixed_rate = run_wrk(target.json_url, JSON_MODEL, workdir,
+                                connections=FIXED_RATE_CONNECTIONS, duration_s=plan.duration_s,
+                                rate_per_s=FIXED_RATE_PER_S)
+    timings = asyncio.run(stream_timings(target.stream_url, STREAM_MODEL, plan.streams))
+    result.streaming = asdict(timings)
+    if memory and target.pid is not None:
+        peak, completed = asyncio.run(rss_during_streams(
+            target.stream_url, LONG_STREAM_MODEL, target.pid, plan.open_streams))
+        result.rss_open_streams_bytes, result.open_streams_completed = peak, completed
+    if transfers and target.pid is not None:
+        base = target.stream_url.rsplit("/v1/", 1)[0]
+        json_base = target.json_url.rsplit("/v1/", 1)[0]
+        up = asyncio.run(rss_during_transfer(base + UPLOAD_PATH.decode(), target.pid, "upload",
+                                             plan.transfer_bytes))
+        down = asyncio.run(rss_during_transfer(json_base + DOWNLOAD_PATH, target.pid,
+                                               "download", plan.transfer_bytes))
+        result.transfers = [asdict(up), asdict(down)]
+    return result
+
+
+def _versions() -> dict[str, str]:
+    import httpx
+    import uvicorn
+
+    from bench.targets import litellm_version
+
+    versions = {"python": platform.python_version(), "nginx": nginx_version(),
+                "wrk": wrk_version(), "uvicorn": uvicorn.__version__, "httpx": httpx.__version__,
+                "litellm": litellm_version()}
+    versions["aiohttp"] = version("aiohttp")
+    return versions
+
+
+def _machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+    return {"cpu": cpu, "cores": str(len(list(Path("/sys/devices/system/cpu").glob("cpu[0-9]*")))),
+            "memory_gib": f"{mem_kib / 1024**2:.1f}", "kernel": platform.release(),
+            "os": platform.platform()}
+
+
+def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[str, Any]:
+    """Start everything, measure every target, write the results; returns them."""
+    plan = Plan.of(quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: list[TargetResult] = []
+    skipped: dict[str, str] = {}
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
+        workdir = Path(tmp)
+        download = workdir / "download.bin"
+        with download.open("wb") as handle:
+            handle.truncate(plan.transfer_bytes)  # sparse: nginx sends zeros, no disk used
+        stoppers: list[Any] = []
+        try:
+            redis_server = RedisServer(workdir / "redis")
+            redis_server.start()
+            stoppers.append(redis_server.stop)
+            trimmer = _StreamTrimmer(redis_server.url)
+            trimmer.start()
+            stoppers.append(trimmer.stop)
+            upstream = Nginx.upstream(workdir / "nginx-upstream", download)
+            upstream.start()
+            stoppers.append(upstream.stop)
+            sse_port, sse = start_sse_upstream(workdir)
+            stoppers.append(lambda: (sse.terminate(), sse.wait(10)))
+            json_up = f"http://127.0.0.1:{upstream.port}/v1"
+            stream_up = f"http://127.0.0.1:{sse_port}/v1"
+            reverse = Nginx.reverse_proxy(workdir / "nginx-reverse", upstream.port, sse_port)
+            reverse.start()
+            stoppers.append(reverse.stop)
+
+            direct = Target("direct", f"{json_up}/chat/completions",
+                            f"{stream_up}/chat/completions", None)
+            results.append(_measure(direct, plan, workdir, memory=False, transfers=False))
+            rp = f"http://127.0.0.1:{reverse.port}"
+            floor = Target("nginx", f"{rp}/v1/chat/completions",
+                           f"{rp}/stream/v1/chat/completions", reverse.pid)
+            results.append(_measure(floor, plan, workdir, memory=True, transfers=True))
+            for workers in (1, 2):
+                results.append(_measure_proxy(workers, json_up, stream_up, redis_server.url,
+                                              plan, workdir))
+            if with_litellm:
+                reason = litellm_available()
+                if reason is None:
+                    try:
+                        litellm = start_litellm(json_up, stream_up, workdir)
+                    except (RuntimeError, TimeoutError) as exc:
+                        reason = f"LiteLLM did not start: {exc}"
+                    else:
+                        stoppers.append(litellm.stop)
+                        result = _measure(litellm, plan, workdir, memory=True, transfers=False)
+                        result.note = "1 GiB transfers: not a pass-through route in LiteLLM"
+                        results.append(result)
+                if reason is not None:
+                    skipped["LiteLLM"] = reason
+        finally:
+            for stop in reversed(stoppers):
+                try:
+                    stop()
+                except Exception as exc:  # a failing stop must not hide the others
+                    print(f"proxy bench: stop failed: {exc!r}", file=sys.stderr)
+    payload = {
+        "command": command,
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+        "quick": quick,
+        "plan": asdict(plan),
+        "fixed_rate_per_s": FIXED_RATE_PER_S,
+        "machine": _machine(),
+        "versions": _versions(),
+        "skipped": skipped,
+        "targets": [asdict(result) for result in results],
+    }
+    (RESULTS / "proxy.json").write_text(json.dumps(payload, indent=2, default=_nan_safe) + "\n")
+    chart.latency_chart(payload, RESULTS / "proxy_latency.png")
+    (RESULTS / "proxy.md").write_text(report.proxy_tables(payload))
+    report.write_benchmarks_md(payload, RESULTS)
+    return payload
+
+
+def _nan_safe(value: object) -> object:
+    return None if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+def _measure_proxy(workers: int, json_up: str, stream_up: str, redis_url: str, plan: Plan,
+                   workdir: Path) -> TargetResult:
+    name = f"proxy ({workers} worker{'s' if workers > 1 else ''})"
+    slug = f"proxy-w{workers}"
+    json_proxy = start_proxy(slug, json_up, redis_url, workers, workdir)
+    stream_proxy: Target | None = None
+    try:
+        wait_until_answering(json_proxy.json_url, JSON_MODEL)
+        stream_proxy = start_proxy(slug + "-stream", stream_up, redis_url, workers, workdir)
+        target = Target(name, json_proxy.json_url, stream_proxy.stream_url, json_proxy.pid)
+        result = _measure(target, plan, workdir, memory=False, transfers=False)
+        # Memory is the streaming proxy's: it is the one holding the open streams and the
+        # upload; the download comes through the JSON one.
+        assert stream_proxy.pid is not None and json_proxy.pid is not None
+        time.sleep(1.0)
+        result.rss_idle_bytes = rss_bytes(json_proxy.pid)
+        peak, completed = asyncio.run(rss_during_streams(
+            stream_proxy.stream_url, LONG_STREAM_MODEL, stream_proxy.pid, plan.open_streams))
+        result.rss_open_streams_bytes, result.open_streams_completed = peak, completed
+        up = asyncio.run(rss_during_transfer(
+            stream_proxy.stream_url.rsplit("/v1/", 1)[0] + UPLOAD_PATH.decode(),
+            stream_proxy.pid, "upload", plan.transfer_bytes))
+        down = asyncio.run(rss_during_transfer(
+            json_proxy.json_url.rsplit("/v1/", 1)[0] + DOWNLOAD_PATH, json_proxy.pid,
+            "download", plan.transfer_bytes))
+        result.transfers = [asdict(up), asdict(down)]
+        return result
+    finally:
+        json_proxy.stop()
+        if stream_proxy is not None:
+            stream_proxy.stop()
+
+
+def git_commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() or "unknown"
