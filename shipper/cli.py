@@ -16,6 +16,7 @@ from shared.settings import invalid_configuration
 from shipper.settings import ShipperSettings
 from shipper.status import print_status
 from shipper.storage import make_sink
+from shipper.telemetry import TelemetryServer
 from shipper.worker import build_worker, totals_fields
 
 logger = logging.getLogger("shipper")
@@ -33,6 +34,8 @@ async def serve(settings: ShipperSettings) -> None:
               storage_type=settings.storage_type,
               batch_max_records=settings.shipper_batch_max_records,
               claim_idle_ms=settings.shipper_claim_idle_ms)
+    telemetry = TelemetryServer(settings, worker.telemetry)
+    await telemetry.start()
     task = asyncio.create_task(worker.run())
     # Shutdown, in order: a signal stops reading; the batch in hand gets the time limit
     # to be written and acknowledged; past it the task is cancelled, and whatever was not
@@ -49,6 +52,7 @@ async def serve(settings: ShipperSettings) -> None:
     elif (error := task.exception()) is not None:
         log_event(logger, "shipper_failed", logging.ERROR, error=repr(error))
         raise error
+    await telemetry.stop()
     await sink.close()
     await source.close()
     log_event(logger, "shipper_stopped", consumer=source.consumer, **totals_fields(worker.totals))

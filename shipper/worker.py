@@ -25,6 +25,7 @@ from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import AppendConflict, Placement, Sink, StorageError
 from shipper.source import SourceUnavailable, StreamEntry, StreamSource, connect
+from shipper.telemetry import ShipperTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Worker:
         self.sink = sink
         self.ledger = ledger
         self.totals = Totals()
+        self.telemetry = ShipperTelemetry()
         self.stopping = asyncio.Event()
         self._appends = asyncio.Semaphore(_PARALLEL_APPENDS)
 
@@ -111,12 +113,14 @@ class Worker:
                     for batch in batches:
                         await self._ship_batch(batch)
                     failures = 0
+                    self.telemetry.round_ok()
                 except SourceUnavailable as exc:
                     # What was read ahead is re-read with our pending entries on recovery.
                     await _drop(ahead)
                     ahead = None
                     failures += 1
                     self.totals.redis_errors_total += 1
+                    self.telemetry.redis_failed()
                     recover_own = True
                     delay_s = backoff_s(failures, settings.shipper_retry_max_s)
                     log_event(logger, "redis_unavailable", logging.WARNING, error=str(exc),
@@ -125,6 +129,7 @@ class Worker:
                 except StorageError as exc:
                     failures += 1
                     self.totals.storage_retries_total += 1
+                    self.telemetry.storage_failed(exc)
                     delay_s = backoff_s(failures, settings.shipper_retry_max_s)
                     log_event(logger, "storage_retry", logging.WARNING, error=str(exc),
                               attempt=failures, retry_in_s=round(delay_s, 2))
@@ -232,12 +237,14 @@ class Worker:
         self.totals.records_shipped_total += records
         self.totals.bytes_shipped_total += size
         self.totals.batches_shipped_total += 1
+        self.telemetry.batch_shipped(records, size, time.perf_counter() - started_s)
         log_event(logger, "batch_shipped", records=records, files=len({c.stem for c in chunks}),
                   bytes=size, ms=round((time.perf_counter() - started_s) * 1000, 1))
 
     async def _dead_letter(self, rejected: Rejected) -> None:
         await self.source.dead_letter(rejected.entry, rejected.reason)
         self.totals.entries_dead_lettered_total += 1
+        self.telemetry.dead_lettered()
         log_event(logger, "entry_dead_lettered", logging.WARNING,
                   entry_id=rejected.entry.entry_id, reason=rejected.reason)
 
@@ -258,6 +265,7 @@ class Worker:
                 except StorageError as exc:
                     failures += 1
                     self.totals.storage_retries_total += 1
+                    self.telemetry.storage_failed(exc)
                     delay_s = backoff_s(failures, self.settings.shipper_retry_max_s)
                     log_event(logger, "storage_retry", logging.WARNING, file_stem=chunk.stem,
                               error=str(exc), attempt=failures, retry_in_s=round(delay_s, 2))

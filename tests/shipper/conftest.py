@@ -98,6 +98,7 @@ def shipper_env(redis_url: str, log_dir: Path) -> dict[str, str]:
         SHIPPER_BLOCK_MS="100",
         SHIPPER_CLAIM_IDLE_MS="1000",
         SHIPPER_RETRY_MAX_S="0.5",
+        SHIPPER_METRICS_PORT="0",  # several shippers per test: a test that wants it sets one
         LOG_FORMAT="json",
         PYTHONPATH=str(REPO),
     )
