@@ -100,6 +100,9 @@ def create_app(settings: ProxySettings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         redirect_slashes=False,
+        # FastAPI's built-in OpenTelemetry hooks look up the tracer provider on every
+        # request even when none is configured; the proxy exports Prometheus metrics.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_exception_handler(HTTPException, refuse_route)
     app.add_middleware(DateHeader)

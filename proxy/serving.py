@@ -12,8 +12,10 @@ and writes them, so a slow stderr never stalls a response.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import logging.handlers
+import multiprocessing.util
 import os
 import queue
 import shutil
@@ -23,6 +25,7 @@ from pathlib import Path
 import uvicorn
 
 from proxy.app import create_app
+from proxy.dispatch import Dispatch
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
 
@@ -48,7 +51,10 @@ def log_off_the_loop() -> None:
     listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
     root.handlers[:] = [_Handoff(records)]
     listener.start()
-    atexit.register(listener.stop)  # flushes what is still queued
+    stop = functools.cache(listener.stop)  # flushes what is still queued; once
+    atexit.register(stop)
+    # A uvicorn worker process ends through multiprocessing, which skips atexit.
+    multiprocessing.util.Finalize(None, stop, exitpriority=0)
 
 
 def configure_process(settings: ProxySettings) -> None:
@@ -61,7 +67,7 @@ def worker_app() -> object:
     """The app of one worker process (uvicorn calls this factory in each worker)."""
     settings = ProxySettings()
     configure_process(settings)
-    return create_app(settings)
+    return Dispatch(create_app(settings))
 
 
 def _fresh_multiproc_dir(settings: ProxySettings) -> Path:
@@ -87,7 +93,7 @@ def serve(settings: ProxySettings) -> None:
     app: object
     if workers == 1:
         log_off_the_loop()
-        app = create_app(settings)
+        app = Dispatch(create_app(settings))
     else:
         os.environ[MULTIPROC_ENV] = str(_fresh_multiproc_dir(settings))
         app = "proxy.serving:worker_app"  # each worker builds its own from the environment

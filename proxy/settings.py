@@ -80,6 +80,8 @@ class ProxySettings(CommonSettings):
     upstream_pool_timeout_s: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, gt=0)
     upstream_max_keepalive_connections: int = Field(default=50, ge=0)
+    upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
+    """The HTTP stack under the httpx client: aiohttp's pool (faster), or httpx's own."""
 
     redis_timeout_s: float = Field(default=2.0, gt=0)
     """Connect and command timeout for Redis, so an outage never stalls publishing for long."""

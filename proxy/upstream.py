@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
@@ -27,11 +28,16 @@ def new_client(settings: ProxySettings) -> httpx.AsyncClient:
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_keepalive_connections,
     )
+    aiohttp = settings.upstream_transport == "aiohttp"
     client = httpx.AsyncClient(
         timeout=timeout,
+        limits=limits,
         follow_redirects=False,
         trust_env=False,
-        transport=AiohttpTransport(limits),
+        transport=AiohttpTransport(limits) if aiohttp else None,
+        # One client serves every caller: a cookie the upstream sets for one must never
+        # ride along on another's request, so the jar accepts none.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
     # No default headers of httpx's own: the client's Accept-Encoding, User-Agent and
     # Accept go upstream as sent (a gzip the client did not ask for would reach it raw).

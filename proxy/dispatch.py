@@ -1,0 +1,31 @@
+"""The outermost ASGI app: ``/v1/...`` straight to the forwarder, the rest through FastAPI.
+
+Forwarded calls are the hot path and need none of FastAPI's routing, dependency or
+exception layers (``proxy.forward`` answers its own errors); the proxy's own endpoints
+(``/``, ``/health``, ``/ready``, ``/metrics``) and the lifespan stay with FastAPI.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from proxy.forward import ForwardEndpoint
+from proxy.headers import DateHeader
+
+_FORWARDED_PREFIX = "/v1/"
+
+
+class Dispatch:
+    """Wraps the FastAPI app of ``proxy.app.create_app``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._forward = DateHeader(ForwardEndpoint())  # as FastAPI's stack would date it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_FORWARDED_PREFIX):
+            scope["app"] = self.app  # where the forwarder finds the runtime
+            await self._forward(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -1,0 +1,81 @@
+"""The shared upstream client over aiohttp: bytes as sent, errors as httpx's, no cookie jar."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from proxy.errors import UpstreamUnreachable
+from proxy.settings import ProxySettings
+from proxy.upstream import new_client, upstream_errors
+from tests.support.ports import free_port, wait_for_port
+
+
+async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sets a cookie, and answers with the Cookie header and raw path it was sent."""
+    if scope["type"] != "http":
+        return
+    headers = dict(scope["headers"])
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"set-cookie", b"__cf_bm=someone-elses; Path=/"),
+        (b"x-cookie", headers.get(b"cookie", b"none")),
+        (b"x-raw-path", scope["raw_path"]),
+    ]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(_echo, port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    await asyncio.to_thread(wait_for_port, port)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_a_cookie_set_for_one_caller_never_reaches_the_next(
+    upstream: str, transport: str
+) -> None:
+    settings = ProxySettings(_env_file=None, upstream_transport=transport)  # type: ignore[call-arg]
+    client = new_client(settings)
+    try:
+        seen = []
+        for _ in range(2):
+            response = await client.send(client.build_request("GET", f"{upstream}/a%2Fb?x=%2F"))
+            seen.append(response.headers["x-cookie"])
+            assert response.headers["x-raw-path"] == "/a%2Fb"  # not re-quoted
+    finally:
+        await client.aclose()
+    assert seen == ["none", "none"]
+
+
+async def test_a_refused_connection_is_unreachable_not_a_timeout() -> None:
+    client = new_client(ProxySettings(_env_file=None))  # type: ignore[call-arg]
+    try:
+        with pytest.raises(UpstreamUnreachable), upstream_errors("before answering"):
+            await client.send(client.build_request("GET", f"http://127.0.0.1:{free_port()}/"))
+    finally:
+        await client.aclose()
+
+
+async def test_an_error_of_the_body_source_is_raised_as_itself(upstream: str) -> None:
+    class Refused(Exception):
+        """Stands for the proxy's own errors (body too large, client gone)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"a" * 1000
+        raise Refused
+
+    client = new_client(ProxySettings(_env_file=None))  # type: ignore[call-arg]
+    try:
+        with pytest.raises(Refused):
+            await client.send(client.build_request("POST", f"{upstream}/", content=body()))
+    finally:
+        await client.aclose()
