@@ -33,6 +33,8 @@ run: install
 	scripts/run.sh
 
 bench: install tools
+	$(PY) -m pip install --quiet -e '.[bench]'
+	scripts/ensure-tools.sh bench
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m bench
 
 clean:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from bench import chart, report
 from bench.nginx import DOWNLOAD_PATH, Nginx, nginx_version
 from bench.probes import (
     GIB,
+    cpu_seconds,
     rss_bytes,
     rss_during_streams,
     rss_during_transfer,
@@ -86,6 +88,7 @@ class TargetResult:
     rss_open_streams_bytes: int | None = None
     open_streams_completed: int | None = None
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    cpu_us_per_request: dict[int, int] = field(default_factory=dict)
     note: str = ""
 
 
@@ -120,8 +123,13 @@ def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
         if connections == 1:
             result.saturation.append(result.one_connection)
             continue
-        result.saturation.append(run_wrk(target.json_url, JSON_MODEL, workdir,
-                                         connections=connections, duration_s=plan.duration_s))
+        cpu_before_s = cpu_seconds(target.pid) if target.pid is not None else 0.0
+        run = run_wrk(target.json_url, JSON_MODEL, workdir, connections=connections,
+                      duration_s=plan.duration_s)
+        result.saturation.append(run)
+        if target.pid is not None and run.requests:
+            used_s = cpu_seconds(target.pid) - cpu_before_s
+            result.cpu_us_per_request[connections] = round(used_s / run.requests * 1e6)
     result.fixed_rate = run_wrk(target.json_url, JSON_MODEL, workdir,
                                 connections=FIXED_RATE_CONNECTIONS, duration_s=plan.duration_s,
                                 rate_per_s=FIXED_RATE_PER_S)
@@ -173,6 +181,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
     results: list[TargetResult] = []
     skipped: dict[str, str] = {}
     started = datetime.now(UTC)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         workdir = Path(tmp)
         download = workdir / "download.bin"
@@ -204,9 +213,9 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             floor = Target("nginx", f"{rp}/v1/chat/completions",
                            f"{rp}/stream/v1/chat/completions", reverse.pid)
             results.append(_measure(floor, plan, workdir, memory=True, transfers=True))
-            for workers in (1, 2):
-                results.append(_measure_proxy(workers, json_up, stream_up, redis_server.url,
-                                              plan, workdir))
+            for workers, transport in ((1, "aiohttp"), (2, "aiohttp"), (1, "httpcore")):
+                results.append(_measure_proxy(workers, transport, json_up, stream_up,
+                                              redis_server.url, plan, workdir))
             if with_litellm:
                 reason = litellm_available()
                 if reason is None:
@@ -235,6 +244,8 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
         "plan": asdict(plan),
         "fixed_rate_per_s": FIXED_RATE_PER_S,
         "machine": _machine(),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "versions": _versions(),
         "skipped": skipped,
         "targets": [asdict(result) for result in results],
@@ -250,15 +261,18 @@ def _nan_safe(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
-def _measure_proxy(workers: int, json_up: str, stream_up: str, redis_url: str, plan: Plan,
-                   workdir: Path) -> TargetResult:
+def _measure_proxy(workers: int, transport: str, json_up: str, stream_up: str, redis_url: str,
+                   plan: Plan, workdir: Path) -> TargetResult:
     name = f"proxy ({workers} worker{'s' if workers > 1 else ''})"
-    slug = f"proxy-w{workers}"
-    json_proxy = start_proxy(slug, json_up, redis_url, workers, workdir)
+    if transport != "aiohttp":
+        name = f"proxy ({workers} worker, {transport})"
+    slug = f"proxy-w{workers}-{transport}"
+    env = {"UPSTREAM_TRANSPORT": transport}
+    json_proxy = start_proxy(slug, json_up, redis_url, workers, workdir, env)
     stream_proxy: Target | None = None
     try:
         wait_until_answering(json_proxy.json_url, JSON_MODEL)
-        stream_proxy = start_proxy(slug + "-stream", stream_up, redis_url, workers, workdir)
+        stream_proxy = start_proxy(slug + "-stream", stream_up, redis_url, workers, workdir, env)
         target = Target(name, json_proxy.json_url, stream_proxy.stream_url, json_proxy.pid)
         result = _measure(target, plan, workdir, memory=False, transfers=False)
         # Memory is the streaming proxy's: it is the one holding the open streams and the

@@ -49,6 +49,14 @@ def proxy_tables(payload: dict[str, Any]) -> str:
         bad = sum(r["errors"] + r["non2xx"] for r in runs)
         lines.append(f"| {t['name']} | " + " | ".join(f"{r['rps']:,.0f}" for r in runs)
                      + f" | {bad} |")
+    lines += ["", "### Target's CPU time per request at saturation (µs, all its processes)", "",
+              "| target | " + " | ".join(f"c={c}" for c in conns[1:]) + " |",
+              "|---|" + "---:|" * len(conns[1:])]
+    for t in targets:
+        cpu = {int(k): v for k, v in t["cpu_us_per_request"].items()}
+        if cpu:
+            lines.append(f"| {t['name']} | " + " | ".join(
+                f"{cpu[c]:,}" if c in cpu else "—" for c in conns[1:]) + " |")
     lines += ["", "### Latency at saturation (p50 / p99 ms)", "",
               "| target | " + " | ".join(f"c={c}" for c in conns) + " |",
               "|---|" + "---:|" * len(conns)]
@@ -109,9 +117,12 @@ def _targets_check(payload: dict[str, Any]) -> list[str]:
     if direct is None or proxy is None or best is None:
         return []
     p50 = _added(proxy, direct, "p50_ms") or 0.0
-    p99 = _added(proxy, direct, "p99_ms") or 0.0
+    # The direct p99 is noise-prone on a shared machine (it can exceed the proxy's), so
+    # the proxy's own p99 stands in as an upper bound of what it adds.
+    p99 = proxy["one_connection"]["p99_ms"]
     rows = [f"| added p50, 1 connection ≤ 0.5 ms | {p50:.2f} ms | {_yes(p50 <= 0.5)} |",
-            f"| added p99, 1 connection ≤ 2 ms | {p99:.2f} ms | {_yes(p99 <= 2.0)} |"]
+            f"| added p99, 1 connection ≤ 2 ms (bound: the proxy's own p99) | {p99:.2f} ms "
+            f"| {_yes(p99 <= 2.0)} |"]
     if litellm is not None:
         ours = max(r["rps"] for r in best["saturation"])
         theirs = max(r["rps"] for r in litellm["saturation"])
@@ -149,7 +160,9 @@ def write_benchmarks_md(payload: dict[str, Any], results: Path) -> None:
         f"- command: `{payload['command']}` ({kind}), "
         f"started {payload['started']}, took {payload['seconds']:.0f} s",
         f"- machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
-        f"Linux {machine['kernel']}",
+        f"Linux {machine['kernel']}; load average (1/5/15 min) "
+        f"{payload['load_average_at_start']} at start, {payload['load_average_at_end']} at end "
+        "(other work shared the cores: CPU per request is the steadiest figure)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "- upstream: nginx (one worker) returning a canned chat completion; streaming from "
         "`bench/sse_upstream.py` (chunks stamped with their send time)",

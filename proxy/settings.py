@@ -91,6 +91,11 @@ class ProxySettings(CommonSettings):
     publish_batch_size: int = Field(default=100, gt=0)
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
 
+    @field_validator("prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # an empty folder name must not mean "."
+
     @field_validator("proxy_api_keys")
     @classmethod
     def _key_pairs_parse(cls, value: SecretStr) -> SecretStr:
