@@ -1,8 +1,9 @@
-"""``python -m bench [--suite proxy|shipper] [--quick]``: run the benchmarks, write the results.
+"""``python -m bench [--suite shipper|memory|proxy] [--quick]``: run benchmarks, write results.
 
-The proxy suite (``bench/proxy_bench.py``) compares this proxy with a direct call, nginx
-and LiteLLM; the shipper suite (``bench/shipper_bench.py``) measures shipping from the
-stream to files. Both by default; ``BENCHMARKS.md`` gathers them.
+The shipper suite (``bench/shipper_bench.py``) measures shipping from the stream to
+files; the memory suite (``bench/proxy_memory.py``) the proxy's memory while 1 GiB goes
+up and comes down; the proxy suite (``bench/proxy_bench.py``) compares this proxy with a
+direct call, nginx and LiteLLM, and writes ``BENCHMARKS.md``, which gathers all three.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from bench import shipper_bench
 
-SUITES = ("proxy", "shipper")
+SUITES = ("shipper", "memory", "proxy")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
             repeat=max(1, args.repeat),
         )
+    if "memory" in suites:
+        from bench import proxy_memory
+
+        proxy_memory.main(["--mib", "64"] if args.quick else [])
     if "proxy" in suites:
         from bench import proxy_bench  # needs the bench extra (matplotlib)
 

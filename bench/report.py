@@ -177,6 +177,12 @@ def write_benchmarks_md(payload: dict[str, Any], results: Path) -> None:
         "",
         proxy_tables(payload),
     ]
+    memory = results / "proxy_memory.md"
+    if memory.exists():
+        lines += ["## Proxy memory, 1 GiB each way", "", "From `bench/results/proxy_memory.md` "
+                  "(`bench/proxy_memory.py`; `python -m bench --suite memory` alone):", "",
+                  memory.read_text().replace("\n# ", "\n### ").replace("\n## ", "\n### ")
+                  .removeprefix("# ").strip(), ""]
     if shipper.exists():
         lines += ["## Shipper", "", "From `bench/results/shipper.md` (`make bench` runs it "
                   "too; `python -m bench --suite shipper` alone):", "",

@@ -2,7 +2,8 @@
 
 Forwarded calls are the hot path and need none of FastAPI's routing, dependency or
 exception layers (``proxy.forward`` answers its own errors); the proxy's own endpoints
-(``/``, ``/health``, ``/ready``, ``/metrics``) and the lifespan stay with FastAPI.
+(``/``, ``/health``, ``/ready``, ``/metrics``), refusals (other methods, other paths) and
+the lifespan stay with FastAPI.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from proxy.app import FORWARDED_METHODS
 from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
 
@@ -24,7 +26,11 @@ class Dispatch:
         self._forward = DateHeader(ForwardEndpoint())  # as FastAPI's stack would date it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_FORWARDED_PREFIX):
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(_FORWARDED_PREFIX)
+            and scope["method"] in FORWARDED_METHODS
+        ):
             scope["app"] = self.app  # where the forwarder finds the runtime
             await self._forward(scope, receive, send)
         else:
