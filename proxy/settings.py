@@ -51,6 +51,18 @@ class ProxySettings(CommonSettings):
     proxy_api_keys: SecretStr = SecretStr("")
     """Static keys for ``AUTH_MODE=keys``: comma-separated ``KEY=USER_ID`` pairs."""
 
+    keys_refresh_interval_s: float = Field(default=1.0, gt=0)
+    """How often each replica polls the keys' version in Redis and flushes last-used times."""
+    passthrough_user_id_secret: SecretStr | None = None
+    """Optional HMAC key for passthrough ``user_id``s; changing it changes every id."""
+
+    realtime_record_audio: bool = False
+    """Keep Realtime audio payloads in the record (else: their size and sha256 only)."""
+    realtime_record_max_events: int = Field(default=2000, gt=0)
+    """Events kept per Realtime session record; beyond it the cut is marked with counts."""
+    realtime_max_message_bytes: int = Field(default=16 * MIB, gt=0)
+    """The largest single WebSocket message accepted from the upstream."""
+
     storage_type: Literal["local", "azure"] = "local"
     """Where the shipper writes; the proxy only reports it on ``GET /``."""
     spool_dir: str = "spool"

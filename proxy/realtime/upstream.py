@@ -1,0 +1,67 @@
+"""The upstream side of a Realtime session: its URL, and the connection with mapped errors.
+
+``websockets`` exceptions are turned into the proxy's own errors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.settings import ProxySettings
+
+_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+
+
+def realtime_url(base_url: str, query: str) -> str:
+    """``{OPENAI_BASE_URL}/realtime?{query}`` with the ``ws``/``wss`` scheme."""
+    scheme, sep, rest = base_url.partition("://")
+    url = f"{_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest.rstrip('/')}/realtime"
+    return f"{url}?{query}" if query else url
+
+
+class UpstreamRefused(Exception):
+    """The upstream answered the handshake with an HTTP status instead of switching."""
+
+    def __init__(self, status_code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        super().__init__(f"The upstream refused the Realtime connection: HTTP {status_code}")
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+
+
+async def connect_upstream(
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    subprotocols: Sequence[str],
+    settings: ProxySettings,
+) -> ClientConnection:
+    """Open the upstream WebSocket; raises ``UpstreamRefused``, ``UpstreamTimeout`` or
+    ``UpstreamUnreachable``."""
+    try:
+        return await connect(
+            url,
+            additional_headers=list(headers),
+            subprotocols=[Subprotocol(name) for name in subprotocols] or None,
+            user_agent_header=None,  # the client's own User-Agent is among ``headers``
+            proxy=None,  # never an environment proxy: the upstream is the configured one
+            open_timeout=settings.upstream_connect_timeout_s,
+            max_size=settings.realtime_max_message_bytes,
+        )
+    except InvalidStatus as exc:
+        response = exc.response
+        raise UpstreamRefused(
+            response.status_code, list(response.headers.raw_items()), bytes(response.body or b"")
+        ) from exc
+    except TimeoutError as exc:
+        raise UpstreamTimeout(
+            "The upstream timed out while opening the Realtime connection."
+        ) from exc
+    except (OSError, InvalidHandshake) as exc:
+        raise UpstreamUnreachable(
+            f"The upstream could not be reached for Realtime ({type(exc).__name__})."
+        ) from exc
