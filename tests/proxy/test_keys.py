@@ -1,0 +1,154 @@
+"""``python -m proxy keys`` against a real redis-server, with two real proxy replicas.
+
+A key created through the CLI is accepted by both replicas within seconds, a revoked key
+is refused by both, both keep their last known keys through a Redis outage, and no key is
+ever held in clear: not in Redis, not in a record, not in any file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import openai
+import redis
+
+from tests.proxy.conftest import RunningProxy, StartProxy, record_for
+from tests.support.redis_server import RedisServer
+
+STATIC_KEY = "pk-static-operator-key-31c9e0"
+PROPAGATION_S = 5.0
+"""Replicas poll every second (the default): a change must show within a few seconds."""
+
+
+def keys_cli(redis_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "PROXY_"))}
+    env["REDIS_URL"] = redis_url
+    env["REDIS_TIMEOUT_S"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", "keys", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def status(proxy: RunningProxy, key: str) -> int:
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.get(f"{proxy.base_url}/models", headers=headers, timeout=10).status_code
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = PROPAGATION_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def redis_contents(redis_url: str) -> bytes:
+    """Every key and value in Redis, serialized (``DUMP``), as one blob to search."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        blob = b""
+        for name in client.scan_iter():
+            blob += name + (client.dump(name) or b"")
+        return blob
+    finally:
+        client.close()
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    return [
+        path for path in root.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()
+    ]
+
+
+def test_keys_from_the_cli_reach_both_replicas_and_survive_an_outage(
+    start_proxy: StartProxy, redis_server: RedisServer, redis_url: str, tmp_path: Path
+) -> None:
+    replicas = [
+        start_proxy(AUTH_MODE="keys", PROXY_API_KEYS=f"{STATIC_KEY}=operator") for _ in range(2)
+    ]
+    created = keys_cli(redis_url, "create", "--user", "alice", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    alice = created.stdout.splitlines()[-1]
+    assert created.stdout == f"{alice}\n" and alice.startswith("pk-")
+    bob = keys_cli(redis_url, "create", "--user", "bob", cwd=tmp_path).stdout.strip()
+
+    for proxy in replicas:
+        eventually(lambda p=proxy: status(p, alice) == 200 and status(p, bob) == 200)  # type: ignore[misc]
+        assert status(proxy, STATIC_KEY) == 200  # PROXY_API_KEYS still works beside Redis
+        assert status(proxy, "pk-000000000000-unknown") == 401
+
+    client = openai.OpenAI(base_url=replicas[1].base_url, api_key=alice, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    entry = record_for(redis_url, raw.headers["x-proxy-record-id"])
+    assert entry.record.user_id == "alice" and alice not in entry.raw.decode()
+
+    listed = keys_cli(redis_url, "list", cwd=tmp_path)
+    assert "alice" in listed.stdout and "bob" in listed.stdout
+    assert alice not in listed.stdout and bob not in listed.stdout
+
+    def alice_row() -> dict[str, str | None]:
+        rows = json.loads(keys_cli(redis_url, "list", "--json", cwd=tmp_path).stdout)
+        [row] = [row for row in rows if row["user_id"] == "alice"]
+        return dict(row)
+
+    eventually(lambda: alice_row()["last_used_at"] is not None)  # flushed in batches
+    assert alice.startswith(str(alice_row()["prefix"]))
+
+    # Revoke alice by the id `list` shows; both replicas refuse her key within seconds.
+    revoked = keys_cli(redis_url, "revoke", str(alice_row()["key_id"]), cwd=tmp_path)
+    assert revoked.returncode == 0 and "alice" in revoked.stdout
+    for proxy in replicas:
+        eventually(lambda p=proxy: status(p, alice) == 401)  # type: ignore[misc]
+        assert status(proxy, bob) == 200
+
+    # Nothing holds a key in clear: Redis, the records, the logs, any file.
+    contents = redis_contents(redis_url)
+    for key in (alice, bob, STATIC_KEY):
+        assert key.encode() not in contents
+        assert files_containing(tmp_path, key) == []
+
+    # Redis goes away: the last known keys keep working, the revoked one stays revoked.
+    redis_server.stop()
+    time.sleep(1.5)  # more than one refresh interval
+    for proxy in replicas:
+        assert status(proxy, bob) == 200
+        assert status(proxy, alice) == 401
+        assert status(proxy, STATIC_KEY) == 200
+
+
+def test_revoke_accepts_the_key_itself(
+    start_proxy: StartProxy, redis_url: str, tmp_path: Path
+) -> None:
+    proxy = start_proxy(AUTH_MODE="keys")
+    key = keys_cli(redis_url, "create", "--user", "carol", cwd=tmp_path).stdout.strip()
+    eventually(lambda: status(proxy, key) == 200)
+
+    assert keys_cli(redis_url, "revoke", key, cwd=tmp_path).returncode == 0
+    eventually(lambda: status(proxy, key) == 401)
+    again = keys_cli(redis_url, "revoke", key, cwd=tmp_path)
+    assert again.returncode == 1 and key not in again.stderr
+
+
+def test_bad_or_unreachable_redis_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = keys_cli("localhost:6391", "list", cwd=tmp_path)
+    down = keys_cli("redis://user:hunter2@127.0.0.1:1/0", "create", "--user", "x", cwd=tmp_path)
+
+    for result in (bad, down):
+        assert result.returncode == 2 and result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "REDIS_URL" in bad.stderr
+    assert "unreachable" in down.stderr and "hunter2" not in down.stderr
