@@ -17,6 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from proxy.auth import passthrough_user_id
 from tests.proxy.conftest import (
     CLIENT_KEY,
     UPSTREAM_KEY,
@@ -26,11 +27,13 @@ from tests.proxy.conftest import (
 )
 from tests.support.fake_realtime import (
     AUDIO_CHUNKS,
+    REFUSAL,
     SERVER_CLOSE_CODE,
     SERVER_CLOSE_REASON,
     USAGE,
     FakeRealtime,
 )
+from tests.support.ports import free_port
 
 CLIENT_AUDIO = bytes(range(256)) * 12
 MODEL = "gpt-realtime"
@@ -112,7 +115,7 @@ async def test_a_session_is_relayed_and_recorded_with_audio_hashed(
         "response.create",
     ]
     assert base64.b64decode(upstream.received[1]["audio"]) == CLIENT_AUDIO
-    assert (upstream.close_code, upstream.close_reason) == (1000, "bye")
+    assert upstream.wait_closed() == (1000, "bye")
     assert CLIENT_KEY not in json.dumps(upstream.headers)
 
     entry = record_for(redis_url, record_id)
@@ -208,3 +211,47 @@ async def test_an_unknown_key_is_refused_before_the_upstream_is_contacted(
     assert entry.record.error is not None and entry.record.error.type == "invalid_api_key"
     assert entry.record.response is not None and entry.record.response.status_code == 401
     assert "sk-wrong-key-123456" not in entry.raw.decode()
+
+
+async def test_passthrough_sends_the_clients_own_key_and_relays_the_upstreams_refusal(
+    start_proxy: StartProxy, fake_realtime: FakeRealtime, redis_url: str
+) -> None:
+    proxy = start_proxy(OPENAI_BASE_URL=fake_realtime.base_url, AUTH_MODE="passthrough")
+    async with connect(
+        realtime_url(proxy),
+        subprotocols=["realtime", f"openai-insecure-api-key.{CLIENT_KEY}"],  # type: ignore[list-item]
+        proxy=None,
+    ) as ws:
+        assert ws.response is not None
+        record_id = ws.response.headers["x-proxy-record-id"]
+        await receive_until(ws, "session.created")
+    [upstream] = fake_realtime.sessions
+    assert upstream.headers["authorization"] == f"Bearer {CLIENT_KEY}"
+    assert upstream.offered_subprotocols == ["realtime"]
+    entry = record_for(redis_url, record_id)
+    assert entry.record.user_id == passthrough_user_id(CLIENT_KEY)
+    assert CLIENT_KEY not in entry.raw.decode()
+
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(realtime_url(proxy), proxy=None):
+            pass
+    response = refused.value.response
+    assert response.status_code == 401
+    assert json.loads(response.body or b"") == REFUSAL
+    record = record_for(redis_url, response.headers["x-proxy-record-id"]).record
+    assert record.response is not None and record.response.status_code == 401
+    assert record.response.body == REFUSAL and record.user_id is None
+
+
+async def test_an_unreachable_upstream_is_a_502_in_openai_shape(
+    start_proxy: StartProxy, redis_url: str
+) -> None:
+    proxy = start_proxy(OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(realtime_url(proxy), proxy=None):
+            pass
+    response = refused.value.response
+    assert response.status_code == 502
+    assert json.loads(response.body or b"")["error"]["code"] == "upstream_unreachable"
+    record = record_for(redis_url, response.headers["x-proxy-record-id"]).record
+    assert record.error is not None and record.error.type == "upstream_unreachable"

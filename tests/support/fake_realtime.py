@@ -62,6 +62,12 @@ class SeenSession:
     received: list[Any] = field(default_factory=list)  # parsed client events, in order
     close_code: int | None = None
     close_reason: str | None = None
+    closed: threading.Event = field(default_factory=threading.Event)
+
+    def wait_closed(self, timeout_s: float = 5.0) -> tuple[int | None, str | None]:
+        """The close code and reason, once the connection has closed (the server's thread)."""
+        assert self.closed.wait(timeout_s), "the upstream connection did not close"
+        return self.close_code, self.close_reason
 
     @property
     def model(self) -> str | None:
@@ -156,6 +162,7 @@ class FakeRealtime:
             pass
         seen.close_code = connection.close_code
         seen.close_reason = connection.close_reason
+        seen.closed.set()
 
     async def _answer(
         self, connection: ServerConnection, seen: SeenSession, event: dict[str, Any]
