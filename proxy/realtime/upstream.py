@@ -33,6 +33,11 @@ class UpstreamRefused(Exception):
         self.headers = headers
         self.body = body
 
+    @property
+    def content_type(self) -> str:
+        found = (value for name, value in self.headers if name.lower() == "content-type")
+        return next(found, "application/json")
+
 
 async def connect_upstream(
     url: str,
