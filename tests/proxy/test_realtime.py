@@ -255,3 +255,32 @@ async def test_an_unreachable_upstream_is_a_502_in_openai_shape(
     assert json.loads(response.body or b"")["error"]["code"] == "upstream_unreachable"
     record = record_for(redis_url, response.headers["x-proxy-record-id"]).record
     assert record.error is not None and record.error.type == "upstream_unreachable"
+
+
+async def test_a_client_that_drops_the_connection_closes_the_upstream_and_is_recorded(
+    realtime_proxy: RunningProxy, fake_realtime: FakeRealtime, redis_url: str
+) -> None:
+    ws = await connect(
+        realtime_url(realtime_proxy),
+        additional_headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+        proxy=None,
+    )
+    assert ws.response is not None
+    record_id = ws.response.headers["x-proxy-record-id"]
+    await receive_until(ws, "session.created")
+    ws.transport.abort()  # no close frame: the TCP connection just ends
+    await ws.wait_closed()
+
+    [upstream] = fake_realtime.sessions
+    # uvicorn reports a lost connection as 1005 (no code); 1005 may not be sent, so the
+    # upstream gets a normal closure.
+    assert upstream.wait_closed() == (1000, "")
+    record = record_for(redis_url, record_id).record
+    assert record.response is not None
+    assert record.response.body["close"] == {
+        "initiated_by": "client",
+        "code": 1005,
+        "reason": "",
+        "relayed_code": 1000,
+    }
+    assert [e["event"]["type"] for e in record.response.body["events"]] == ["session.created"]
