@@ -19,12 +19,13 @@ import httpx
 import openai
 import redis
 
+from shared.streams import KEYS_LAST_USED
 from tests.proxy.conftest import RunningProxy, StartProxy, record_for
 from tests.support.redis_server import RedisServer
 
 STATIC_KEY = "pk-static-operator-key-31c9e0"
-PROPAGATION_S = 5.0
-"""Replicas poll every second (the default): a change must show within a few seconds."""
+PROPAGATION_S = 10.0
+"""Replicas poll every second (the default); the margin is for a loaded CI machine."""
 
 
 def keys_cli(redis_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -82,10 +83,13 @@ def test_keys_from_the_cli_reach_both_replicas_and_survive_an_outage(
     assert created.returncode == 0, created.stderr
     alice = created.stdout.splitlines()[-1]
     assert created.stdout == f"{alice}\n" and alice.startswith("pk-")
-    bob = keys_cli(redis_url, "create", "--user", "bob", cwd=tmp_path).stdout.strip()
+    bob, carol = (
+        keys_cli(redis_url, "create", "--user", user, cwd=tmp_path).stdout.strip()
+        for user in ("bob", "carol")
+    )
 
     for proxy in replicas:
-        eventually(lambda p=proxy: status(p, alice) == 200 and status(p, bob) == 200)  # type: ignore[misc]
+        eventually(lambda p=proxy: all(status(p, k) == 200 for k in (alice, bob, carol)))  # type: ignore[misc]
         assert status(proxy, STATIC_KEY) == 200  # PROXY_API_KEYS still works beside Redis
         assert status(proxy, "pk-000000000000-unknown") == 401
 
@@ -100,24 +104,36 @@ def test_keys_from_the_cli_reach_both_replicas_and_survive_an_outage(
     assert "alice" in listed.stdout and "bob" in listed.stdout
     assert alice not in listed.stdout and bob not in listed.stdout
 
-    def alice_row() -> dict[str, str | None]:
-        rows = json.loads(keys_cli(redis_url, "list", "--json", cwd=tmp_path).stdout)
-        [row] = [row for row in rows if row["user_id"] == "alice"]
-        return dict(row)
+    def last_used(key_id: str) -> bytes | None:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            return client.hget(KEYS_LAST_USED, key_id)  # type: ignore[return-value]
+        finally:
+            client.close()
 
-    eventually(lambda: alice_row()["last_used_at"] is not None)  # flushed in batches
-    assert alice.startswith(str(alice_row()["prefix"]))
+    # Replicas write "last used" in batches, shortly after the call.
+    alice_id = alice.split("-")[1]
+    eventually(lambda: last_used(alice_id) is not None)
+    rows = json.loads(keys_cli(redis_url, "list", "--json", cwd=tmp_path).stdout)
+    [alice_row] = [row for row in rows if row["user_id"] == "alice"]
+    assert alice_row["key_id"] == alice_id and alice.startswith(alice_row["prefix"])
+    assert alice_row["last_used_at"] is not None and alice_row["created_at"] is not None
 
-    # Revoke alice by the id `list` shows; both replicas refuse her key within seconds.
-    revoked = keys_cli(redis_url, "revoke", str(alice_row()["key_id"]), cwd=tmp_path)
+    # Revoke alice by the id `list` shows, carol by her key itself: both replicas refuse
+    # them within seconds.
+    revoked = keys_cli(redis_url, "revoke", alice_id, cwd=tmp_path)
     assert revoked.returncode == 0 and "alice" in revoked.stdout
+    revoked = keys_cli(redis_url, "revoke", carol, cwd=tmp_path)
+    assert revoked.returncode == 0 and "carol" in revoked.stdout
     for proxy in replicas:
-        eventually(lambda p=proxy: status(p, alice) == 401)  # type: ignore[misc]
+        eventually(lambda p=proxy: status(p, alice) == status(p, carol) == 401)  # type: ignore[misc]
         assert status(proxy, bob) == 200
+    again = keys_cli(redis_url, "revoke", carol, cwd=tmp_path)
+    assert again.returncode == 1 and carol not in again.stderr
 
     # Nothing holds a key in clear: Redis, the records, the logs, any file.
     contents = redis_contents(redis_url)
-    for key in (alice, bob, STATIC_KEY):
+    for key in (alice, bob, carol, STATIC_KEY):
         assert key.encode() not in contents
         assert files_containing(tmp_path, key) == []
 
@@ -126,21 +142,8 @@ def test_keys_from_the_cli_reach_both_replicas_and_survive_an_outage(
     time.sleep(1.5)  # more than one refresh interval
     for proxy in replicas:
         assert status(proxy, bob) == 200
-        assert status(proxy, alice) == 401
+        assert status(proxy, alice) == status(proxy, carol) == 401
         assert status(proxy, STATIC_KEY) == 200
-
-
-def test_revoke_accepts_the_key_itself(
-    start_proxy: StartProxy, redis_url: str, tmp_path: Path
-) -> None:
-    proxy = start_proxy(AUTH_MODE="keys")
-    key = keys_cli(redis_url, "create", "--user", "carol", cwd=tmp_path).stdout.strip()
-    eventually(lambda: status(proxy, key) == 200)
-
-    assert keys_cli(redis_url, "revoke", key, cwd=tmp_path).returncode == 0
-    eventually(lambda: status(proxy, key) == 401)
-    again = keys_cli(redis_url, "revoke", key, cwd=tmp_path)
-    assert again.returncode == 1 and key not in again.stderr
 
 
 def test_bad_or_unreachable_redis_is_one_line_and_exit_2(tmp_path: Path) -> None:
