@@ -7,7 +7,6 @@ drain the publisher within its time limit, close the clients, log totals.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +16,10 @@ from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
-from proxy.auth import Authenticator, KeyStore, StaticKeyStore
+from proxy.auth import Authenticator
 from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
-from proxy.keys.cache import KeyCache
-from proxy.keys.store import KeysUnavailable, RedisKeys
+from proxy.keys.cache import key_store_for
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher, dropping_fallback
 from proxy.realtime.endpoint import RealtimeEndpoint
@@ -58,11 +56,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         batch_size=settings.publish_batch_size,
     )
     static_keys = [key for key, _ in settings.static_key_pairs]
-    key_store: KeyStore = StaticKeyStore(settings.static_key_pairs)
-    key_cache = None
-    if settings.auth_mode == "keys":
-        key_cache = KeyCache(RedisKeys(redis), key_store, settings.keys_refresh_interval_s)
-        key_store = key_cache
+    key_store, key_cache = key_store_for(settings, redis)
     passthrough_secret = settings.passthrough_user_id_secret
     return Runtime(
         settings=settings,
@@ -85,16 +79,6 @@ def _runtime(settings: ProxySettings) -> Runtime:
     )
 
 
-async def _start_key_cache(cache: KeyCache, timeout_s: float) -> None:
-    # The first load is awaited so keys work from the first request; during an outage the
-    # proxy starts anyway and the background refresh loads them when Redis is back.
-    try:
-        await asyncio.wait_for(cache.refresh(), timeout_s)
-    except (KeysUnavailable, TimeoutError) as exc:
-        log_event(logger, "keys_unavailable_at_start", logging.WARNING, error=str(exc))
-    cache.start()
-
-
 def create_app(settings: ProxySettings) -> FastAPI:
     """The proxy as an ASGI app; its resources exist while its lifespan runs."""
 
@@ -103,7 +87,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
         runtime = _runtime(settings)
         runtime.publisher.start()
         if runtime.key_cache is not None:
-            await _start_key_cache(runtime.key_cache, settings.redis_timeout_s)
+            await runtime.key_cache.start(settings.redis_timeout_s)
         app.state.runtime = runtime
         log_event(
             logger,
@@ -119,7 +103,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
             yield
         finally:
             if runtime.key_cache is not None:
-                await runtime.key_cache.stop()
+                await runtime.key_cache.stop(settings.redis_timeout_s)
             await runtime.publisher.stop(settings.shutdown_drain_timeout_s)
             await runtime.client.aclose()
             await runtime.redis.aclose()

@@ -12,12 +12,24 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from proxy.auth import KeyStore
+from redis.asyncio import Redis
+
+from proxy.auth import KeyStore, StaticKeyStore
 from proxy.keys.entry import KeyEntry
 from proxy.keys.store import KeysUnavailable, RedisKeys
+from proxy.settings import ProxySettings
 from shared.logs import log_event
 
 logger = logging.getLogger(__name__)
+
+
+def key_store_for(settings: ProxySettings, redis: Redis) -> tuple[KeyStore, KeyCache | None]:
+    """What ``AUTH_MODE=keys`` looks keys up in: ``PROXY_API_KEYS``, plus Redis via a cache."""
+    static = StaticKeyStore(settings.static_key_pairs)
+    if settings.auth_mode != "keys":
+        return static, None
+    cache = KeyCache(RedisKeys(redis), static, settings.keys_refresh_interval_s)
+    return cache, cache
 
 
 class KeyCache:
@@ -84,19 +96,28 @@ class KeyCache:
                 self._used[key_id] = max(at, self._used.get(key_id, 0.0))
             raise
 
-    def start(self) -> None:
-        """Refresh and flush every ``refresh_interval_s`` in the background."""
+    async def start(self, first_load_timeout_s: float) -> None:
+        """Load the keys, then refresh and flush every ``refresh_interval_s`` in the background.
+
+        The first load is awaited so keys work from the first request; during an outage
+        the proxy starts anyway and the background refresh loads them when Redis is back.
+        """
+        try:
+            await asyncio.wait_for(self.refresh(), first_load_timeout_s)
+        except (KeysUnavailable, TimeoutError) as exc:
+            self._failing = True
+            log_event(logger, "keys_refresh_failed", logging.WARNING, error=str(exc) or "timeout")
         self._task = asyncio.create_task(self._run(), name="keys-refresh")
 
-    async def stop(self) -> None:
-        """Stop refreshing, then make one last attempt to write the last-used times."""
+    async def stop(self, timeout_s: float) -> None:
+        """Stop refreshing, then try once, within ``timeout_s``, to write last-used times."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(KeysUnavailable):
-            await self.flush_last_used()
+        with contextlib.suppress(KeysUnavailable, TimeoutError):
+            await asyncio.wait_for(self.flush_last_used(), timeout_s)
 
     async def _run(self) -> None:
         while True:
