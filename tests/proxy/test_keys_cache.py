@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -104,3 +105,25 @@ def test_nothing_but_the_digest_of_a_key_is_stored() -> None:
     key, entry = new_key("grace")
     assert key.startswith(entry.prefix)
     assert key not in entry.to_json() and key[len(entry.prefix) :] not in entry.to_json()
+
+
+async def test_a_replica_started_during_an_outage_loads_the_keys_when_redis_is_back(
+    keys: RedisKeys, server: fakeredis.FakeServer
+) -> None:
+    key, entry = new_key("heidi")
+    await keys.add(entry)
+    server.connected = False
+    cache = KeyCache(keys, StaticKeyStore([]), refresh_interval_s=0.02)
+    await cache.start(first_load_timeout_s=1.0)
+    try:
+        assert not cache.loaded
+        assert await cache.user_for(key_digest(key)) is None
+
+        server.connected = True
+        for _ in range(100):
+            if cache.loaded:
+                break
+            await asyncio.sleep(0.02)
+        assert await cache.user_for(key_digest(key)) == "heidi"
+    finally:
+        await cache.stop(timeout_s=1.0)
