@@ -118,6 +118,7 @@ async def _list(keys: RedisKeys, as_json: bool) -> None:
     if as_json:
         print(json.dumps([_row(entry, last_used.get(entry.key_id)) for entry in entries]))
         return
+    now = datetime.now(UTC)
     table = [("KEY ID", "USER", "KEY BEGINS WITH", "CREATED (UTC)", "LAST USED", "EXPIRES")]
     table += [
         (
@@ -126,7 +127,7 @@ async def _list(keys: RedisKeys, as_json: bool) -> None:
             f"{entry.prefix}...",
             _date(entry.created_at),
             _when(last_used.get(entry.key_id)),
-            _date(entry.expires_at),
+            _date(entry.expires_at) + (" (expired)" if entry.expired(now) else ""),
         )
         for entry in entries
     ]
