@@ -62,6 +62,10 @@ class ProxySettings(CommonSettings):
     """Events kept per Realtime session record; beyond it the cut is marked with counts."""
     realtime_max_message_bytes: int = Field(default=16 * MIB, gt=0)
     """The largest single WebSocket message accepted from the upstream."""
+    realtime_allowed_origins: str = ""
+    """With ``AUTH_MODE=none``: comma-separated web origins whose pages may open Realtime
+    sessions (``*``: any). Browsers let any page open a WebSocket to any host, so
+    without this a page the operator visits could spend the upstream key."""
 
     storage_type: Literal["local", "azure"] = "local"
     """Where the shipper writes; the proxy only reports it on ``GET /``."""
@@ -156,3 +160,9 @@ class ProxySettings(CommonSettings):
     def upstream_base_url(self) -> str:
         """``OPENAI_BASE_URL`` as it may be shown: no userinfo, query or trailing slash."""
         return self.upstream.display
+
+    @property
+    def realtime_origins(self) -> frozenset[str]:
+        """``REALTIME_ALLOWED_ORIGINS`` as a set, without trailing slashes."""
+        parts = (part.strip().rstrip("/") for part in self.realtime_allowed_origins.split(","))
+        return frozenset(part for part in parts if part)

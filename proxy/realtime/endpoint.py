@@ -28,7 +28,11 @@ from proxy.errors import ProxyError
 from proxy.headers import RECORD_ID_HEADER
 from proxy.publisher import PendingRecord
 from proxy.realtime.events import Direction, SessionLog
-from proxy.realtime.handshake import split_subprotocols, upstream_handshake_headers
+from proxy.realtime.handshake import (
+    check_origin,
+    split_subprotocols,
+    upstream_handshake_headers,
+)
 from proxy.realtime.recording import SessionRecorder
 from proxy.realtime.upstream import UpstreamRefused, connect_upstream, realtime_url
 from proxy.runtime import Runtime
@@ -119,6 +123,9 @@ class RealtimeSession:
 
     async def _open_upstream(self) -> ClientConnection:
         authenticator = self._runtime.authenticator
+        check_origin(
+            self._headers, authenticator.mode == "none", self._settings.realtime_origins
+        )
         caller = await authenticator.authenticate_credential(self._credential)
         self._record.user_id = caller.user_id
         return await connect_upstream(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from proxy.errors import OriginNotAllowed
 from proxy.headers import RawHeaders, header_value, recorded_headers, upstream_request_headers
 from shared.record import REDACTED
 
@@ -28,6 +29,23 @@ _HANDSHAKE_HEADERS = frozenset(
         "cookie",
     }
 )
+
+
+def check_origin(headers: RawHeaders, open_to_anyone: bool, allowed: frozenset[str]) -> None:
+    """Refuse a web page's session when the proxy asks no key (``AUTH_MODE=none``).
+
+    Browsers send ``Origin`` and let any page open a WebSocket to any host, the
+    operator's own ``localhost`` included; without a key to check, ``allowed``
+    (``REALTIME_ALLOWED_ORIGINS``) decides. Clients outside a browser send no ``Origin``.
+    """
+    origin = header_value(headers, "origin")
+    if not open_to_anyone or origin is None or "*" in allowed:
+        return
+    if origin.strip().rstrip("/") not in allowed:
+        raise OriginNotAllowed(
+            "This origin may not open Realtime sessions: the proxy runs without keys "
+            "(AUTH_MODE=none). Add it to REALTIME_ALLOWED_ORIGINS, or use proxy keys."
+        )
 
 
 def split_subprotocols(offered: Sequence[str]) -> tuple[list[str], str | None]:

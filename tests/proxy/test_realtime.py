@@ -243,10 +243,17 @@ async def test_passthrough_sends_the_clients_own_key_and_relays_the_upstreams_re
     assert record.response.body == REFUSAL and record.user_id is None
 
 
-async def test_an_unreachable_upstream_is_a_502_in_openai_shape(
+async def test_a_foreign_page_is_refused_and_an_unreachable_upstream_is_a_502(
     start_proxy: StartProxy, redis_url: str
 ) -> None:
     proxy = start_proxy(OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
+    # AUTH_MODE=none: a web page (it sends Origin) may not spend the upstream key.
+    with pytest.raises(InvalidStatus) as forbidden:
+        async with connect(realtime_url(proxy), origin="https://evil.example", proxy=None):  # type: ignore[arg-type]
+            pass
+    assert forbidden.value.response.status_code == 403
+    assert b"origin_not_allowed" in (forbidden.value.response.body or b"")
+
     with pytest.raises(InvalidStatus) as refused:
         async with connect(realtime_url(proxy), proxy=None):
             pass

@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 
 from proxy.realtime.events import SessionLog
-from proxy.realtime.handshake import recorded_handshake_headers, split_subprotocols
 
 NOW = datetime.now(UTC)
 AUDIO = b"\x01\x02" * 500
@@ -68,10 +67,3 @@ def test_the_byte_cap_bounds_the_log_and_a_huge_event_becomes_metadata() -> None
     assert len(json.dumps(log.events())) < 64_000 * 1.1
     assert log.summary()["events_omitted"] > 0
 
-
-def test_a_key_offered_as_subprotocol_is_taken_out_and_never_recorded() -> None:
-    offered = ["realtime", "openai-insecure-api-key.pk-secret", "openai-beta.realtime-v1"]
-    assert split_subprotocols(offered) == (["realtime", "openai-beta.realtime-v1"], "pk-secret")
-    headers = [(b"sec-websocket-protocol", ", ".join(offered).encode())]
-    recorded = recorded_handshake_headers(headers)["sec-websocket-protocol"]
-    assert "pk-secret" not in recorded and "realtime" in recorded
