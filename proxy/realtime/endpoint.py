@@ -192,9 +192,10 @@ class RealtimeSession:
         except ConnectionClosed:
             pass  # closed abnormally: the code below says how
         except WebSocketDisconnect:
-            self._record.closed_by("client", _ABNORMAL, "", _GOING_AWAY)
-            self._record.fail("client_disconnected", "The client dropped the connection.")
-            await upstream.close(_GOING_AWAY, "client went away")
+            if self._record.close is None:  # else: the client's close is being relayed
+                self._record.closed_by("client", _ABNORMAL, "", _GOING_AWAY)
+                self._record.fail("client_disconnected", "The client dropped the connection.")
+                await upstream.close(_GOING_AWAY, "client went away")
             scope.cancel()
             return
         if self._record.close is None:
