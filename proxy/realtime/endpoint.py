@@ -45,6 +45,7 @@ _UNSENDABLE_CODES = {1005: 1000, 1006: 1011, 1015: 1011}
 """Codes that only describe a close and may not be sent: what goes to the other side."""
 _ABNORMAL = 1006
 _GOING_AWAY = 1001
+_SERVER_SHUTDOWN = 1012
 _SHUTDOWN_REASON = "proxy shutting down"
 _CLOSE_TIMEOUT_S = 5.0
 _DENIAL_EXTENSION = "websocket.http.response"
@@ -165,7 +166,13 @@ class RealtimeSession:
             if message["type"] == "websocket.disconnect":
                 code: int = message.get("code") or 1005
                 reason: str = message.get("reason") or ""
-                self._record.closed_by("client", code, reason, _sendable(code))
+                if code == _SERVER_SHUTDOWN:
+                    # uvicorn is stopping: it told the client 1012 and reports it here.
+                    self._record.closed_by("proxy", code, _SHUTDOWN_REASON, _GOING_AWAY)
+                    self._record.fail("proxy_stopped", "The proxy stopped during the session.")
+                    code, reason = _GOING_AWAY, _SHUTDOWN_REASON
+                else:
+                    self._record.closed_by("client", code, reason, _sendable(code))
                 if code == _ABNORMAL:
                     self._record.fail("client_disconnected", "The client dropped the connection.")
                 await upstream.close(_sendable(code), reason)

@@ -291,3 +291,27 @@ async def test_a_client_that_drops_the_connection_closes_the_upstream_and_is_rec
         "relayed_code": 1000,
     }
     assert [e["event"]["type"] for e in record.response.body["events"]] == ["session.created"]
+
+
+async def test_stopping_the_proxy_closes_both_sides_and_keeps_the_record(
+    realtime_proxy: RunningProxy, fake_realtime: FakeRealtime, redis_url: str
+) -> None:
+    async with connect(
+        realtime_url(realtime_proxy),
+        additional_headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+        proxy=None,
+    ) as ws:
+        assert ws.response is not None
+        record_id = ws.response.headers["x-proxy-record-id"]
+        await receive_until(ws, "session.created")
+        realtime_proxy.process.terminate()  # SIGTERM, as an orchestrator stops a replica
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == 1012  # "service restart": the client may reconnect elsewhere
+
+    [upstream] = fake_realtime.sessions
+    assert upstream.wait_closed()[0] == 1001
+    record = record_for(redis_url, record_id).record
+    assert record.error is not None and record.error.type == "proxy_stopped"
+    assert record.response is not None
+    assert record.response.body["close"]["initiated_by"] == "proxy"
