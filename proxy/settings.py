@@ -58,8 +58,6 @@ class ProxySettings(CommonSettings):
 
     realtime_record_audio: bool = False
     """Keep Realtime audio payloads in the record (else: their size and sha256 only)."""
-    realtime_record_max_events: int = Field(default=2000, gt=0)
-    """Events kept per Realtime session record; beyond it the cut is marked with counts."""
     realtime_max_message_bytes: int = Field(default=16 * MIB, gt=0)
     """The largest single WebSocket message accepted from the upstream."""
     realtime_allowed_origins: str = ""

@@ -24,8 +24,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from proxy.auth import presented_credential
+from proxy.capture.record_size import bounded_json
 from proxy.errors import ProxyError
-from proxy.headers import RECORD_ID_HEADER
+from proxy.headers import RECORD_ID_HEADER, presented_secrets
 from proxy.publisher import PendingRecord
 from proxy.realtime.events import Direction, SessionLog
 from proxy.realtime.handshake import (
@@ -72,16 +73,16 @@ class RealtimeSession:
         self._ws = websocket
         scope = websocket.scope
         self._headers: list[tuple[bytes, bytes]] = scope["headers"]
-        self._query: str = scope["query_string"].decode("latin-1")
-        self._protocols, protocol_key = split_subprotocols(scope.get("subprotocols") or [])
-        self._credential = presented_credential(self._headers) or protocol_key
+        self._query: bytes = scope["query_string"]
+        self._protocols, self._protocol_key = split_subprotocols(scope.get("subprotocols") or [])
+        self._credential = presented_credential(self._headers) or self._protocol_key
         log = SessionLog(
-            max_events=self._settings.realtime_record_max_events,
+            max_events=self._settings.record_max_events,
             max_bytes=self._settings.record_max_body_bytes,
             keep_audio=self._settings.realtime_record_audio,
         )
         self._record = SessionRecorder(
-            new_record_id(), scope["path"], self._query, self._headers, log
+            new_record_id(), scope["path"], self._query.decode("latin-1"), self._headers, log
         )
 
     async def run(self) -> None:
@@ -130,7 +131,7 @@ class RealtimeSession:
         caller = await authenticator.authenticate_credential(self._credential)
         self._record.user_id = caller.user_id
         return await connect_upstream(
-            realtime_url(self._settings.upstream_base_url, self._query),
+            realtime_url(self._settings.upstream, self._query),
             upstream_handshake_headers(
                 self._headers,
                 passthrough=authenticator.passthrough,
@@ -239,8 +240,16 @@ class RealtimeSession:
     def _queue_record(self) -> None:
         record = self._record.build()
         # Scrubbed even when refused: a wrong key may still be someone's key.
-        payload = self._runtime.scrubber.scrub(
-            record.to_json(), [self._credential] if self._credential else []
+        presented = [
+            *presented_secrets(self._headers),
+            *([self._protocol_key] if self._protocol_key else []),
+            *self._record.query_secrets,
+        ]
+        scrubber = self._runtime.scrubber
+        payload = bounded_json(
+            record,
+            self._settings.record_max_bytes,
+            lambda shown: scrubber.scrub(shown.to_json(), presented),
         )
         self._runtime.publisher.submit(PendingRecord(record.id, payload))
         status = record.response.status_code if record.response else None

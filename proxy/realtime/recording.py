@@ -17,6 +17,7 @@ from proxy.headers import RawHeaders, recorded_headers
 from proxy.model_name import model_of
 from proxy.realtime.events import SessionLog
 from proxy.realtime.handshake import recorded_handshake_headers
+from proxy.redaction import redacted_query
 from shared.record import ExchangeError, Record, RequestPart, ResponsePart
 
 Side = Literal["client", "upstream", "proxy"]
@@ -34,8 +35,10 @@ class SessionRecorder:
         self.record_id = record_id
         self.arrived_at = datetime.now(UTC)
         self._started = time.monotonic()
+        self._query = query
+        shown_query, self.query_secrets = redacted_query(query)
         self._request = RequestPart(
-            method="GET", path=path, query=query, headers=recorded_handshake_headers(headers)
+            method="GET", path=path, query=shown_query, headers=recorded_handshake_headers(headers)
         )
         self.log = log
         self.user_id: str | None = None
@@ -107,7 +110,7 @@ class SessionRecorder:
             id=self.record_id,
             timestamp=self.arrived_at,
             user_id=self.user_id,
-            model=model_of(self._request.path, self._request.query, None) or self.log.model,
+            model=model_of(self._request.path, self._query, None) or self.log.model,
             duration_ms=round(self.elapsed_ms(), 1),
             request=self._request,
             response=response,

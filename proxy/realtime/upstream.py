@@ -13,15 +13,19 @@ from websockets.typing import Subprotocol
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import ProxySettings
+from proxy.targets import UpstreamBase
 
-_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+_PATH = b"/v1/realtime"
 
 
-def realtime_url(base_url: str, query: str) -> str:
-    """``{OPENAI_BASE_URL}/realtime?{query}`` with the ``ws``/``wss`` scheme."""
-    scheme, sep, rest = base_url.partition("://")
-    url = f"{_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest.rstrip('/')}/realtime"
-    return f"{url}?{query}" if query else url
+def realtime_url(upstream: UpstreamBase, query: bytes) -> str:
+    """``{OPENAI_BASE_URL}/realtime?{query}``, checked like every upstream URL, as ``ws(s)://``.
+
+    Userinfo is left out: ``websockets`` would send it as a second ``Authorization``.
+    """
+    url = upstream.url_for(_PATH, query)
+    scheme = "wss" if url.scheme == "https" else "ws"
+    return str(url.copy_with(scheme=scheme, userinfo=b""))
 
 
 class UpstreamRefused(Exception):

@@ -165,8 +165,9 @@ async def test_a_session_is_relayed_and_recorded_with_audio_hashed(
 async def test_the_upstream_closing_is_relayed_with_its_code(
     realtime_proxy: RunningProxy, fake_realtime: FakeRealtime, redis_url: str
 ) -> None:
+    query_secret = "sk-in-the-query-0123456789"
     async with connect(
-        realtime_url(realtime_proxy, "close-after-response"),
+        f"{realtime_url(realtime_proxy, 'close-after-response')}&api-key={query_secret}",
         additional_headers={"Authorization": f"Bearer {CLIENT_KEY}"},
         proxy=None,
     ) as ws:
@@ -180,8 +181,11 @@ async def test_the_upstream_closing_is_relayed_with_its_code(
 
     [upstream] = fake_realtime.sessions
     assert upstream.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
-    record = record_for(redis_url, record_id).record
+    entry = record_for(redis_url, record_id)
+    record = entry.record
     assert record.user_id == "alice" and record.model == "close-after-response"
+    assert record.request.query.endswith("api-key=[REDACTED]")
+    assert query_secret not in entry.raw.decode()
     assert record.response is not None
     assert record.response.body["close"] == {
         "initiated_by": "upstream",

@@ -12,6 +12,7 @@ from proxy.realtime.handshake import (
     upstream_handshake_headers,
 )
 from proxy.realtime.upstream import realtime_url
+from proxy.targets import UpstreamBase
 
 OFFERED = ["realtime", "openai-insecure-api-key.pk-secret-1", "openai-beta.realtime-v1"]
 HANDSHAKE = [
@@ -62,9 +63,15 @@ def test_pages_need_an_allowed_origin_only_when_no_key_is_asked() -> None:
 @pytest.mark.parametrize(
     ("base", "query", "url"),
     [
-        ("https://api.openai.com/v1", "model=m", "wss://api.openai.com/v1/realtime?model=m"),
-        ("http://127.0.0.1:9/v1/", "", "ws://127.0.0.1:9/v1/realtime"),
+        (
+            "https://user:pw@api.example.com/v1?api-version=2",
+            b"model=m",
+            "wss://api.example.com/v1/realtime?api-version=2&model=m",
+        ),
+        ("http://127.0.0.1:9/v1/", b"", "ws://127.0.0.1:9/v1/realtime"),
     ],
 )
-def test_the_upstream_url_switches_to_websocket_schemes(base: str, query: str, url: str) -> None:
-    assert realtime_url(base, query) == url
+def test_the_upstream_url_is_the_bases_with_a_websocket_scheme(
+    base: str, query: bytes, url: str
+) -> None:
+    assert realtime_url(UpstreamBase(base), query) == url
