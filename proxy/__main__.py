@@ -1,6 +1,7 @@
 """``python -m proxy``: run the proxy on uvicorn with the settings' host and port.
 
-Subcommands: ``serve`` (the default). ``keys`` (manage per-user proxy keys) comes later.
+Subcommands: ``serve`` (the default); ``keys create | list | revoke`` (per-user proxy keys
+in Redis, see ``proxy.keys.cli``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 
 from pydantic import ValidationError
 
+from proxy.keys import cli as keys_cli
 from proxy.serving import serve
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
@@ -21,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m proxy", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the proxy (the default)")
+    keys_cli.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = ProxySettings()
@@ -28,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         print(invalid_configuration("proxy", exc), file=sys.stderr)
         sys.exit(2)
     setup_logging(settings.log_level, settings.log_format)
+    if args.command == "keys":
+        sys.exit(keys_cli.run(args, settings))
     if args.command in (None, "serve"):
         serve(settings)
 

@@ -14,13 +14,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
-from proxy.auth import Authenticator, StaticKeyStore
+from proxy.auth import Authenticator
 from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
+from proxy.keys.cache import key_store_for
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher, dropping_fallback
+from proxy.realtime.endpoint import RealtimeEndpoint
 from proxy.redaction import SecretScrubber
 from proxy.refusals import refuse_route
 from proxy.routes import router
@@ -36,7 +38,6 @@ FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def _runtime(settings: ProxySettings) -> Runtime:
-    key_store = StaticKeyStore(settings.static_key_pairs)
     upstream_key = (
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     )
@@ -55,16 +56,26 @@ def _runtime(settings: ProxySettings) -> Runtime:
         batch_size=settings.publish_batch_size,
     )
     static_keys = [key for key, _ in settings.static_key_pairs]
+    key_store, key_cache = key_store_for(settings, redis)
+    passthrough_secret = settings.passthrough_user_id_secret
     return Runtime(
         settings=settings,
         client=new_client(settings),
         redis=redis,
         publisher=publisher,
         metrics=metrics,
-        authenticator=Authenticator(settings.auth_mode, upstream_key, key_store),
+        authenticator=Authenticator(
+            settings.auth_mode,
+            upstream_key,
+            key_store,
+            passthrough_secret=(
+                passthrough_secret.get_secret_value().encode() if passthrough_secret else None
+            ),
+        ),
         scrubber=SecretScrubber(
             [*static_keys, *([upstream_key] if upstream_key else []), *settings.upstream.secrets]
         ),
+        key_cache=key_cache,
     )
 
 
@@ -75,6 +86,8 @@ def create_app(settings: ProxySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _runtime(settings)
         runtime.publisher.start()
+        if runtime.key_cache is not None:
+            await runtime.key_cache.start(settings.redis_timeout_s)
         app.state.runtime = runtime
         log_event(
             logger,
@@ -89,6 +102,8 @@ def create_app(settings: ProxySettings) -> FastAPI:
         try:
             yield
         finally:
+            if runtime.key_cache is not None:
+                await runtime.key_cache.stop(settings.redis_timeout_s)
             await runtime.publisher.stop(settings.shutdown_drain_timeout_s)
             await runtime.client.aclose()
             await runtime.redis.aclose()
@@ -107,6 +122,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
     app.add_exception_handler(HTTPException, refuse_route)
     app.add_middleware(DateHeader)
     app.include_router(router)
+    app.router.routes.append(WebSocketRoute("/v1/realtime", RealtimeEndpoint()))
     app.router.routes.append(
         Route("/v1/{path:path}", ForwardEndpoint(), methods=FORWARDED_METHODS)
     )

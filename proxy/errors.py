@@ -5,6 +5,7 @@ Hierarchy::
     ProxyError                    status, type, code, message -> {"error": {...}}
     ├── BadTarget                 400 invalid_path (a request target that could leave the upstream)
     ├── Unauthorized              401 invalid_api_key
+    ├── OriginNotAllowed          403 origin_not_allowed (a web page opening a Realtime session)
     ├── NotFound                  404 unknown_url
     ├── MethodNotAllowed          405 method_not_allowed
     ├── RequestTooLarge           413 request_too_large
@@ -45,6 +46,12 @@ class Unauthorized(ProxyError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class OriginNotAllowed(ProxyError):
+    status = 403
+    type = "invalid_request_error"
+    code = "origin_not_allowed"
 
 
 class RequestTooLarge(ProxyError):

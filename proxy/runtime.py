@@ -8,6 +8,7 @@ import httpx
 from redis.asyncio import Redis
 
 from proxy.auth import Authenticator
+from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
 from proxy.publisher import Publisher
 from proxy.redaction import SecretScrubber
@@ -25,3 +26,5 @@ class Runtime:
     metrics: Metrics
     authenticator: Authenticator
     scrubber: SecretScrubber
+    key_cache: KeyCache | None = None
+    """The Redis-managed keys (``AUTH_MODE=keys`` only), refreshed during the lifespan."""

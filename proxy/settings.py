@@ -56,6 +56,20 @@ class ProxySettings(CommonSettings):
     proxy_api_keys: SecretStr = SecretStr("")
     """Static keys for ``AUTH_MODE=keys``: comma-separated ``KEY=USER_ID`` pairs."""
 
+    keys_refresh_interval_s: float = Field(default=1.0, gt=0)
+    """How often each replica polls the keys' version in Redis and flushes last-used times."""
+    passthrough_user_id_secret: SecretStr | None = None
+    """Optional HMAC key for passthrough ``user_id``s; changing it changes every id."""
+
+    realtime_record_audio: bool = False
+    """Keep Realtime audio payloads in the record (else: their size and sha256 only)."""
+    realtime_max_message_bytes: int = Field(default=16 * MIB, gt=0)
+    """The largest single WebSocket message accepted from the upstream."""
+    realtime_allowed_origins: str = ""
+    """With ``AUTH_MODE=none``: comma-separated web origins whose pages may open Realtime
+    sessions (``*``: any). Browsers let any page open a WebSocket to any host, so
+    without this a page the operator visits could spend the upstream key."""
+
     storage_type: Literal["local", "azure"] = "local"
     """Where the shipper writes; the proxy only reports it on ``GET /``."""
     spool_dir: str = "spool"
@@ -156,3 +170,9 @@ class ProxySettings(CommonSettings):
     def upstream_base_url(self) -> str:
         """``OPENAI_BASE_URL`` as it may be shown: no userinfo, query or trailing slash."""
         return self.upstream.display
+
+    @property
+    def realtime_origins(self) -> frozenset[str]:
+        """``REALTIME_ALLOWED_ORIGINS`` as a set, without trailing slashes."""
+        parts = (part.strip().rstrip("/") for part in self.realtime_allowed_origins.split(","))
+        return frozenset(part for part in parts if part)

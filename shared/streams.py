@@ -7,8 +7,15 @@ RECORD_FIELD = "record"
 """The one field of a stream entry; its value is the record as UTF-8 JSON."""
 
 CONSUMER_GROUP = "shippers"
-KEYS_PREFIX = "proxy:keys:"
-"""Per-user proxy keys, stored hashed (see the proxy's key management)."""
+KEYS_TAG = "{proxy:keys}"
+"""Every key of the per-user proxy keys shares this hash tag: one Redis Cluster slot, so
+a change (entry + version) is one transaction (see ``proxy.keys``)."""
+KEYS_ENTRIES = f"{KEYS_TAG}:entries"
+"""Hash: key id -> the key's entry as JSON (user, sha256 of the key, created, expires)."""
+KEYS_VERSION = f"{KEYS_TAG}:version"
+"""Counter, incremented with every change, that replicas poll to reload their snapshot."""
+KEYS_LAST_USED = f"{KEYS_TAG}:last-used"
+"""Hash: key id -> when a replica last accepted the key (epoch seconds, written in batches)."""
 
 
 def dead_letter_stream(stream: str) -> str:

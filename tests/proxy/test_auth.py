@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.auth import Authenticator, StaticKeyStore
+from proxy.auth import Authenticator, StaticKeyStore, passthrough_user_id
 from proxy.errors import Unauthorized
 from proxy.settings import parse_key_pairs
 
@@ -31,10 +31,17 @@ async def test_keys_mode_refuses_missing_or_unknown_keys(
         await Authenticator("keys", "sk-up", KEYS).authenticate(headers)
 
 
-async def test_none_and_passthrough_accept_anyone_without_a_user() -> None:
-    for mode in ("none", "passthrough"):
-        caller = await Authenticator(mode, "sk-up", KEYS).authenticate(bearer("anything"))
-        assert caller.user_id is None and caller.credential == "anything"
+async def test_none_accepts_anyone_without_a_user() -> None:
+    caller = await Authenticator("none", "sk-up", KEYS).authenticate(bearer("anything"))
+    assert caller.user_id is None and caller.credential == "anything"
+
+
+async def test_passthrough_names_the_user_after_the_key_and_needs_no_key() -> None:
+    auth = Authenticator("passthrough", None, KEYS)
+    caller = await auth.authenticate(bearer("sk-anything-1234"))
+    assert caller.user_id == passthrough_user_id("sk-anything-1234")
+    assert caller.credential == "sk-anything-1234"
+    assert (await auth.authenticate([])).user_id is None
 
 
 def test_malformed_proxy_api_keys_are_refused() -> None:

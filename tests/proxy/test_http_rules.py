@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 
+from proxy.auth import passthrough_user_id
 from tests.proxy.conftest import (
     CLIENT_KEY,
     UPSTREAM_KEY,
@@ -97,7 +98,7 @@ def test_passthrough_forwards_the_clients_own_key(
     [seen] = fake_upstream.requests
     assert seen.headers["authorization"] == f"Bearer {CLIENT_KEY}"
     [entry] = read_records(redis_url, 1)
-    assert entry.record.user_id is None
+    assert entry.record.user_id == passthrough_user_id(CLIENT_KEY)
     assert CLIENT_KEY.encode() not in entry.raw
 
 
