@@ -21,12 +21,12 @@ tools:
 	scripts/ensure-tools.sh
 
 test: install tools
-	$(PY) -m ruff check proxy shipper shared tests bench
+	$(PY) -m ruff check proxy shipper shared explorer tests bench
 	$(PY) -m mypy
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest
 
 lint: install
-	$(PY) -m ruff check proxy shipper shared tests bench
+	$(PY) -m ruff check proxy shipper shared explorer tests bench
 	$(PY) -m mypy
 
 run: install

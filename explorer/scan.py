@@ -1,0 +1,96 @@
+"""One pass of DuckDB over JSONL files into summary rows: one row per record, no bodies.
+
+The columns are explicit, so DuckDB parses only what a summary needs and a record of an
+unexpected shape still counts (a part it cannot read becomes null). A line that is not
+JSON (a torn last line while the shipper appends) yields no row.
+
+Usage is read from the shapes OpenAI returns: chat and legacy completions
+(``usage.prompt_tokens``, ``completion_tokens``, ``prompt_tokens_details.cached_tokens``),
+the Responses API (``usage.input_tokens``, ``output_tokens``,
+``input_tokens_details.cached_tokens``) and embeddings (``usage.prompt_tokens``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+SUMMARY_VERSION = 1
+"""Bump when the summary columns or their meaning change: old cache entries are ignored."""
+
+_COLUMNS = {
+    "id": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "user_id": "VARCHAR",
+    "model": "VARCHAR",
+    "duration_ms": "DOUBLE",
+    "ttfb_ms": "DOUBLE",
+    "request": "STRUCT(method VARCHAR, path VARCHAR)",
+    "response": "JSON",
+    "error": "JSON",
+}
+
+SUMMARY_SCHEMA = """
+    file VARCHAR, id VARCHAR, ts TIMESTAMPTZ, day DATE, user_id VARCHAR, model VARCHAR,
+    method VARCHAR, path VARCHAR, status INTEGER, streaming BOOLEAN, is_error BOOLEAN,
+    error_type VARCHAR, duration_ms DOUBLE, ttfb_ms DOUBLE,
+    input_tokens BIGINT, output_tokens BIGINT, cached_tokens BIGINT
+"""
+
+_SELECT = """
+WITH raw AS (
+    SELECT
+        parse_filename(filename) AS file, id, "timestamp" AS ts, user_id, model,
+        duration_ms, ttfb_ms, request.method AS method, request.path AS path,
+        TRY_CAST(json_extract(response, '$.status_code') AS INTEGER) AS status,
+        TRY_CAST(json_extract(response, '$.streaming') AS BOOLEAN) AS streaming,
+        json_extract(response, '$.body.usage') AS usage,
+        json_extract_string(response, '$.body.error.type') AS upstream_error_type,
+        json_extract_string(error, '$.type') AS proxy_error_type
+    FROM read_json(
+        $paths, columns = {columns}, format = 'newline_delimited',
+        ignore_errors = true, filename = true, maximum_object_size = {max_line_bytes}
+    )
+)
+SELECT
+    file, id, ts, CAST(ts AS DATE) AS day, user_id, model, method, path, status,
+    coalesce(streaming, false) AS streaming,
+    (proxy_error_type IS NOT NULL OR status IS NULL OR status >= 400) AS is_error,
+    CASE
+        WHEN proxy_error_type IS NOT NULL THEN proxy_error_type
+        WHEN status >= 400 THEN coalesce(upstream_error_type, 'http_' || status)
+        WHEN status IS NULL THEN 'no_response'
+    END AS error_type,
+    duration_ms, ttfb_ms,
+    coalesce(TRY_CAST(json_extract(usage, '$.prompt_tokens') AS BIGINT),
+             TRY_CAST(json_extract(usage, '$.input_tokens') AS BIGINT), 0) AS input_tokens,
+    coalesce(TRY_CAST(json_extract(usage, '$.completion_tokens') AS BIGINT),
+             TRY_CAST(json_extract(usage, '$.output_tokens') AS BIGINT), 0) AS output_tokens,
+    coalesce(TRY_CAST(json_extract(usage, '$.prompt_tokens_details.cached_tokens') AS BIGINT),
+             TRY_CAST(json_extract(usage, '$.input_tokens_details.cached_tokens') AS BIGINT),
+             0) AS cached_tokens
+FROM raw
+WHERE id IS NOT NULL AND ts IS NOT NULL
+"""
+
+MAX_LINE_BYTES = 32 * 1024 * 1024
+"""Far above a record's size cap (DESIGN.md, "Size"); DuckDB's read buffer is sized by it."""
+
+SCAN_SQL = _SELECT.format(
+    columns=repr(_COLUMNS).replace('"', "'"), max_line_bytes=MAX_LINE_BYTES
+)
+
+
+def connect(memory_limit_mb: int = 256, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that computes days in UTC and stays within ``memory_limit_mb``."""
+    con = duckdb.connect(config={"memory_limit": f"{memory_limit_mb}MB"})
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def scan_into(con: duckdb.DuckDBPyConnection, table: str, paths: Sequence[str]) -> None:
+    """Append the summary rows of ``paths`` to ``table`` (``file`` is the name without folder)."""
+    con.execute(f"INSERT INTO {table} {SCAN_SQL}", {"paths": list(paths)})

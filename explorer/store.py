@@ -1,0 +1,167 @@
+"""The log store, read-only: list the JSONL files and read their bytes, local or Azure.
+
+Errors of the file system or the Azure SDK are mapped here to ``StoreError``. Nothing in
+the explorer writes to the store.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+from fsspec.implementations.memory import MemoryFileSystem
+
+from explorer.settings import ExplorerSettings
+from shared.naming import SUFFIX
+
+
+class StoreError(Exception):
+    """The log store could not be listed or read."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One JSONL file as listed: its name in the store and its size when listed."""
+
+    name: str
+    size_bytes: int
+
+
+class LogStore(Protocol):
+    """What the explorer needs from a store of JSONL files."""
+
+    location: str
+    """A stable description of the store (also keys the summary cache)."""
+
+    def list_files(self) -> list[StoredFile]: ...
+
+    def read_bytes(self, name: str, end: int | None = None) -> bytes: ...
+
+    @contextmanager
+    def readable_by_duckdb(
+        self, con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]
+    ) -> Iterator[list[str]]:
+        """Paths DuckDB can read for ``files``, in the same order, valid inside the block."""
+        ...
+
+
+class LocalStore:
+    """``LOCAL_LOG_DIR``: DuckDB reads the files where they are."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.location = f"local:{directory.resolve()}"
+
+    def list_files(self) -> list[StoredFile]:
+        try:
+            with os.scandir(self.directory) as entries:
+                return [
+                    StoredFile(entry.name, entry.stat().st_size)
+                    for entry in entries
+                    if entry.name.endswith(SUFFIX) and entry.is_file()
+                ]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.directory}: {exc}") from exc
+
+    def read_bytes(self, name: str, end: int | None = None) -> bytes:
+        try:
+            with open(self.directory / name, "rb") as file:
+                return file.read() if end is None else file.read(end)
+        except OSError as exc:
+            raise StoreError(f"cannot read {name}: {exc}") from exc
+
+    @contextmanager
+    def readable_by_duckdb(
+        self, con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]
+    ) -> Iterator[list[str]]:
+        yield [str(self.directory / file.name) for file in files]
+
+
+class AzureStore:
+    """An Azure container through adlfs; blobs are fetched concurrently, then handed to DuckDB."""
+
+    def __init__(self, settings: ExplorerSettings) -> None:
+        # Imported here so a local-only deployment never loads the Azure SDK.
+        from adlfs import AzureBlobFileSystem
+
+        connection_string = settings.azure_storage_connection_string
+        account_key = settings.azure_storage_account_key
+        options: dict[str, Any] = (
+            {"connection_string": connection_string.get_secret_value()}
+            if connection_string
+            else {
+                "account_name": settings.azure_storage_account_name,
+                "account_key": account_key.get_secret_value() if account_key else None,
+            }
+        )
+        self.container = settings.azure_storage_container
+        self._fs = AzureBlobFileSystem(**options, skip_instance_cache=True)
+        account = self._fs.account_name or settings.azure_storage_account_name or "?"
+        self.location = f"azure:{account}/{self.container}"
+        self._memory = MemoryFileSystem()
+
+    def _path(self, name: str) -> str:
+        return f"{self.container}/{name}"
+
+    def list_files(self) -> list[StoredFile]:
+        try:
+            entries = self._fs.ls(self.container, detail=True, invalidate_cache=True)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:  # the Azure SDK raises many unrelated types
+            raise StoreError(f"cannot list container {self.container}: {exc}") from exc
+        files = []
+        for entry in entries:
+            name = str(entry["name"]).rsplit("/", 1)[-1]
+            if entry.get("type") == "file" and name.endswith(SUFFIX):
+                files.append(StoredFile(name, int(entry["size"])))
+        return files
+
+    def read_bytes(self, name: str, end: int | None = None) -> bytes:
+        try:
+            return bytes(self._fs.cat_file(self._path(name), start=0, end=end))
+        except Exception as exc:
+            raise StoreError(f"cannot read blob {name}: {exc}") from exc
+
+    @contextmanager
+    def readable_by_duckdb(
+        self, con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]
+    ) -> Iterator[list[str]]:
+        # Up to the listed size: bytes appended since the listing wait for the next scan.
+        try:
+            blobs = self._fs.cat_ranges(
+                [self._path(file.name) for file in files],
+                [0] * len(files),
+                [file.size_bytes for file in files],
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot read blobs: {exc}") from exc
+        folder = f"/explorer-{secrets.token_hex(8)}"
+        paths = []
+        try:
+            for file, blob in zip(files, blobs, strict=True):
+                if isinstance(blob, Exception):
+                    raise StoreError(f"cannot read blob {file.name}: {blob}") from blob
+                self._memory.pipe_file(f"{folder}/{file.name}", blob)
+                paths.append(f"memory://{folder}/{file.name}")
+            if not con.filesystem_is_registered("memory"):
+                con.register_filesystem(self._memory)
+            yield paths
+        finally:
+            if self._memory.exists(folder):
+                self._memory.rm(folder, recursive=True)
+
+
+def open_store(settings: ExplorerSettings) -> LogStore:
+    """The store ``STORAGE_TYPE`` names."""
+    if settings.storage_type == "local":
+        return LocalStore(settings.local_log_dir)
+    return AzureStore(settings)
