@@ -71,7 +71,12 @@ def _report(args: argparse.Namespace, settings: ExplorerSettings) -> int:
     )
     selection = Selection(args.day_from, args.day_to, args.user, args.model)
     with tqdm(
-        total=0, unit="B", unit_scale=True, desc="scanning", file=sys.stderr, disable=None,
+        total=0,
+        unit="B",
+        unit_scale=True,
+        desc="scanning",
+        file=sys.stderr,
+        disable=None,
         leave=False,
     ) as bar:
 

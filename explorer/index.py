@@ -26,6 +26,8 @@ from shared.logs import log_event
 
 logger = logging.getLogger(__name__)
 
+_DELETE_FILES = "DELETE FROM calls WHERE file IN (SELECT unnest($names))"
+
 Progress = Callable[[int, int], None]
 """Called with (bytes scanned so far, bytes to scan) while files are scanned."""
 
@@ -125,12 +127,12 @@ class Index:
     def _drop_gone(self, present: set[str]) -> None:
         gone = [name for name in self._loaded if name not in present]
         if gone:
-            self._con.execute("DELETE FROM calls WHERE file IN (SELECT unnest($names))", {"names": gone})
+            self._con.execute(_DELETE_FILES, {"names": gone})
             for name in gone:
                 del self._loaded[name]
 
     def _replace(self, names: list[str], source_sql: str, params: dict[str, object]) -> None:
-        self._con.execute("DELETE FROM calls WHERE file IN (SELECT unnest($names))", {"names": names})
+        self._con.execute(_DELETE_FILES, {"names": names})
         self._con.execute(f"INSERT INTO calls {source_sql}", params)
 
     def _load_cached(self, files: list[StoredFile]) -> None:

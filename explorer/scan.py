@@ -77,9 +77,7 @@ WHERE id IS NOT NULL AND ts IS NOT NULL
 MAX_LINE_BYTES = 32 * 1024 * 1024
 """Far above a record's size cap (DESIGN.md, "Size"); DuckDB's read buffer is sized by it."""
 
-SCAN_SQL = _SELECT.format(
-    columns=repr(_COLUMNS).replace('"', "'"), max_line_bytes=MAX_LINE_BYTES
-)
+SCAN_SQL = _SELECT.format(columns=repr(_COLUMNS).replace('"', "'"), max_line_bytes=MAX_LINE_BYTES)
 
 
 def connect(memory_limit_mb: int = 256, threads: int | None = None) -> duckdb.DuckDBPyConnection:
