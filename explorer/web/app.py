@@ -1,0 +1,89 @@
+"""The web UI's application: settings, index and prices built once, pages and exports mounted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from explorer.cache import SummaryCache
+from explorer.formats import UNPRICED
+from explorer.index import Index
+from explorer.prices import PriceTable
+from explorer.settings import ExplorerSettings
+from explorer.store import StoreError, open_store
+from explorer.web.auth import TokenAuth
+from explorer.web.headers import SecurityHeaders
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Explorer:
+    """What every page works with."""
+
+    settings: ExplorerSettings
+    index: Index
+    prices: PriceTable
+    templates: Jinja2Templates
+
+
+def _usd(value: float | None) -> str:
+    return UNPRICED if value is None else f"${value:,.4f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _templates() -> Jinja2Templates:
+    # Autoescape on every template: prompts and answers are untrusted text.
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["usd"] = _usd
+    environment.filters["ms"] = _ms
+    environment.filters["count"] = lambda value: f"{value:,}"
+    return Jinja2Templates(env=environment)
+
+
+def create_app(settings: ExplorerSettings) -> FastAPI:
+    """The ASGI app for ``settings`` (the index starts empty and fills on first query)."""
+    from explorer.web import exports, pages
+
+    store = open_store(settings)
+    index = Index(
+        store,
+        SummaryCache(settings.explorer_cache_dir, store.location),
+        scan_batch_bytes=settings.explorer_scan_batch_bytes,
+        refresh_s=settings.explorer_refresh_s,
+    )
+    app = FastAPI(title="explorer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.explorer = Explorer(
+        settings, index, PriceTable.load(settings.explorer_prices), _templates()
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(pages.router)
+    app.include_router(exports.router)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        explorer: Explorer = request.app.state.explorer
+        return explorer.templates.TemplateResponse(
+            request, "error.html", {"message": exc.detail}, status_code=exc.status_code
+        )
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> Response:
+        return HTMLResponse(f"log store unavailable: {type(exc).__name__}", status_code=503)
+
+    app.add_middleware(TokenAuth, token=settings.token)
+    app.add_middleware(SecurityHeaders)
+    return app
