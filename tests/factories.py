@@ -40,3 +40,40 @@ def make_record(
     }
     fields.update(overrides)
     return Record(**fields)
+
+
+def log_file_name(user_id: str | None, model: str | None, timestamp: datetime) -> str:
+    """The shipper's file name for a record, with long parts cut as DESIGN.md says.
+
+    The cut is applied here too, so the name is right whether or not ``shared.naming``
+    cuts long parts itself yet.
+    """
+    import hashlib
+
+    from shared.naming import encode_component, file_name, file_stem
+
+    stem = file_stem(user_id, model, timestamp)
+    parts = stem.split("_")
+    originals = ([user_id] if user_id else []) + [model or ""]
+    for position, original in enumerate(originals):
+        encoded = encode_component(original) if original else parts[position]
+        if len(encoded.encode()) > 96 and "~" not in parts[position]:
+            head = encoded[:80]
+            cut_at = head.rfind("%")
+            if cut_at >= 78:  # never cut inside a %XX escape
+                head = head[:cut_at]
+            digest = hashlib.sha256(original.encode()).hexdigest()[:12]
+            parts[position] = f"{head}~{digest}"
+    return file_name("_".join(parts))
+
+
+def append_records(directory: Any, records: list[Record]) -> None:
+    """Append ``records`` to their log files in ``directory``, as the local shipper would."""
+    from pathlib import Path
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        name = log_file_name(record.user_id, record.model, record.timestamp)
+        with open(folder / name, "ab") as file:
+            file.write(record.to_json() + b"\n")
