@@ -16,7 +16,9 @@ from shared.record import ExchangeError, Record, RequestPart, ResponsePart
 from tests.factories import append_records, log_file_name, make_record
 
 LONG_USER = "team/" + "ü_" * 60 + "end"  # encodes far past the 96-byte name limit
-SCRIPT_PROMPT = '<script>window.__pwned = 1; alert("x")</script><img src=x onerror=alert(2)> & <b>bold</b>'
+SCRIPT_PROMPT = (
+    '<script>window.__pwned = 1; alert("x")</script><img src=x onerror=alert(2)> & <b>bold</b>'
+)
 T = datetime(2024, 10, 21, 23, 59, 59, 900000, tzinfo=UTC)
 
 PRICES = {
