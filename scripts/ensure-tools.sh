@@ -55,3 +55,10 @@ if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
     mkdir -p .tools
     npm install --prefix .tools --no-audit --no-fund --loglevel=error azurite@3 >/dev/null
 fi
+
+# Debian's chromium for the explorer's browser test (Playwright drives it; it never
+# downloads a browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "ensure-tools: installing chromium"
+    apt_install chromium
+fi

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -19,8 +20,10 @@ from explorer.settings import ExplorerSettings
 from explorer.store import StoreError, open_store
 from explorer.web.auth import TokenAuth
 from explorer.web.headers import SecurityHeaders
+from shared.logs import log_event
 
 HERE = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,12 +80,22 @@ def create_app(settings: ExplorerSettings) -> FastAPI:
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         explorer: Explorer = request.app.state.explorer
         return explorer.templates.TemplateResponse(
-            request, "error.html", {"message": exc.detail}, status_code=exc.status_code
+            request,
+            "error.html",
+            {"title": f"Error {exc.status_code}", "message": exc.detail},
+            status_code=exc.status_code,
         )
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> Response:
-        return HTMLResponse(f"log store unavailable: {type(exc).__name__}", status_code=503)
+        log_event(logger, "store_read_failed", logging.ERROR, error=str(exc))
+        explorer: Explorer = request.app.state.explorer
+        return explorer.templates.TemplateResponse(
+            request,
+            "error.html",
+            {"title": "Log store unavailable", "message": "The log store could not be read."},
+            status_code=503,
+        )
 
     app.add_middleware(TokenAuth, token=settings.token)
     app.add_middleware(SecurityHeaders)
