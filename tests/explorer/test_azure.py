@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
+from pydantic import SecretStr
 
 from explorer.cache import SummaryCache
 from explorer.index import Index
@@ -56,7 +57,7 @@ def test_azure_records_open_and_appended_blobs_are_rescanned(
     _upload(logs, azurite_connection_string, "explorer-records")
     settings = ExplorerSettings(
         storage_type="azure",
-        azure_storage_connection_string=azurite_connection_string,
+        azure_storage_connection_string=SecretStr(azurite_connection_string),
         azure_storage_container="explorer-records",
         _env_file=None,  # type: ignore[call-arg]
     )
