@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from explorer.scan import SUMMARY_VERSION
@@ -25,6 +26,15 @@ class SummaryCache:
         store_key = hashlib.sha256(store_location.encode()).hexdigest()[:16]
         self.folder = root / f"v{SUMMARY_VERSION}" / store_key
         self.folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def scratch(self) -> Path:
+        """A folder for files a scan needs for a moment (blobs fetched from Azure)."""
+        return self.folder.parent / "scratch"
+
+    def batch_folder(self) -> Path:
+        """A new, unique folder for the entries one scan writes before they are published."""
+        return self.folder / f".batch-{os.getpid()}-{secrets.token_hex(4)}"
 
     def path(self, name: str, size_bytes: int) -> Path:
         return self.folder / f"{name}{_SEPARATOR}{size_bytes}{_EXTENSION}"

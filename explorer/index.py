@@ -10,6 +10,7 @@ connection is not for concurrent use.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -68,7 +69,7 @@ class Index:
         self.cache = cache
         self.scan_batch_bytes = scan_batch_bytes
         self.refresh_s = refresh_s
-        self._con = connect()
+        self._con = connect(cache.folder.parent / "duckdb-tmp")
         self._con.execute(f"CREATE TABLE calls ({SUMMARY_SCHEMA})")
         self._loaded: dict[str, int] = {}
         self._listing: list[LogFile] = []
@@ -150,19 +151,46 @@ class Index:
         con = self._con
         con.execute(f"CREATE OR REPLACE TEMP TABLE scanned ({SUMMARY_SCHEMA})")
         try:
-            with self.store.readable_by_duckdb(con, stored) as paths:
+            with self.store.readable_by_duckdb(stored, self.cache.scratch) as paths:
                 scan_into(con, "scanned", paths)
-            for file in stored:
-                temporary = str(self.cache.temporary_path(file.name, file.size_bytes))
-                quoted = temporary.replace("'", "''")
-                con.execute(
-                    f"COPY (SELECT * FROM scanned WHERE file = $name) TO '{quoted}' "
-                    "(FORMAT parquet, COMPRESSION zstd)",
-                    {"name": file.name},
-                )
-                self.cache.commit(file.name, file.size_bytes, cached.get(file.name))
+            self._write_summaries(stored, cached)
             self._replace([file.name for file in stored], "SELECT * FROM scanned", {})
         finally:
             con.execute("DROP TABLE IF EXISTS scanned")
         for file in stored:
             self._loaded[file.name] = file.size_bytes
+
+    def _write_summaries(self, stored: list[StoredFile], cached: dict[str, int]) -> None:
+        """One Parquet entry per file, written by a single partitioned COPY."""
+        folder = self.cache.batch_folder()
+        numbers = {file.name: number for number, file in enumerate(stored)}
+        self._con.execute(
+            "CREATE OR REPLACE TEMP TABLE batch_files AS "
+            "SELECT unnest($names) AS file, generate_subscripts($names, 1) - 1 AS file_no",
+            {"names": [file.name for file in stored]},
+        )
+        quoted = str(folder).replace("'", "''")
+        try:
+            self._con.execute(
+                "COPY (SELECT scanned.*, file_no FROM scanned JOIN batch_files USING (file)) "
+                f"TO '{quoted}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (file_no))"
+            )
+            written = {
+                int(part.name.removeprefix("file_no=")): next(part.glob("*.parquet"))
+                for part in folder.iterdir()
+                if part.name.startswith("file_no=")
+            }
+            for file in stored:
+                temporary = self.cache.temporary_path(file.name, file.size_bytes)
+                source = written.get(numbers[file.name])
+                if source is not None:
+                    source.replace(temporary)
+                else:  # no complete line yet: an empty summary
+                    target = str(temporary).replace("'", "''")
+                    self._con.execute(
+                        f"COPY (SELECT * FROM scanned LIMIT 0) TO '{target}' (FORMAT parquet)"
+                    )
+                self.cache.commit(file.name, file.size_bytes, cached.get(file.name))
+        finally:
+            self._con.execute("DROP TABLE IF EXISTS batch_files")
+            shutil.rmtree(folder, ignore_errors=True)

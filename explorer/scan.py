@@ -13,6 +13,7 @@ the Responses API (``usage.input_tokens``, ``output_tokens``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 
@@ -27,7 +28,7 @@ _COLUMNS = {
     "duration_ms": "DOUBLE",
     "ttfb_ms": "DOUBLE",
     "request": "STRUCT(method VARCHAR, path VARCHAR)",
-    "response": "JSON",
+    "response": "STRUCT(status_code INTEGER, streaming BOOLEAN, body JSON)",
     "error": "JSON",
 }
 
@@ -43,10 +44,10 @@ WITH raw AS (
     SELECT
         parse_filename(filename) AS file, id, "timestamp" AS ts, user_id, model,
         duration_ms, ttfb_ms, request.method AS method, request.path AS path,
-        TRY_CAST(json_extract(response, '$.status_code') AS INTEGER) AS status,
-        TRY_CAST(json_extract(response, '$.streaming') AS BOOLEAN) AS streaming,
-        json_extract(response, '$.body.usage') AS usage,
-        json_extract_string(response, '$.body.error.type') AS upstream_error_type,
+        response.status_code AS status,
+        response.streaming AS streaming,
+        -- One parse of the body for both paths.
+        json_extract(response.body, ['$.usage', '$.error.type']) AS body_parts,
         json_extract_string(error, '$.type') AS proxy_error_type
     FROM read_json(
         $paths, columns = {columns}, format = 'newline_delimited',
@@ -59,7 +60,7 @@ SELECT
     (proxy_error_type IS NOT NULL OR status IS NULL OR status >= 400) AS is_error,
     CASE
         WHEN proxy_error_type IS NOT NULL THEN proxy_error_type
-        WHEN status >= 400 THEN coalesce(upstream_error_type, 'http_' || status)
+        WHEN status >= 400 THEN coalesce(body_parts[2] ->> '$', 'http_' || status)
         WHEN status IS NULL THEN 'no_response'
     END AS error_type,
     duration_ms, ttfb_ms,
@@ -70,19 +71,26 @@ SELECT
     coalesce(TRY_CAST(json_extract(usage, '$.prompt_tokens_details.cached_tokens') AS BIGINT),
              TRY_CAST(json_extract(usage, '$.input_tokens_details.cached_tokens') AS BIGINT),
              0) AS cached_tokens
-FROM raw
+FROM (SELECT *, body_parts[1] AS usage FROM raw)
 WHERE id IS NOT NULL AND ts IS NOT NULL
 """
 
-MAX_LINE_BYTES = 32 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
 """Far above a record's size cap (DESIGN.md, "Size"); DuckDB's read buffer is sized by it."""
 
 SCAN_SQL = _SELECT.format(columns=repr(_COLUMNS).replace('"', "'"), max_line_bytes=MAX_LINE_BYTES)
 
 
-def connect(memory_limit_mb: int = 256, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that computes days in UTC and stays within ``memory_limit_mb``."""
-    con = duckdb.connect(config={"memory_limit": f"{memory_limit_mb}MB"})
+def connect(
+    temp_directory: Path, memory_limit_mb: int = 256, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that computes days in UTC and stays within ``memory_limit_mb``.
+
+    Beyond the limit DuckDB spills to ``temp_directory`` (inside the cache, never the store).
+    """
+    con = duckdb.connect(
+        config={"memory_limit": f"{memory_limit_mb}MB", "temp_directory": str(temp_directory)}
+    )
     con.execute("SET TimeZone = 'UTC'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")

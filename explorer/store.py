@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-import duckdb
-from fsspec.implementations.memory import MemoryFileSystem
 
 from explorer.settings import ExplorerSettings
 from shared.naming import SUFFIX
@@ -43,11 +41,14 @@ class LogStore(Protocol):
 
     def read_bytes(self, name: str, end: int | None = None) -> bytes: ...
 
-    @contextmanager
     def readable_by_duckdb(
-        self, con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]
-    ) -> Iterator[list[str]]:
-        """Paths DuckDB can read for ``files``, in the same order, valid inside the block."""
+        self, files: Sequence[StoredFile], scratch: Path
+    ) -> AbstractContextManager[list[str]]:
+        """Local paths DuckDB can read for ``files``, in the same order, valid inside the block.
+
+        A remote store fetches the files into a fresh folder under ``scratch`` and removes
+        it afterwards.
+        """
         ...
 
 
@@ -79,9 +80,7 @@ class LocalStore:
             raise StoreError(f"cannot read {name}: {exc}") from exc
 
     @contextmanager
-    def readable_by_duckdb(
-        self, con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]
-    ) -> Iterator[list[str]]:
+    def readable_by_duckdb(self, files: Sequence[StoredFile], scratch: Path) -> Iterator[list[str]]:
         yield [str(self.directory / file.name) for file in files]
 
 
@@ -106,7 +105,6 @@ class AzureStore:
         self._fs = AzureBlobFileSystem(**options, skip_instance_cache=True)
         account = self._fs.account_name or settings.azure_storage_account_name or "?"
         self.location = f"azure:{account}/{self.container}"
-        self._memory = MemoryFileSystem()
 
     def _path(self, name: str) -> str:
         return f"{self.container}/{name}"
@@ -132,32 +130,30 @@ class AzureStore:
             raise StoreError(f"cannot read blob {name}: {exc}") from exc
 
     @contextmanager
-    def readable_by_duckdb(
-        self, con: duckdb.DuckDBPyConnection, files: Sequence[StoredFile]
-    ) -> Iterator[list[str]]:
+    def readable_by_duckdb(self, files: Sequence[StoredFile], scratch: Path) -> Iterator[list[str]]:
         # Up to the listed size: bytes appended since the listing wait for the next scan.
         try:
             blobs = self._fs.cat_ranges(
                 [self._path(file.name) for file in files],
                 [0] * len(files),
                 [file.size_bytes for file in files],
+                on_error="return",
             )
         except Exception as exc:
             raise StoreError(f"cannot read blobs: {exc}") from exc
-        folder = f"/explorer-{secrets.token_hex(8)}"
-        paths = []
+        folder = scratch / f"azure-{os.getpid()}-{secrets.token_hex(4)}"
+        folder.mkdir(parents=True)
         try:
+            paths = []
             for file, blob in zip(files, blobs, strict=True):
                 if isinstance(blob, Exception):
                     raise StoreError(f"cannot read blob {file.name}: {blob}") from blob
-                self._memory.pipe_file(f"{folder}/{file.name}", blob)
-                paths.append(f"memory://{folder}/{file.name}")
-            if not con.filesystem_is_registered("memory"):
-                con.register_filesystem(self._memory)
+                path = folder / file.name
+                path.write_bytes(blob)
+                paths.append(str(path))
             yield paths
         finally:
-            if self._memory.exists(folder):
-                self._memory.rm(folder, recursive=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_store(settings: ExplorerSettings) -> LogStore:
