@@ -119,7 +119,7 @@ def _line(rng: random.Random, prompts: list[str], user: str, model: str, ts: dat
 def generate(folder: Path, records: int, seed: int = 7) -> int:
     """Write ``records`` records into per-user/model/day files; returns the bytes written."""
     rng = random.Random(seed)
-    prompts = [_text(rng, rng.randint(150, 260)) for _ in range(300)]
+    prompts = [_text(rng, rng.randint(110, 200)) for _ in range(300)]
     sample = _line(rng, prompts, USERS[0], MODELS[0], datetime.now(UTC))
     Record.from_json(sample)  # the generated lines are valid records
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ connection is not for concurrent use.
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from explorer.cache import SummaryCache
+from explorer.cache import Entry, SummaryCache
 from explorer.partitions import LogFile, Selection, log_files, select
-from explorer.scan import SUMMARY_SCHEMA, connect, scan_into
+from explorer.scan import SUMMARY_SCHEMA, connect, scan_into, tag_lines
 from explorer.store import LogStore, StoredFile
 from shared.logs import log_event
 
@@ -103,19 +103,26 @@ class Index:
             ]
             if not needed:
                 return SyncStats(0, 0, 0, 0)
-            cached = self.cache.entries()
+            entries = self.cache.entries()
+            cached = {name: entry.size_bytes for name, entry in entries.items()}
             from_cache = [f for f in needed if cached.get(f.stored.name) == f.stored.size_bytes]
             to_scan = [f for f in needed if cached.get(f.stored.name) != f.stored.size_bytes]
-            self._load_cached([file.stored for file in from_cache])
+            vanished = {
+                file.name for file in self._load_cached([f.stored for f in from_cache], entries)
+            }
+            if vanished:
+                from_cache = [f for f in from_cache if f.stored.name not in vanished]
+                to_scan += [f for f in needed if f.stored.name in vanished]
             total_bytes = sum(file.stored.size_bytes for file in to_scan)
             done_bytes = 0
             started = time.monotonic()
             for batch in _batches(to_scan, self.scan_batch_bytes):
-                self._scan(batch, cached)
+                self._scan(batch)
                 done_bytes += sum(file.stored.size_bytes for file in batch)
                 if progress is not None:
                     progress(done_bytes, total_bytes)
             if to_scan:
+                self.cache.prune({file.stored.name: file.stored.size_bytes for file in listing})
                 log_event(
                     logger,
                     "files_scanned",
@@ -136,61 +143,48 @@ class Index:
         self._con.execute(_DELETE_FILES, {"names": names})
         self._con.execute(f"INSERT INTO calls {source_sql}", params)
 
-    def _load_cached(self, files: list[StoredFile]) -> None:
+    def _load_cached(self, files: list[StoredFile], entries: dict[str, Entry]) -> list[StoredFile]:
+        """Load the cached summaries of ``files``; returns those whose segment vanished."""
         if not files:
-            return
-        paths = [str(self.cache.path(file.name, file.size_bytes)) for file in files]
-        self._replace(
-            [file.name for file in files], "SELECT * FROM read_parquet($paths)", {"paths": paths}
-        )
+            return []
+        segments = [str(entries[file.name].segment) for file in files]
+        try:
+            self._replace(
+                [file.name for file in files],
+                "SELECT p.* EXCLUDE (filename) FROM read_parquet($paths, filename = true) p "
+                "JOIN (SELECT unnest($names) AS w_file, unnest($segments) AS w_segment) "
+                "ON p.file = w_file AND p.filename = w_segment",
+                {
+                    "paths": sorted(set(segments)),
+                    "names": [f.name for f in files],
+                    "segments": segments,
+                },
+            )
+        except duckdb.IOException:
+            return files  # another explorer pruned a segment meanwhile: scan instead
         for file in files:
             self._loaded[file.name] = file.size_bytes
+        return []
 
-    def _scan(self, batch: list[LogFile], cached: dict[str, int]) -> None:
+    def _scan(self, batch: list[LogFile]) -> None:
         stored = [file.stored for file in batch]
         con = self._con
+        self.cache.scratch.mkdir(parents=True, exist_ok=True)
+        staged = self.cache.scratch / f"batch-{os.getpid()}-{threading.get_ident()}.jsonl"
+        temporary, segment = self.cache.new_segment()
         con.execute(f"CREATE OR REPLACE TEMP TABLE scanned ({SUMMARY_SCHEMA})")
         try:
-            with self.store.readable_by_duckdb(stored, self.cache.scratch) as paths:
-                scan_into(con, "scanned", paths)
-            self._write_summaries(stored, cached)
+            with open(staged, "wb") as out:
+                for file, data in self.store.fetch(stored):
+                    out.write(tag_lines(file.name, data))
+            scan_into(con, "scanned", [str(staged)])
+            quoted = str(temporary).replace("'", "''")
+            con.execute(f"COPY scanned TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
+            self.cache.publish(temporary, segment, [(f.name, f.size_bytes) for f in stored])
             self._replace([file.name for file in stored], "SELECT * FROM scanned", {})
         finally:
             con.execute("DROP TABLE IF EXISTS scanned")
+            staged.unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
         for file in stored:
             self._loaded[file.name] = file.size_bytes
-
-    def _write_summaries(self, stored: list[StoredFile], cached: dict[str, int]) -> None:
-        """One Parquet entry per file, written by a single partitioned COPY."""
-        folder = self.cache.batch_folder()
-        numbers = {file.name: number for number, file in enumerate(stored)}
-        self._con.execute(
-            "CREATE OR REPLACE TEMP TABLE batch_files AS "
-            "SELECT unnest($names) AS file, generate_subscripts($names, 1) - 1 AS file_no",
-            {"names": [file.name for file in stored]},
-        )
-        quoted = str(folder).replace("'", "''")
-        try:
-            self._con.execute(
-                "COPY (SELECT scanned.*, file_no FROM scanned JOIN batch_files USING (file)) "
-                f"TO '{quoted}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (file_no))"
-            )
-            written = {
-                int(part.name.removeprefix("file_no=")): next(part.glob("*.parquet"))
-                for part in folder.iterdir()
-                if part.name.startswith("file_no=")
-            }
-            for file in stored:
-                temporary = self.cache.temporary_path(file.name, file.size_bytes)
-                source = written.get(numbers[file.name])
-                if source is not None:
-                    source.replace(temporary)
-                else:  # no complete line yet: an empty summary
-                    target = str(temporary).replace("'", "''")
-                    self._con.execute(
-                        f"COPY (SELECT * FROM scanned LIMIT 0) TO '{target}' (FORMAT parquet)"
-                    )
-                self.cache.commit(file.name, file.size_bytes, cached.get(file.name))
-        finally:
-            self._con.execute("DROP TABLE IF EXISTS batch_files")
-            shutil.rmtree(folder, ignore_errors=True)

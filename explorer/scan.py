@@ -20,7 +20,11 @@ import duckdb
 SUMMARY_VERSION = 1
 """Bump when the summary columns or their meaning change: old cache entries are ignored."""
 
+FILE_KEY = "__file"
+"""Key put first into every line while staging, naming the file the line came from."""
+
 _COLUMNS = {
+    FILE_KEY: "VARCHAR",
     "id": "VARCHAR",
     "timestamp": "TIMESTAMPTZ",
     "user_id": "VARCHAR",
@@ -42,7 +46,7 @@ SUMMARY_SCHEMA = """
 _SELECT = """
 WITH raw AS (
     SELECT
-        parse_filename(filename) AS file, id, "timestamp" AS ts, user_id, model,
+        "__file" AS file, id, "timestamp" AS ts, user_id, model,
         duration_ms, ttfb_ms, request.method AS method, request.path AS path,
         response.status_code AS status,
         response.streaming AS streaming,
@@ -51,7 +55,7 @@ WITH raw AS (
         json_extract_string(error, '$.type') AS proxy_error_type
     FROM read_json(
         $paths, columns = {columns}, format = 'newline_delimited',
-        ignore_errors = true, filename = true, maximum_object_size = {max_line_bytes}
+        ignore_errors = true, maximum_object_size = {max_line_bytes}
     )
 )
 SELECT
@@ -97,6 +101,21 @@ def connect(
     return con
 
 
+def tag_lines(name: str, data: bytes) -> bytes:
+    """``data`` (JSONL) with the file ``name`` as the first key of every line.
+
+    DuckDB pays a few milliseconds per file it opens; staging a batch of files as one
+    tagged file removes that cost and keeps each row's origin. ``name`` is a log file
+    name, so it needs no JSON escaping.
+    """
+    tag = b'{"' + FILE_KEY.encode() + b'":"' + name.encode() + b'",'
+    if not data:
+        return b""
+    tagged = data.replace(b"\n{", b"\n" + tag)
+    tagged = tag + tagged[1:] if tagged.startswith(b"{") else tagged
+    return tagged if tagged.endswith(b"\n") else tagged + b"\n"
+
+
 def scan_into(con: duckdb.DuckDBPyConnection, table: str, paths: Sequence[str]) -> None:
-    """Append the summary rows of ``paths`` to ``table`` (``file`` is the name without folder)."""
+    """Append the summary rows of the tagged JSONL files ``paths`` to ``table``."""
     con.execute(f"INSERT INTO {table} {SCAN_SQL}", {"paths": list(paths)})

@@ -7,10 +7,7 @@ the explorer writes to the store.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,14 +38,8 @@ class LogStore(Protocol):
 
     def read_bytes(self, name: str, end: int | None = None) -> bytes: ...
 
-    def readable_by_duckdb(
-        self, files: Sequence[StoredFile], scratch: Path
-    ) -> AbstractContextManager[list[str]]:
-        """Local paths DuckDB can read for ``files``, in the same order, valid inside the block.
-
-        A remote store fetches the files into a fresh folder under ``scratch`` and removes
-        it afterwards.
-        """
+    def fetch(self, files: Sequence[StoredFile]) -> Iterator[tuple[StoredFile, bytes]]:
+        """The bytes of each file up to its listed size (appended bytes wait for a new listing)."""
         ...
 
 
@@ -79,9 +70,9 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"cannot read {name}: {exc}") from exc
 
-    @contextmanager
-    def readable_by_duckdb(self, files: Sequence[StoredFile], scratch: Path) -> Iterator[list[str]]:
-        yield [str(self.directory / file.name) for file in files]
+    def fetch(self, files: Sequence[StoredFile]) -> Iterator[tuple[StoredFile, bytes]]:
+        for file in files:
+            yield file, self.read_bytes(file.name, file.size_bytes)
 
 
 class AzureStore:
@@ -129,9 +120,8 @@ class AzureStore:
         except Exception as exc:
             raise StoreError(f"cannot read blob {name}: {exc}") from exc
 
-    @contextmanager
-    def readable_by_duckdb(self, files: Sequence[StoredFile], scratch: Path) -> Iterator[list[str]]:
-        # Up to the listed size: bytes appended since the listing wait for the next scan.
+    def fetch(self, files: Sequence[StoredFile]) -> Iterator[tuple[StoredFile, bytes]]:
+        # One call for the batch: adlfs fetches the blobs concurrently.
         try:
             blobs = self._fs.cat_ranges(
                 [self._path(file.name) for file in files],
@@ -141,19 +131,10 @@ class AzureStore:
             )
         except Exception as exc:
             raise StoreError(f"cannot read blobs: {exc}") from exc
-        folder = scratch / f"azure-{os.getpid()}-{secrets.token_hex(4)}"
-        folder.mkdir(parents=True)
-        try:
-            paths = []
-            for file, blob in zip(files, blobs, strict=True):
-                if isinstance(blob, Exception):
-                    raise StoreError(f"cannot read blob {file.name}: {blob}") from blob
-                path = folder / file.name
-                path.write_bytes(blob)
-                paths.append(str(path))
-            yield paths
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        for file, blob in zip(files, blobs, strict=True):
+            if isinstance(blob, Exception):
+                raise StoreError(f"cannot read blob {file.name}: {blob}") from blob
+            yield file, bytes(blob)
 
 
 def open_store(settings: ExplorerSettings) -> LogStore:

@@ -6,6 +6,8 @@ import hashlib
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from explorer.cache import SummaryCache
 from explorer.index import Index
 from explorer.partitions import Selection
@@ -24,7 +26,9 @@ def _fingerprint(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_closed_files_are_scanned_once_and_grown_files_again(logs: Path, tmp_path: Path) -> None:
+def test_closed_files_are_scanned_once_and_grown_files_again(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = _fingerprint(logs)
     day = Selection(date(2024, 10, 22), date(2024, 10, 22))
     first = _index(logs, tmp_path / "cache").sync(day)
@@ -45,7 +49,7 @@ def test_closed_files_are_scanned_once_and_grown_files_again(logs: Path, tmp_pat
     grown = again.sync(day)
     assert grown.files_scanned == 1
     name = log_file_name("bob", "gpt-4o", at("2024-10-22T20:00:00+00:00"))
-    assert len([p for p in again.cache.folder.iterdir() if p.name.startswith(name)]) == 1
+    assert again.cache.entries()[name].size_bytes == (logs / name).stat().st_size
     rows = report(again, day, ("user", "model"))
     assert next(r for r in rows if (r.user_id, r.model) == ("bob", "gpt-4o")).calls == 2
 
@@ -53,6 +57,14 @@ def test_closed_files_are_scanned_once_and_grown_files_again(logs: Path, tmp_pat
     (logs / name).unlink()
     rows = report(again, day, ("user", "model"))
     assert ("bob", "gpt-4o") not in {(r.user_id, r.model) for r in rows}
+
+    # Segments whose every entry is outdated are deleted; the others stay.
+    monkeypatch.setattr("explorer.cache.PRUNE_GRACE_S", 0.0)
+    listed = {f.name: f.size_bytes for f in again.store.list_files()}
+    segments = len(list(again.cache.folder.glob("seg-*.parquet")))
+    assert again.cache.prune(listed) == 1  # the grown file's segment: the file is gone
+    assert len(list(again.cache.folder.glob("seg-*.parquet"))) == segments - 1
+    assert _index(logs, tmp_path / "cache").sync(Selection()).files_scanned == 0
 
     before.pop(name)
     after = _fingerprint(logs)
