@@ -120,3 +120,14 @@ def test_report_table_marks_unpriced_and_bad_arguments_exit_2(
     assert bad.returncode == 2
     bad = run_explorer(["report", "--from", "yesterday", "--to", "2024-10-22"], env, tmp_path)
     assert bad.returncode == 2 and "not a day" in bad.stderr
+
+
+def test_bad_configuration_exits_2_naming_the_variable_not_the_secret(tmp_path: Path) -> None:
+    secret = "do-not-print-7c1e"
+    result = run_explorer(
+        ["report", "--from", "2024-10-21", "--to", "2024-10-22"],
+        {"STORAGE_TYPE": "azure", "AZURE_STORAGE_ACCOUNT_KEY": secret}, tmp_path,
+    )
+    assert result.returncode == 2
+    assert "invalid configuration" in result.stderr and "AZURE" in result.stderr
+    assert secret not in result.stdout + result.stderr
