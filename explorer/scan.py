@@ -23,6 +23,13 @@ SUMMARY_VERSION = 1
 FILE_KEY = "__file"
 """Key put first into every line while staging, naming the file the line came from."""
 
+_USAGE = (
+    "STRUCT(prompt_tokens BIGINT, completion_tokens BIGINT, input_tokens BIGINT, "
+    "output_tokens BIGINT, prompt_tokens_details STRUCT(cached_tokens BIGINT), "
+    "input_tokens_details STRUCT(cached_tokens BIGINT))"
+)
+# Nested STRUCTs, not JSON: DuckDB then extracts these few values while parsing and skips
+# the rest of the bodies. A value of another shape (a text body) becomes null, the row stays.
 _COLUMNS = {
     FILE_KEY: "VARCHAR",
     "id": "VARCHAR",
@@ -32,8 +39,11 @@ _COLUMNS = {
     "duration_ms": "DOUBLE",
     "ttfb_ms": "DOUBLE",
     "request": "STRUCT(method VARCHAR, path VARCHAR)",
-    "response": "STRUCT(status_code INTEGER, streaming BOOLEAN, body JSON)",
-    "error": "JSON",
+    "response": (
+        "STRUCT(status_code INTEGER, streaming BOOLEAN, "
+        f"body STRUCT(usage {_USAGE}, error STRUCT(type VARCHAR)))"
+    ),
+    "error": "STRUCT(type VARCHAR)",
 }
 
 SUMMARY_SCHEMA = """
@@ -46,13 +56,11 @@ SUMMARY_SCHEMA = """
 _SELECT = """
 WITH raw AS (
     SELECT
-        "__file" AS file, id, "timestamp" AS ts, user_id, model,
-        duration_ms, ttfb_ms, request.method AS method, request.path AS path,
-        response.status_code AS status,
-        response.streaming AS streaming,
-        -- One parse of the body for both paths.
-        json_extract(response.body, ['$.usage', '$.error.type']) AS body_parts,
-        json_extract_string(error, '$.type') AS proxy_error_type
+        "__file" AS file, id, "timestamp" AS ts, user_id, model, duration_ms, ttfb_ms,
+        request.method AS method, request.path AS path,
+        response.status_code AS status, response.streaming AS streaming,
+        response.body.usage AS usage, response.body.error.type AS upstream_error_type,
+        error.type AS proxy_error_type
     FROM read_json(
         $paths, columns = {columns}, format = 'newline_delimited',
         ignore_errors = true, maximum_object_size = {max_line_bytes}
@@ -64,18 +72,15 @@ SELECT
     (proxy_error_type IS NOT NULL OR status IS NULL OR status >= 400) AS is_error,
     CASE
         WHEN proxy_error_type IS NOT NULL THEN proxy_error_type
-        WHEN status >= 400 THEN coalesce(body_parts[2] ->> '$', 'http_' || status)
+        WHEN status >= 400 THEN coalesce(upstream_error_type, 'http_' || status)
         WHEN status IS NULL THEN 'no_response'
     END AS error_type,
     duration_ms, ttfb_ms,
-    coalesce(TRY_CAST(json_extract(usage, '$.prompt_tokens') AS BIGINT),
-             TRY_CAST(json_extract(usage, '$.input_tokens') AS BIGINT), 0) AS input_tokens,
-    coalesce(TRY_CAST(json_extract(usage, '$.completion_tokens') AS BIGINT),
-             TRY_CAST(json_extract(usage, '$.output_tokens') AS BIGINT), 0) AS output_tokens,
-    coalesce(TRY_CAST(json_extract(usage, '$.prompt_tokens_details.cached_tokens') AS BIGINT),
-             TRY_CAST(json_extract(usage, '$.input_tokens_details.cached_tokens') AS BIGINT),
-             0) AS cached_tokens
-FROM (SELECT *, body_parts[1] AS usage FROM raw)
+    coalesce(usage.prompt_tokens, usage.input_tokens, 0) AS input_tokens,
+    coalesce(usage.completion_tokens, usage.output_tokens, 0) AS output_tokens,
+    coalesce(usage.prompt_tokens_details.cached_tokens,
+             usage.input_tokens_details.cached_tokens, 0) AS cached_tokens
+FROM raw
 WHERE id IS NOT NULL AND ts IS NOT NULL
 """
 

@@ -81,6 +81,8 @@ def dataset() -> list[Record]:
                  "message": "boom", "type": "server_error", "code": None}})),
         chat("carol", "gpt-4o-mini", at("2024-10-22T11:05:00+00:00"), duration_ms=30000.0,
              response=None, error=ExchangeError(type="upstream_timeout", message="no answer")),
+        chat("carol", "gpt-4o-mini", at("2024-10-22T11:10:00+00:00"), duration_ms=12.0,
+             response=ResponsePart(status_code=502, body="<html>Bad gateway</html>")),
         chat(LONG_USER, "gpt-4o-mini", at("2024-10-22T12:00:00+00:00"), usage=chat_usage,
              duration_ms=80.0),
         chat("mallory", "gpt-4o-mini", at("2024-10-22T13:00:00+00:00"), usage=chat_usage,
@@ -91,7 +93,7 @@ def dataset() -> list[Record]:
             response=ResponsePart(status_code=200, body={"data": []}),
         ),
     ]
-    xss = records[9]
+    xss = records[10]
     xss.request.body["messages"][0]["content"] = SCRIPT_PROMPT
     assert xss.response is not None
     xss.response.body["choices"][0]["message"]["content"] = "</pre><script>alert(3)</script>"

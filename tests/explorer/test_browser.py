@@ -73,7 +73,7 @@ def test_overview_filter_record_and_csv_export(
 
     page.goto(f"{server}/?from=2024-10-21&to=2024-10-22")
     assert page.title() == "Overview · explorer"
-    assert page.locator("#total-calls").inner_text() == "11"
+    assert page.locator("#total-calls").inner_text() == "12"
     assert page.locator("#per-day tbody tr").count() == 2
 
     page.fill("input[name=user]", "mallory")

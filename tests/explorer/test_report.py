@@ -69,7 +69,7 @@ def test_report_json_equals_a_direct_computation(
     bob = by_day[("bob", "gpt-4o", "2024-10-22")]
     assert (bob["input_tokens"], bob["output_tokens"], bob["cached_tokens"]) == (50, 400, 10)
     assert bob["ttfb_p50_ms"] == 95.5
-    assert by_day[("carol", "gpt-4o-mini", "2024-10-22")]["errors"] == 2
+    assert by_day[("carol", "gpt-4o-mini", "2024-10-22")]["errors"] == 3
 
 
 @pytest.mark.parametrize("by", [("user",), ("model",), ("day",), ("user", "day")])

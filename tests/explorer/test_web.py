@@ -48,7 +48,9 @@ def test_record_page_shows_untrusted_text_escaped(client: TestClient) -> None:
 
 def test_request_list_filters_and_text_search(client: TestClient) -> None:
     page = client.get(f"/requests?{DAYS}&status=error")
-    assert page.text.count('class="record"') == 2
+    assert page.text.count('class="record"') == 3
+    page = client.get(f"/requests?{DAYS}&status=5xx&error_type=http_502")  # a text body
+    assert page.text.count('class="record"') == 1
     page = client.get(f"/requests?{DAYS}&error_type=upstream_timeout")
     assert page.text.count('class="record"') == 1
     page = client.get(f"/requests?{DAYS}&q=ONCE+UPON")  # the answer of a Responses call
@@ -63,7 +65,7 @@ def test_exports_follow_the_current_view(client: TestClient) -> None:
     exported = client.get(f"/export/requests.csv?{DAYS}&user=carol")
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert sorted(row["model"] for row in rows) == ["gpt-4o-mini", "gpt-4o-mini", "my-local-model"]
+    assert sorted(row["model"] for row in rows) == [*["gpt-4o-mini"] * 3, "my-local-model"]
     lines = client.get(f"/export/overview.jsonl?{DAYS}&by=user").text.splitlines()
     csv_lines = client.get(f"/export/overview.csv?{DAYS}&by=user").text.splitlines()
     assert len(lines) == len(csv_lines) - 1 > 0
@@ -71,7 +73,7 @@ def test_exports_follow_the_current_view(client: TestClient) -> None:
 
 def test_user_and_model_pages_are_narrowed(client: TestClient) -> None:
     page = client.get(f"/users/carol?{DAYS}")
-    assert 'id="total-calls">3<' in page.text
+    assert 'id="total-calls">4<' in page.text
     page = client.get(f"/models/gpt-4o?{DAYS}")
     assert 'id="total-calls">1<' in page.text
 
