@@ -7,7 +7,7 @@ calls used tokens of an unpriced model has no cost (``None``), never a partial s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Literal
@@ -69,6 +69,20 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+Grouping = tuple[GroupKey, ...]
+
+
+def normal_grouping(keys: Iterable[GroupKey]) -> Grouping:
+    """``keys`` in the canonical order user, model, day (how ``reports`` names groupings)."""
+    chosen = set(keys)
+    return tuple(key for key in GROUP_KEYS if key in chosen)
+
+
+def _mask(by: Grouping) -> int:
+    # A bit per key, user first, set when a row is NOT grouped by that key.
+    return sum(1 << (2 - position) for position, key in enumerate(GROUP_KEYS) if key not in by)
+
+
 def report(
     index: Index,
     selection: Selection,
@@ -77,45 +91,74 @@ def report(
     progress: Progress | None = None,
 ) -> list[ReportRow]:
     """The rows for ``selection`` grouped by ``by`` (no key: one total row)."""
+    grouping = normal_grouping(by)
+    return reports(index, selection, [grouping], prices, progress)[grouping]
+
+
+def reports(
+    index: Index,
+    selection: Selection,
+    groupings: Sequence[Grouping],
+    prices: PriceTable | None = None,
+    progress: Progress | None = None,
+) -> dict[Grouping, list[ReportRow]]:
+    """Several groupings of ``selection`` at once (one pass over the table for all)."""
     prices = prices or PriceTable.load()
     index.sync(selection, progress)
-    keys = [_COLUMN[key] for key in GROUP_KEYS if key in by]
-    where, params = where_clause(selection)
-    # Aliases differ from the column names so that GROUP BY always means the columns.
-    picked = ", ".join(
-        f"{_COLUMN[key] if key in by else 'NULL'} AS group_{key}" for key in GROUP_KEYS
+    normalized = [normal_grouping(grouping) for grouping in groupings]
+    wanted = set(normalized)
+    sets = ", ".join(
+        "(" + ", ".join(_COLUMN[key] for key in grouping) + ")" for grouping in sorted(wanted)
     )
-    group = f"GROUP BY {', '.join(keys)}" if keys else ""
-    order = f"ORDER BY {', '.join(k + ' NULLS FIRST' for k in reversed(keys))}" if keys else ""
+    used = {key for grouping in wanted for key in grouping}
+    # GROUPING() accepts only columns some set groups by; the others are never grouped.
+    mask_sql = " + ".join(
+        f"{1 << (2 - position)} * " + (f"GROUPING({_COLUMN[key]})" if key in used else "1")
+        for position, key in enumerate(GROUP_KEYS)
+    )
+    picked = ", ".join(
+        f"{_COLUMN[key] if key in used else 'NULL'} AS group_{key}" for key in GROUP_KEYS
+    )
+    where, params = where_clause(selection)
     with index.connection() as con:
         totals = con.execute(
             f"""
-            SELECT {picked}, count(*), count(*) FILTER (WHERE is_error),
+            SELECT {picked}, {mask_sql} AS grouping_mask,
+                   count(*), count(*) FILTER (WHERE is_error),
                    sum(input_tokens), sum(output_tokens), sum(cached_tokens),
                    quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
                    quantile_cont(duration_ms, 0.99), quantile_cont(ttfb_ms, 0.5)
-            FROM calls WHERE {where} {group} {order}
+            FROM calls WHERE {where}
+            GROUP BY GROUPING SETS ({sets})
+            ORDER BY group_day NULLS FIRST, group_model NULLS FIRST, group_user NULLS FIRST
             """,
             params,
         ).fetchall()
-        priced_keys = ", ".join(dict.fromkeys([*keys, "model", "day"]))
-        by_price = con.execute(
+        # Prices depend on the model and the day: cost is summed from this finest grouping.
+        priced = con.execute(
             f"""
-            SELECT {picked}, model AS priced_model, day AS priced_day,
-                   sum(input_tokens), sum(output_tokens), sum(cached_tokens)
-            FROM calls WHERE {where} GROUP BY {priced_keys}
+            SELECT user_id, model, day, sum(input_tokens), sum(output_tokens), sum(cached_tokens)
+            FROM calls WHERE {where} GROUP BY user_id, model, day
             """,
             params,
         ).fetchall()
-    cost: dict[tuple[Any, ...], float | None] = {}
-    for user_id, model, day, priced_model, priced_day, tokens_in, tokens_out, cached in by_price:
-        key = (user_id, model, day)
-        part = prices.cost_usd(priced_model, priced_day, Tokens(tokens_in, tokens_out, cached))
-        previous = cost.get(key, 0.0)
-        cost[key] = None if part is None or previous is None else previous + part
-    rows = []
-    for user_id, model, day, calls, errors, t_in, t_out, t_cached, p50, p95, p99, ttfb in totals:
-        rows.append(
+    masks = {_mask(grouping): grouping for grouping in wanted}
+    costs: dict[tuple[int, Any, Any, Any], float | None] = {}
+    for user_id, model, day, tokens_in, tokens_out, cached in priced:
+        part = prices.cost_usd(model, day, Tokens(tokens_in, tokens_out, cached))
+        for mask, grouping in masks.items():
+            key = (
+                mask,
+                user_id if "user" in grouping else None,
+                model if "model" in grouping else None,
+                day if "day" in grouping else None,
+            )
+            previous = costs.get(key, 0.0)
+            costs[key] = None if part is None or previous is None else previous + part
+    result: dict[Grouping, list[ReportRow]] = {grouping: [] for grouping in wanted}
+    for row in totals:
+        user_id, model, day, mask, calls, errors, t_in, t_out, t_cached, p50, p95, p99, ttfb = row
+        result[masks[mask]].append(
             ReportRow(
                 user_id=user_id,
                 model=model,
@@ -125,11 +168,11 @@ def report(
                 input_tokens=int(t_in or 0),
                 output_tokens=int(t_out or 0),
                 cached_tokens=int(t_cached or 0),
-                cost_usd=cost.get((user_id, model, day), 0.0),
+                cost_usd=costs.get((mask, user_id, model, day), 0.0),
                 p50_ms=_round(p50),
                 p95_ms=_round(p95),
                 p99_ms=_round(p99),
                 ttfb_p50_ms=_round(ttfb),
             )
         )
-    return rows
+    return {grouping: result[grouping] for grouping in normalized}

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from explorer.calls import STATUS_CHOICES, BadFilter, error_types, list_calls
 from explorer.records import answer_messages, find_record, pretty, prompt_messages
-from explorer.report import GroupKey, ReportRow, report
+from explorer.report import GroupKey, normal_grouping, report, reports
 from explorer.web.app import Explorer
 from explorer.web.auth import COOKIE, session_value
 from explorer.web.params import PAGE_ROWS, ViewParams, view_params
@@ -31,25 +31,22 @@ def _render(request: Request, template: str, **context: Any) -> Response:
 def _overview(request: Request, view: ViewParams, title: str) -> Response:
     explorer = _explorer(request)
     key: GroupKey = view.by
-    selection = view.selection
-
-    def rows(*by: GroupKey) -> list[ReportRow]:
-        return report(explorer.index, selection, by, explorer.prices)
-
-    per_day = rows("day")
-    per_day_group = rows("day", key)
-    groups = sorted(rows(key), key=lambda row: row.calls, reverse=True)
-    total = rows()
+    per_day, per_day_group, groups, total = (
+        normal_grouping(keys) for keys in (("day",), ("day", key), (key,), ())
+    )
+    found = reports(
+        explorer.index, view.selection, [per_day, per_day_group, groups, total], explorer.prices
+    )
     return _render(
         request,
         "overview.html",
         title=title,
         view=view,
-        total=total[0] if total else None,
-        per_day=per_day,
-        per_day_group=per_day_group,
-        groups=groups,
-        max_calls=max((row.calls for row in per_day), default=0),
+        total=found[total][0] if found[total] else None,
+        per_day=found[per_day],
+        per_day_group=found[per_day_group],
+        groups=sorted(found[groups], key=lambda row: row.calls, reverse=True),
+        max_calls=max((row.calls for row in found[per_day]), default=0),
     )
 
 
