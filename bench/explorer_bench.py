@@ -148,6 +148,8 @@ class Figures:
     files: int
     timings_s: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    load_averages: list[float] = field(default_factory=list)
+    """The machine's 1-minute load average at the start and the end of the measurements."""
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -191,6 +193,7 @@ def measure(
     label: str, env: dict[str, str], records: int, data_bytes: int, files: int, workdir: Path
 ) -> Figures:
     figures = Figures(label, records, data_bytes, files)
+    figures.load_averages.append(os.getloadavg()[0])
     first = LAST_DAY - timedelta(days=DAYS - 1)
     days = f"from={first}&to={LAST_DAY}"
     with httpx.Client(timeout=600) as client:
@@ -239,6 +242,7 @@ def measure(
     started = time.perf_counter()
     subprocess.run(report, env=env, cwd=workdir, check=True, capture_output=True)
     figures.timings_s["`explorer report` process, warm"] = time.perf_counter() - started
+    figures.load_averages.append(os.getloadavg()[0])
     return figures
 
 
@@ -311,7 +315,13 @@ def write_results(results: list[Figures], command: str) -> None:
             "|---|---:|",
         ]
         lines += [f"| {name} | {value:.3f} |" for name, value in figures.timings_s.items()]
-        lines += [f"| peak RSS of the server | {figures.peak_rss_mb:.0f} MB |", ""]
+        loads = " → ".join(f"{load:.1f}" for load in figures.load_averages)
+        lines += [
+            f"| peak RSS of the server | {figures.peak_rss_mb:.0f} MB |",
+            "",
+            f"Load average (1 min) at the start → end of these measurements: {loads}.",
+            "",
+        ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
 
