@@ -143,8 +143,7 @@ def error_types(index: Index, selection: Selection) -> list[str]:
     where, params = where_clause(selection)
     with index.connection() as con:
         rows = con.execute(
-            f"SELECT DISTINCT error_type FROM calls WHERE {where} AND is_error "
-            "ORDER BY 1",
+            f"SELECT DISTINCT error_type FROM calls WHERE {where} AND is_error ORDER BY 1",
             params,
         ).fetchall()
     return [row[0] for row in rows]

@@ -1,9 +1,9 @@
 """Text search in prompts and answers: the only query that reads bodies in bulk.
 
 The files of the selection are read newest day first; a line is parsed only when its
-bytes contain the needle, then the needle must occur in a string of the request or the
-response body (case-insensitive). The search stops after the first day that brings the
-matches up to what the page needs.
+bytes contain the needle, then the needle must occur in the prompt or the answer as
+``explorer.records`` reads them (case-insensitive), not in a model name or a setting.
+The search stops after the first day that brings the matches up to what the page needs.
 """
 
 from __future__ import annotations
@@ -14,19 +14,8 @@ from itertools import groupby
 from typing import Any
 
 from explorer.partitions import LogFile, Selection, select
+from explorer.records import answer_messages, prompt_messages
 from explorer.store import LogStore
-
-
-def strings_in(value: Any) -> Iterator[str]:
-    """Every string inside a JSON value (keys excluded)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
 
 
 def _needle_forms(needle: str) -> list[bytes]:
@@ -37,14 +26,12 @@ def _needle_forms(needle: str) -> list[bytes]:
 
 
 def record_matches(record: dict[str, Any], needle: str) -> bool:
-    """True when ``needle`` occurs in a string of the request or response body."""
+    """True when ``needle`` occurs in the prompt or the answer (text, tool calls, parts)."""
     lowered = needle.lower()
-    for part in ("request", "response"):
-        section = record.get(part)
-        if isinstance(section, dict):
-            for text in strings_in(section.get("body")):
-                if lowered in text.lower():
-                    return True
+    for message in (*prompt_messages(record), *answer_messages(record)):
+        for text in (message.text, *message.extra):
+            if lowered in text.lower():
+                return True
     return False
 
 

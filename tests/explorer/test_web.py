@@ -57,6 +57,8 @@ def test_request_list_filters_and_text_search(client: TestClient) -> None:
     assert page.text.count('class="record"') == 1 and "/records/resp-1" in page.text
     page = client.get(f"/requests?{DAYS}&q=onerror%3Dalert")  # text in a prompt
     assert "/records/xss-1" in page.text and page.text.count('class="record"') == 1
+    page = client.get(f"/requests?{DAYS}&q=gpt-4o")  # a model name is neither prompt nor answer
+    assert page.text.count('class="record"') == 0
     assert client.get(f"/requests?{DAYS}&status=teapot").status_code == 400
     assert client.get("/requests?from=yesterday").status_code == 400
 
