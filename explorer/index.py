@@ -14,8 +14,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -116,8 +118,8 @@ class Index:
             total_bytes = sum(file.stored.size_bytes for file in to_scan)
             done_bytes = 0
             started = time.monotonic()
-            for batch in _batches(to_scan, self.scan_batch_bytes):
-                self._scan(batch)
+            for batch, staged in self._staged(list(_batches(to_scan, self.scan_batch_bytes))):
+                self._scan(batch, staged)
                 done_bytes += sum(file.stored.size_bytes for file in batch)
                 if progress is not None:
                     progress(done_bytes, total_bytes)
@@ -166,17 +168,43 @@ class Index:
             self._loaded[file.name] = file.size_bytes
         return []
 
-    def _scan(self, batch: list[LogFile]) -> None:
+    def _stage(self, batch: list[LogFile], number: int) -> Path:
+        """Write ``batch`` as one tagged JSONL file in the scratch folder (see ``tag_lines``)."""
+        self.cache.scratch.mkdir(parents=True, exist_ok=True)
+        staged = self.cache.scratch / f"batch-{os.getpid()}-{id(self)}-{number}.jsonl"
+        try:
+            with open(staged, "wb") as out:
+                for file, data in self.store.fetch([file.stored for file in batch]):
+                    out.write(tag_lines(file.name, data))
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        return staged
+
+    def _staged(self, batches: list[list[LogFile]]) -> Iterator[tuple[list[LogFile], Path]]:
+        """Each batch staged; the next one is read and tagged while DuckDB parses this one."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-stage") as pool:
+            pending: list[tuple[list[LogFile], Future[Path]]] = []
+            try:
+                for number, batch in enumerate(batches):
+                    pending.append((batch, pool.submit(self._stage, batch, number)))
+                    if len(pending) == 2:
+                        ready, future = pending.pop(0)
+                        yield ready, future.result()
+                while pending:
+                    ready, future = pending.pop(0)
+                    yield ready, future.result()
+            finally:
+                for _, future in pending:  # the caller stopped early: drop what was staged
+                    if not future.cancel() and future.exception() is None:
+                        future.result().unlink(missing_ok=True)
+
+    def _scan(self, batch: list[LogFile], staged: Path) -> None:
         stored = [file.stored for file in batch]
         con = self._con
-        self.cache.scratch.mkdir(parents=True, exist_ok=True)
-        staged = self.cache.scratch / f"batch-{os.getpid()}-{threading.get_ident()}.jsonl"
         temporary, segment = self.cache.new_segment()
         con.execute(f"CREATE OR REPLACE TEMP TABLE scanned ({SUMMARY_SCHEMA})")
         try:
-            with open(staged, "wb") as out:
-                for file, data in self.store.fetch(stored):
-                    out.write(tag_lines(file.name, data))
             scan_into(con, "scanned", [str(staged)])
             quoted = str(temporary).replace("'", "''")
             con.execute(f"COPY scanned TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
