@@ -22,7 +22,7 @@ from explorer.report import FIELDS, GROUP_KEYS, GroupKey, report
 from explorer.settings import ExplorerSettings
 from explorer.store import StoreError, open_store
 from shared.logs import setup_logging
-from shared.settings import describe_invalid
+from shared.settings import invalid_configuration
 
 _KEY_FIELD = {"user": "user_id", "model": "model", "day": "day"}
 
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = ExplorerSettings()
     except ValidationError as exc:
-        print(f"explorer: invalid configuration\n{describe_invalid(exc)}", file=sys.stderr)
+        print(invalid_configuration("explorer", exc), file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
     try:
