@@ -126,8 +126,7 @@ def reports(
             SELECT {picked}, {mask_sql} AS grouping_mask,
                    count(*), count(*) FILTER (WHERE is_error),
                    sum(input_tokens), sum(output_tokens), sum(cached_tokens),
-                   quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
-                   quantile_cont(duration_ms, 0.99), quantile_cont(ttfb_ms, 0.5)
+                   quantile_cont(duration_ms, [0.5, 0.95, 0.99]), quantile_cont(ttfb_ms, 0.5)
             FROM calls WHERE {where}
             GROUP BY GROUPING SETS ({sets})
             ORDER BY group_day NULLS FIRST, group_model NULLS FIRST, group_user NULLS FIRST
@@ -157,7 +156,9 @@ def reports(
             costs[key] = None if part is None or previous is None else previous + part
     result: dict[Grouping, list[ReportRow]] = {grouping: [] for grouping in wanted}
     for row in totals:
-        user_id, model, day, mask, calls, errors, t_in, t_out, t_cached, p50, p95, p99, ttfb = row
+        user_id, model, day, mask, calls, errors, t_in, t_out, t_cached, latency, ttfb = row
+        # One sort for the three latency percentiles; null when no call has a duration.
+        p50, p95, p99 = latency if latency is not None else (None, None, None)
         result[masks[mask]].append(
             ReportRow(
                 user_id=user_id,
