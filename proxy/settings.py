@@ -94,6 +94,10 @@ class ProxySettings(CommonSettings):
     upstream_pool_timeout_s: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, gt=0)
     upstream_max_keepalive_connections: int = Field(default=50, ge=0)
+    upstream_keepalive_expiry_s: float = Field(default=4.0, gt=0)
+    """Idle upstream connections are closed after this; shorter than the common 5 s of
+    servers such as uvicorn, so the proxy never sends a request on a connection the
+    upstream is closing at that very moment (a POST cannot be retried safely)."""
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     """The HTTP stack under the httpx client: aiohttp's pool (faster), or httpx's own."""
 

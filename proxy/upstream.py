@@ -27,6 +27,7 @@ def new_client(settings: ProxySettings) -> httpx.AsyncClient:
     limits = httpx.Limits(
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_keepalive_connections,
+        keepalive_expiry=settings.upstream_keepalive_expiry_s,
     )
     aiohttp = settings.upstream_transport == "aiohttp"
     client = httpx.AsyncClient(

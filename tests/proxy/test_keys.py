@@ -45,12 +45,7 @@ def keys_cli(redis_url: str, *args: str, cwd: Path) -> subprocess.CompletedProce
 def status(proxy: RunningProxy, key: str) -> int:
     """The status of ``GET /v1/models`` with ``key``: 200 accepted, 401 refused."""
     headers = {"Authorization": f"Bearer {key}"}
-    code = httpx.get(f"{proxy.base_url}/models", headers=headers, timeout=10).status_code
-    if code == 502:
-        # After ~5 s idle the proxy may reuse an upstream connection the fake upstream
-        # (uvicorn, keep-alive 5 s) is closing just then: a pooling race, not about keys.
-        code = httpx.get(f"{proxy.base_url}/models", headers=headers, timeout=10).status_code
-    return code
+    return httpx.get(f"{proxy.base_url}/models", headers=headers, timeout=10).status_code
 
 
 def eventually(check: Callable[[], bool], timeout_s: float = PROPAGATION_S) -> None:
