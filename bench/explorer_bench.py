@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -326,12 +326,12 @@ def write_results(results: list[Figures], command: str) -> None:
     RESULTS.write_text("\n".join(lines))
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.explorer_bench", description=__doc__)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--azure-records", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="explorer-bench-", dir=args.workdir))
     try:
         results = [run_local(root, args.records)]
@@ -339,7 +339,9 @@ def main() -> int:
             results.append(run_azure(root, args.azure_records))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    command = "python -m bench.explorer_bench " + " ".join(sys.argv[1:])
+    command = "python -m bench.explorer_bench " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     write_results(results, command.strip())
     print(RESULTS.read_text())
     return 0
