@@ -6,11 +6,23 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import hashlib
+import string
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.ids import new_record_id
-from shared.naming import encode_component, file_name, file_stem, parse_file_name
+from shared.naming import (
+    encode_component,
+    encode_part,
+    file_name,
+    file_stem,
+    parse_file_name,
+    part_digest,
+)
 from shared.record import SCHEMA_VERSION, Record
 from tests.factories import make_record
 
@@ -95,3 +107,56 @@ def test_file_names_split_back_into_their_parts(user: str | None, model: str | N
             "2024-02-29",
             part,
         )
+
+
+_DAY = datetime(2024, 2, 29, 12, tzinfo=UTC)
+_parts = st.one_of(
+    st.text(min_size=1, max_size=400),
+    st.text(alphabet=string.ascii_letters + "._-%~/:", min_size=1, max_size=200),
+    st.text(alphabet="é€😀ab", min_size=1, max_size=120),
+)
+
+
+def test_a_long_part_is_capped_as_the_contract_says() -> None:
+    model = "m" * 300
+    digest = hashlib.sha256(model.encode()).hexdigest()[:12]
+    assert encode_part(model) == "m" * 80 + "~" + digest
+    # Encoded bytes 79..81 are a %XX: the cut keeps 78 bytes rather than split it.
+    tricky = "a" * 78 + "/" + "b" * 100
+    assert encode_part(tricky) == "a" * 78 + "~" + part_digest(tricky)
+    assert encode_part("a" * 77 + "/" + "b" * 100).startswith("a" * 77 + "%2F" + "~")
+    assert encode_part("x" * 96) == "x" * 96  # 96 bytes fit as they are
+    assert encode_part("~") == "%7E"
+
+
+@given(user=st.none() | _parts, model=st.none() | _parts, part=st.integers(0, 500))
+def test_every_name_fits_and_parses_back(user: str | None, model: str | None, part: int) -> None:
+    name = file_name(file_stem(user, model, _DAY), part)
+    assert len(name.encode()) <= 255
+    assert "/" not in name and not name.startswith(".") and name.isascii()
+    parsed = parse_file_name(name)
+    assert parsed.day == _DAY.date() and parsed.part == part
+    for value, got, digest in ((user or None, parsed.user_id, parsed.user_id_digest),
+                               (model or None, parsed.model, parsed.model_digest)):
+        if value is None:
+            continue
+        encoded = encode_component(value)
+        assert len(encode_part(value)) <= 96
+        if len(encoded) <= 96:
+            assert (got, digest) == (value, None)
+        else:
+            assert digest == part_digest(value)
+            assert got is not None and value.startswith(got)
+
+
+@given(left=_parts, right=_parts)
+def test_different_parts_never_share_a_name(left: str, right: str) -> None:
+    if left != right:
+        assert file_stem(left, "m", _DAY) != file_stem(right, "m", _DAY) or (
+            part_digest(left) == part_digest(right)  # a 48-bit sha256 collision
+        )
+
+
+def test_a_stray_tilde_is_not_a_log_file_name() -> None:
+    with pytest.raises(ValueError):
+        parse_file_name("a~b_m_20240101.jsonl")
