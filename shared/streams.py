@@ -1,4 +1,9 @@
-"""Every Redis key and stream field the services share, in one place."""
+"""Every Redis key and stream field the services share, in one place.
+
+Every key the shipper uses is ``{REDIS_STREAM}:<suffix>``, so on Redis Cluster a
+hash-tagged stream name (``{proxy}:exchanges``) puts them all in one slot, as the
+shipper's scripts require (README, "Redis Cluster").
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,31 @@ KEYS_LAST_USED = f"{KEYS_TAG}:last-used"
 
 
 def dead_letter_stream(stream: str) -> str:
-    """Where entries that are not valid records go, with the reason."""
+    """Where entries that are not valid records, or can never be written, go with the reason."""
     return f"{stream}:dead"
 
 
+def dead_letter_cut_key(stream: str) -> str:
+    """Counter of dead-letter entries cut to keep the dead-letter stream within its cap."""
+    return f"{stream}:dead:cut"
+
+
 def intents_key(stream: str) -> str:
-    """Hash of the shipper's write intents: where each in-flight entry is being appended."""
+    """Hash of the shipper's write intents: every placement each in-flight record was given."""
     return f"{stream}:intents"
+
+
+def shipped_key(stream: str) -> str:
+    """Sorted set of the record ids that landed (score: when, in ms), for a retention window."""
+    return f"{stream}:shipped"
+
+
+def hash_tag(key: str) -> str | None:
+    """The part of ``key`` Redis Cluster hashes (``{...}``), or None when it has no tag."""
+    start = key.find("{")
+    if start < 0:
+        return None
+    end = key.find("}", start + 1)
+    if end <= start + 1:
+        return None
+    return key[start + 1 : end]

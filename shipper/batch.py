@@ -30,10 +30,9 @@ class Entry:
     """A valid record read from the stream, ready to be written as one line."""
 
     entry_id: str
+    record_id: str
     stem: str
     line: bytes
-    may_have_intent: bool
-    """True when an intent may already exist in Redis (see ``shipper.intents``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,7 @@ class Rejected:
     reason: str
 
 
-def parse_entry(entry: StreamEntry, may_have_intent: bool, max_line_bytes: int) -> Entry | Rejected:
+def parse_entry(entry: StreamEntry, max_line_bytes: int) -> Entry | Rejected:
     """Validate an entry's record and render the line it will be written as."""
     raw = (entry.fields or {}).get(_RECORD_KEY)
     if raw is None:
@@ -59,7 +58,7 @@ def parse_entry(entry: StreamEntry, may_have_intent: bool, max_line_bytes: int) 
     if len(line) > max_line_bytes:
         return Rejected(entry, f"record too large: {len(line)} bytes > {max_line_bytes}")
     stem = _stem(record.user_id, record.model, record.timestamp.date())
-    return Entry(entry.entry_id, stem, line, may_have_intent)
+    return Entry(entry.entry_id, record.id, stem, line)
 
 
 def _line(raw: bytes, record: Record) -> bytes:
@@ -138,19 +137,16 @@ class ParsedBatch:
 
 
 def parse_batches(
-    entries: Sequence[StreamEntry], may_have_intent: bool, max_batch_bytes: int,
-    max_append_bytes: int,
+    entries: Sequence[StreamEntry], max_batch_bytes: int, max_append_bytes: int
 ) -> list[ParsedBatch]:
     """Cut a read into batches by size, parse their records and group the lines by file."""
     return [
-        _parse_batch(batch, may_have_intent, max_append_bytes)
+        _parse_batch(batch, max_append_bytes)
         for batch in split_by_bytes(entries, max_batch_bytes)
     ]
 
 
-def _parse_batch(
-    batch: Sequence[StreamEntry], may_have_intent: bool, max_append_bytes: int
-) -> ParsedBatch:
+def _parse_batch(batch: Sequence[StreamEntry], max_append_bytes: int) -> ParsedBatch:
     deleted_ids: list[str] = []
     rejected: list[Rejected] = []
     parsed: list[Entry] = []
@@ -158,7 +154,7 @@ def _parse_batch(
         if entry.fields is None:
             deleted_ids.append(entry.entry_id)
             continue
-        result = parse_entry(entry, may_have_intent, max_append_bytes)
+        result = parse_entry(entry, max_append_bytes)
         if isinstance(result, Rejected):
             rejected.append(result)
         else:

@@ -16,8 +16,8 @@ from shared.settings import invalid_configuration
 from shipper.settings import ShipperSettings
 from shipper.status import print_status
 from shipper.storage import make_sink
-from shipper.telemetry import TelemetryServer
-from shipper.worker import build_worker, totals_fields
+from shipper.totals import totals_fields
+from shipper.worker import build_worker
 
 logger = logging.getLogger("shipper")
 

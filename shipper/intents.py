@@ -1,91 +1,170 @@
-"""Write intents in Redis: how a shipper never writes a record twice.
+"""The Redis side of the exactly-once protocol (README, "Exactly once"): intents and shipped ids.
 
-The hash ``{REDIS_STREAM}:intents`` maps a stream entry id to the ``Placement``
-(file, offset, length, sha256) of the chunk that entry is being appended in.
-For every chunk, ``Sink.append`` fixes the placement (local: under an exclusive
-``flock`` on the file; Azure: offset = blob size, written with an append-position
-condition) and then calls the worker's ``prepare(placement)``, which:
-
-1. for entries that may already have an intent (read back from this consumer's
-   pending list, claimed from a dead shipper, or set by an earlier attempt),
-   reads those intents and asks the sink whether each old placement ``landed``.
-   Entries whose earlier chunk landed are done: nothing is written, the worker
-   acknowledges them and retries the chunk with the rest. This check runs after
-   the sink fixed the new placement, under the same lock or offset condition, so
-   a slow earlier owner can no longer write behind our back;
-2. atomically (one Lua script) checks with ``XPENDING`` that this consumer still
-   owns every entry and only then records the new placement as their intent.
-   Entries another shipper has claimed are returned; the worker drops them;
-3. returns True, and the sink writes.
-
-A write therefore happens only for entries owned at intent time, and any later
-owner checks, under the same lock/condition, whether the earlier intent's bytes
-landed before writing them again: each record lands exactly once. Entries read
-fresh (``XREADGROUP >``) have no intent yet and skip step 1.
+``{REDIS_STREAM}:intents`` maps a record id to every placement it was ever given,
+one line each: ``owner\\tms\\tplacement`` (owner: the stream entry, or a replay's
+tag). ``{REDIS_STREAM}:shipped`` holds the ids that landed, for a retention window.
+Both are only ever read and written by the scripts below, so each check-and-record
+is atomic, and every key is ``{REDIS_STREAM}:...`` (one Cluster slot).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
-
-import redis.asyncio as aioredis
+from dataclasses import dataclass, field
 
 from shipper.sink import Placement
-from shipper.source import LUA_SPLIT_IDS, join_ids, mapped_redis_errors
+from shipper.source import LUA_SPLIT_IDS, RedisClient, mapped_redis_errors
 
-# KEYS: stream, intents hash. ARGV: group, consumer, encoded placement, joined entry ids.
-_RECORD_INTENT = LUA_SPLIT_IDS + """
-local ids = split_ids(ARGV[4])
-local lost = {}
-for _, entry_id in ipairs(ids) do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry_id, entry_id, 1)
-  if #pending == 0 or pending[1][2] ~= ARGV[2] then
-    table.insert(lost, entry_id)
+# KEYS: stream, intents, shipped. ARGV: group, consumer ('' = no ownership to check),
+# placement, JSON [[record id, owner], ...], force ('1': record although earlier
+# placements exist, the caller checked them). Returns {recorded, lost owners, shipped
+# record ids, flat [record id, intents, ...]}.
+_PLACE = LUA_SPLIT_IDS + """
+local claims = cjson.decode(ARGV[4])
+local lost, shipped, earlier = {}, {}, {}
+if ARGV[2] ~= '' then
+  for _, claim in ipairs(claims) do
+    local owner = claim[2]
+    local pending = redis.call('XPENDING', KEYS[1], ARGV[1], owner, owner, 1)
+    if #pending == 0 or pending[1][2] ~= ARGV[2] then
+      table.insert(lost, owner)
+    end
   end
 end
-if #lost > 0 then
-  return lost
+for _, claim in ipairs(claims) do
+  if redis.call('ZSCORE', KEYS[3], claim[1]) then
+    table.insert(shipped, claim[1])
+  elseif ARGV[5] ~= '1' then
+    local placements = redis.call('HGET', KEYS[2], claim[1])
+    if placements then
+      table.insert(earlier, claim[1])
+      table.insert(earlier, placements)
+    end
+  end
 end
-for _, entry_id in ipairs(ids) do
-  redis.call('HSET', KEYS[2], entry_id, ARGV[3])
+if #lost > 0 or #shipped > 0 or #earlier > 0 then
+  return {0, lost, shipped, earlier}
 end
-return lost
+local now = now_ms()
+for _, claim in ipairs(claims) do
+  local line = claim[2] .. '\\t' .. now .. '\\t' .. ARGV[3]
+  local placements = redis.call('HGET', KEYS[2], claim[1])
+  if not placements then
+    redis.call('HSET', KEYS[2], claim[1], line)
+  elseif not string.find(placements, ARGV[3], 1, true) then
+    redis.call('HSET', KEYS[2], claim[1], placements .. '\\n' .. line)
+  end
+end
+return {1, lost, shipped, earlier}
 """
+
+# Forget the intents of records none of whose owners is still in the stream (acked,
+# dead-lettered or deleted); a replay's intents after ``ARGV[3]`` ms. KEYS: stream,
+# intents. ARGV: HSCAN cursor, page size, max age of non-entry owners in ms.
+_SWEEP = LUA_SPLIT_IDS + """
+local reply = redis.call('HSCAN', KEYS[2], ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local fields, now, removed = reply[2], now_ms(), 0
+for i = 1, #fields, 2 do
+  local live = false
+  for line in string.gmatch(fields[i + 1], '[^\\n]+') do
+    local owner, ms = string.match(line, '^([^\\t]*)\\t(%d+)\\t')
+    if owner and string.match(owner, '^%d+%-%d+$') then
+      live = #redis.call('XRANGE', KEYS[1], owner, owner) > 0
+    else
+      live = ms ~= nil and now - tonumber(ms) < tonumber(ARGV[3])
+    end
+    if live then break end
+  end
+  if not live then
+    redis.call('HDEL', KEYS[2], fields[i])
+    removed = removed + 1
+  end
+end
+return {reply[1], removed}
+"""
+
+_ENTRY_ID = re.compile(r"^\d+-\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A record about to be written, and who writes it (a stream entry id, or a replay tag)."""
+
+    record_id: str
+    owner: str
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What ``IntentLedger.place`` found; ``recorded`` means: write now."""
+
+    recorded: bool
+    lost_owners: set[str] = field(default_factory=set)
+    shipped_ids: set[str] = field(default_factory=set)
+    earlier: dict[str, list[Placement]] = field(default_factory=dict)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _placements(raw: bytes | str) -> list[Placement]:
+    return [Placement.decode(line.split("\t", 2)[2]) for line in _text(raw).splitlines()]
 
 
 class IntentLedger:
-    """The intents of one consumer of one stream."""
+    """Intents and shipped ids of one stream, as seen by one consumer (or by a replay)."""
 
     def __init__(
-        self, client: aioredis.Redis, stream: str, group: str, consumer: str, key: str
+        self, client: RedisClient, stream: str, group: str, consumer: str | None,
+        intents: str, shipped: str,
     ) -> None:
-        self._client = client
         self._stream = stream
         self._group = group
-        self._consumer = consumer
-        self._key = key
-        self._record_script = client.register_script(_RECORD_INTENT)
+        self._consumer = consumer or ""
+        self._keys = [stream, intents, shipped]
+        self._place_script = client.register_script(_PLACE)
+        self._sweep_script = client.register_script(_SWEEP)
 
-    async def recorded(self, entry_ids: Sequence[str]) -> dict[str, Placement]:
-        """The placements recorded earlier for these entries (those that have one)."""
-        if not entry_ids:
-            return {}
-        with mapped_redis_errors():
-            raw = await self._client.hmget(self._key, list(entry_ids))
-        return {
-            entry_id: Placement.decode(value)
-            for entry_id, value in zip(entry_ids, raw, strict=True)
-            if value is not None
-        }
+    async def place(self, placement: Placement, claims: Sequence[Claim], force: bool) -> Verdict:
+        """Record ``placement`` for every claim unless one is lost, shipped, or has earlier ones.
 
-    async def record(self, entry_ids: Sequence[str], placement: Placement) -> list[str]:
-        """Record ``placement`` for all entries if this consumer owns them all.
-
-        Returns the ids it no longer owns (nothing was recorded then), or ``[]``.
+        With ``force`` earlier placements (already checked by the caller) do not stop it.
         """
+        payload = json.dumps([[claim.record_id, claim.owner] for claim in claims])
         with mapped_redis_errors():
-            lost = await self._record_script(
-                keys=[self._stream, self._key],
-                args=[self._group, self._consumer, placement.encode(), join_ids(entry_ids)],
+            reply = await self._place_script(
+                keys=self._keys,
+                args=[self._group, self._consumer, placement.encode(), payload,
+                      "1" if force else "0"],
             )
-        return [entry_id.decode() for entry_id in lost]
+        recorded, lost, shipped, flat = reply
+        earlier = {_text(flat[i]): _placements(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return Verdict(
+            recorded=bool(recorded),
+            lost_owners={_text(owner) for owner in lost},
+            shipped_ids={_text(record_id) for record_id in shipped},
+            earlier=earlier,
+        )
+
+    async def sweep(self, page: int = 200, max_pages: int = 50, replay_max_age_ms: int = 3_600_000
+                    ) -> int:
+        """Forget intents whose entries all left the stream; returns how many were forgotten."""
+        cursor: bytes | str = "0"
+        removed = 0
+        with mapped_redis_errors():
+            for _ in range(max_pages):
+                cursor, cut = await self._sweep_script(
+                    keys=self._keys[:2], args=[cursor, page, replay_max_age_ms]
+                )
+                removed += int(cut)
+                if _text(cursor) == "0":
+                    break
+        return removed
+
+
+def is_entry_id(owner: str) -> bool:
+    """Whether an intent's owner is a stream entry (rather than a replay)."""
+    return _ENTRY_ID.match(owner) is not None

@@ -1,22 +1,11 @@
 """What every storage sink does, and the errors it raises.
 
-The exactly-once protocol (README, "Exactly once") needs three things of a sink:
-
-1. ``append`` chooses *where* a payload will land (file name after rollover, byte
-   offset = current end of that file) and calls ``prepare(placement)`` **before**
-   writing. The worker uses that call to check and record its intent in Redis.
-   Local files hold an exclusive ``flock`` from choosing the offset until the bytes
-   are fsynced, so ``prepare`` runs while no other shipper can move the end;
-   Azure appends carry an append-position condition equal to the offset, so a write
-   lands only at the offset that was recorded.
-2. ``landed(placement)`` tells whether the bytes at a placement are exactly the
-   payload it describes (same length and sha256), i.e. an earlier attempt landed.
-3. Errors are mapped here: ``AppendConflict`` when another writer moved the end of
-   the file first (the worker simply tries again), ``StorageError`` for anything
-   else (the worker backs off and retries without limit).
-
-Storage failures never drop a record: nothing is acknowledged until ``append``
-returned a placement.
+A sink plays its part in the exactly-once protocol (README, "Exactly once"): ``append``
+fixes the placement under the file's lock (local) or an append-position condition
+(Azure), hands it to ``prepare`` before writing, and ``landed`` reads a placement back.
+Errors are mapped here: ``AppendConflict`` (another writer moved the end first: try
+again), ``PermanentStorageError`` (this write can never succeed: dead-letter it) and
+``StorageError`` for everything else (back off and retry without limit).
 """
 
 from __future__ import annotations
@@ -30,6 +19,10 @@ from typing import Protocol
 
 class StorageError(Exception):
     """Storage could not be reached or refused the operation; retry later."""
+
+
+class PermanentStorageError(StorageError):
+    """This write can never succeed as asked (invalid name, wrong blob type, ...); do not retry."""
 
 
 class AppendConflict(StorageError):
@@ -51,7 +44,7 @@ class Placement:
         return cls(name, offset, len(payload), hashlib.sha256(payload).hexdigest())
 
     def encode(self) -> str:
-        return json.dumps([self.name, self.offset, self.length, self.sha256])
+        return json.dumps([self.name, self.offset, self.length, self.sha256], separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Placement:
@@ -76,8 +69,8 @@ class Sink(Protocol):
         """Append ``payload`` (whole lines, each ending in ``\\n``) to the current file of ``stem``.
 
         Returns the placement once the bytes are durable, or ``None`` when ``prepare``
-        said not to write (nothing was written then). Raises ``AppendConflict`` or
-        ``StorageError``.
+        said not to write (nothing was written then). Raises ``AppendConflict``,
+        ``PermanentStorageError`` or ``StorageError``.
         """
 
     async def landed(self, placement: Placement) -> bool:

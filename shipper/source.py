@@ -1,11 +1,14 @@
 """The Redis stream the shipper reads: consumer group, reads, claims, acks and dead letters.
 
 Every redis-py error is mapped here (and only here) to ``SourceUnavailable``, so the
-worker deals with one kind of Redis failure: back off, then try again.
+worker deals with one kind of Redis failure: back off, then try again. Every call is
+bounded by the client's socket timeout, and redis-py's own retries are off: the
+worker retries, so a shipper cut off from Redis gives up what it holds in bounded time.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,14 +16,24 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from shared.streams import CONSUMER_GROUP, dead_letter_stream, intents_key
+from shared.streams import (
+    CONSUMER_GROUP,
+    dead_letter_cut_key,
+    dead_letter_stream,
+    intents_key,
+    shipped_key,
+)
 
 Fields = dict[bytes, bytes]
+RedisClient = aioredis.Redis | RedisCluster
 
 
 class SourceUnavailable(Exception):
-    """Redis could not be reached or refused a command; retry later."""
+    """Redis could not be reached, did not answer in time, or refused a command; retry later."""
 
 
 @contextmanager
@@ -60,7 +73,8 @@ return removed
 
 # redis-py's asyncio client packs every argument in Python: a script that takes the entry
 # ids as ONE argument, joined by spaces (ids never contain one), spares packing a thousand.
-# ``split_ids`` cuts that argument back into a Lua table.
+# ``split_ids`` cuts that argument back into a Lua table. Record ids are free text, so
+# they travel as one JSON array instead.
 LUA_SPLIT_IDS = """
 local function split_ids(joined)
   local ids = {}
@@ -69,20 +83,62 @@ local function split_ids(joined)
   end
   return ids
 end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 """
 
-# Ack, delete and forget the intents of shipped entries, atomically (a script runs alone).
-# KEYS: stream, intents hash. ARGV: group, joined entry ids. Lua's unpack() has a stack
-# limit, hence the slices.
+# Ack and delete shipped entries; forget their records' intents and remember the records
+# as shipped (README, "Exactly once"), atomically. KEYS: stream, intents, shipped.
+# ARGV: group, joined entry ids, JSON record ids, retention in ms. Lua's unpack() has a
+# stack limit, hence the slices.
 _FINISH = LUA_SPLIT_IDS + """
 local ids = split_ids(ARGV[2])
 for first = 1, #ids, 1000 do
   local last = math.min(first + 999, #ids)
   redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, first, last))
   redis.call('XDEL', KEYS[1], unpack(ids, first, last))
-  redis.call('HDEL', KEYS[2], unpack(ids, first, last))
+end
+local records = cjson.decode(ARGV[3])
+local now = now_ms()
+for first = 1, #records, 500 do
+  local last = math.min(first + 499, #records)
+  redis.call('HDEL', KEYS[2], unpack(records, first, last))
+  local scored = {}
+  for i = first, last do
+    scored[#scored + 1] = now
+    scored[#scored + 1] = records[i]
+  end
+  redis.call('ZADD', KEYS[3], unpack(scored))
+end
+local retention = tonumber(ARGV[4])
+if #records > 0 and retention > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - retention)
 end
 return #ids
+"""
+
+# Move one entry to the capped dead-letter stream, count what the cap cut, ack, delete,
+# forget its record's intents. Idempotent: an entry no longer in the stream is only acked.
+# KEYS: stream, dead, cut counter, intents. ARGV: group, entry id, cap, record id or '',
+# then field/value pairs.
+_DEAD_LETTER = """
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+local cut = redis.call('XTRIM', KEYS[2], 'MAXLEN', tonumber(ARGV[3]))
+if cut > 0 then
+  redis.call('INCRBY', KEYS[3], cut)
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('HDEL', KEYS[4], ARGV[4])
+end
+return 1
 """
 
 
@@ -91,11 +147,29 @@ def join_ids(entry_ids: Sequence[str]) -> str:
     return " ".join(entry_ids)
 
 
-def connect(redis_url: str) -> aioredis.Redis:
-    """A client with bounded connect time, so an outage is noticed rather than waited on."""
-    return aioredis.Redis.from_url(
-        redis_url, socket_connect_timeout=5, health_check_interval=30, decode_responses=False
-    )
+def json_ids(record_ids: Sequence[str]) -> str:
+    """Record ids as one script argument (``cjson.decode`` in the script)."""
+    return json.dumps(list(record_ids))
+
+
+def connect(
+    redis_url: str, *, timeout_s: float = 5.0, block_ms: int = 0, cluster: bool = False
+) -> RedisClient:
+    """A client whose every call ends within ``timeout_s`` (plus ``block_ms`` for blocking reads).
+
+    No client-side retries: a retried script could run twice, and the worker retries anyway.
+    """
+    options: dict[str, Any] = {
+        "socket_connect_timeout": timeout_s,
+        "socket_timeout": timeout_s + block_ms / 1000,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "decode_responses": False,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if cluster:
+        return RedisCluster.from_url(redis_url, **options)
+    return aioredis.Redis.from_url(redis_url, **options)
 
 
 def _entries(raw: Sequence[tuple[bytes, Fields | None]]) -> list[StreamEntry]:
@@ -105,15 +179,27 @@ def _entries(raw: Sequence[tuple[bytes, Fields | None]]) -> list[StreamEntry]:
 class StreamSource:
     """The shipper's view of ``REDIS_STREAM`` as one consumer of the shippers' group."""
 
-    def __init__(self, client: aioredis.Redis, stream: str, consumer: str) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        stream: str,
+        consumer: str,
+        *,
+        shipped_retention_ms: int = 3 * 24 * 3600 * 1000,
+        dead_letter_max_entries: int = 100_000,
+    ) -> None:
         self.client = client
         self.stream = stream
         self.group = CONSUMER_GROUP
         self.consumer = consumer
         self.intents_key = intents_key(stream)
+        self.shipped_key = shipped_key(stream)
         self.dead_stream = dead_letter_stream(stream)
+        self.shipped_retention_ms = shipped_retention_ms
+        self.dead_letter_max_entries = dead_letter_max_entries
         self._forget_script = client.register_script(_FORGET_STALE_CONSUMERS)
         self._finish_script = client.register_script(_FINISH)
+        self._dead_letter_script = client.register_script(_DEAD_LETTER)
 
     async def ensure_group(self) -> None:
         """Create the group from the start of the stream (and the stream) if missing."""
@@ -139,7 +225,9 @@ class StreamSource:
                 return []
         if not reply:
             return []
-        return _entries(reply[0][1])
+        # RESP2 answers a list of [stream, entries]; RESP3 a map of stream -> entries.
+        batch = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
+        return _entries(batch)
 
     async def claim_idle(self, min_idle_ms: int, count: int) -> list[StreamEntry]:
         """Take over up to ``count`` entries another consumer left pending for ``min_idle_ms``."""
@@ -163,26 +251,32 @@ class StreamSource:
                     break
         return claimed
 
-    async def finish(self, entry_ids: Sequence[str]) -> None:
-        """Acknowledge and delete shipped entries and forget their intents, atomically."""
-        if not entry_ids:
+    async def finish(self, entry_ids: Sequence[str], record_ids: Sequence[str]) -> None:
+        """Ack and delete entries, and remember their records as shipped, atomically."""
+        if not entry_ids and not record_ids:
             return
         with mapped_redis_errors():
             await self._finish_script(
-                keys=[self.stream, self.intents_key], args=[self.group, join_ids(entry_ids)]
+                keys=[self.stream, self.intents_key, self.shipped_key],
+                args=[self.group, join_ids(entry_ids), json_ids(record_ids),
+                      self.shipped_retention_ms],
             )
 
-    async def dead_letter(self, entry: StreamEntry, reason: str) -> None:
-        """Move an entry that cannot be shipped to the dead-letter stream, with the reason."""
+    async def dead_letter(
+        self, entry: StreamEntry, reason: str, *, target: str = "", record_id: str = ""
+    ) -> None:
+        """Move an entry that can never be shipped to the dead-letter stream, with the reason."""
         fields: dict[Any, Any] = dict(entry.fields or {})
         fields.update(reason=reason, entry_id=entry.entry_id, consumer=self.consumer)
+        if target:
+            fields["target"] = target
+        flat = [item for pair in fields.items() for item in pair]
         with mapped_redis_errors():
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.xadd(self.dead_stream, fields)
-                pipe.xack(self.stream, self.group, entry.entry_id)
-                pipe.xdel(self.stream, entry.entry_id)
-                pipe.hdel(self.intents_key, entry.entry_id)
-                await pipe.execute()
+            await self._dead_letter_script(
+                keys=[self.stream, self.dead_stream, dead_letter_cut_key(self.stream),
+                      self.intents_key],
+                args=[self.group, entry.entry_id, self.dead_letter_max_entries, record_id, *flat],
+            )
 
     async def forget_stale_consumers(self, min_idle_ms: int) -> list[str]:
         """Remove consumers (dead shippers) idle that long with nothing pending."""

@@ -2,64 +2,62 @@
 
 On start (and after every Redis outage) it first re-ships its own pending entries,
 then reads new ones; every so often it claims entries that dead shippers left
-pending and forgets long-dead consumers. Writes follow the intent protocol of
-``shipper.intents``, so a record is never written twice, and nothing is
-acknowledged before the sink returned (durable). While a batch is written, the
-next one is read (at most one ahead), so Redis and the disk work at the same time.
-Storage failures are retried with capped, jittered backoff without limit, on the
-same batch, reading nothing beyond that one batch ahead.
+pending, forgets long-dead consumers and stale intents. Each file's lines go
+through ``shipper.delivery`` (README, "Exactly once"). While a batch is written,
+the next one is read (at most one ahead), so Redis and the disk work at the same
+time. A file in backoff never holds back the acknowledgement of the batch's other
+files; a file that can never be written goes to the dead-letter stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 from shared.logs import log_event
-from shipper.batch import Chunk, Entry, ParsedBatch, Rejected, parse_batches
+from shared.streams import RECORD_FIELD
+from shipper.batch import Chunk, ParsedBatch, Rejected, parse_batches
+from shipper.delivery import Delivery, Line, backoff_s
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
-from shipper.sink import AppendConflict, Placement, Sink, StorageError
+from shipper.sink import Sink, StorageError
 from shipper.source import SourceUnavailable, StreamEntry, StreamSource, connect
-from shipper.telemetry import ShipperTelemetry
+from shipper.totals import Totals
 
 logger = logging.getLogger(__name__)
 
-_FIRST_RETRY_S = 0.1
 _PARALLEL_APPENDS = 16
+_RECORD_KEY = RECORD_FIELD.encode()
 
 ReadTask = asyncio.Task[list[ParsedBatch]]
 
 
-def backoff_s(attempt: int, cap_s: float) -> float:
-    """Exponential delay for the ``attempt``-th retry (1-based), capped, half of it jittered."""
-    ceiling = min(cap_s, _FIRST_RETRY_S * 2 ** min(attempt - 1, 30))
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+class _Acks:
+    """A batch's acknowledgements: sent together at the end, or as each file lands once
+    one of the batch's files is in backoff (so it holds back nobody else)."""
 
+    def __init__(self, source: StreamSource, entry_ids: Sequence[str]) -> None:
+        self._source = source
+        self._entry_ids = list(entry_ids)
+        self._record_ids: list[str] = []
+        self._eager = False
 
-@dataclass
-class Totals:
-    """Counters logged with ``shipper_stopped``."""
+    async def add(self, entry_ids: Sequence[str], record_ids: Sequence[str]) -> None:
+        self._entry_ids.extend(entry_ids)
+        self._record_ids.extend(record_ids)
+        if self._eager:
+            await self.flush()
 
-    records_shipped_total: int = 0
-    bytes_shipped_total: int = 0
-    batches_shipped_total: int = 0
-    records_already_landed_total: int = 0
-    entries_claimed_total: int = 0
-    entries_dead_lettered_total: int = 0
-    storage_retries_total: int = 0
-    redis_errors_total: int = 0
+    async def go_eager(self) -> None:
+        self._eager = True
+        await self.flush()
 
-
-@dataclass
-class _ChunkOutcome:
-    done_ids: list[str] = field(default_factory=list)
-    written_records: int = 0
-    written_bytes: int = 0
+    async def flush(self) -> None:
+        entry_ids, self._entry_ids = self._entry_ids, []
+        record_ids, self._record_ids = self._record_ids, []
+        await self._source.finish(entry_ids, record_ids)
 
 
 class Worker:
@@ -73,7 +71,7 @@ class Worker:
         self.sink = sink
         self.ledger = ledger
         self.totals = Totals()
-        self.telemetry = ShipperTelemetry()
+        self.delivery = Delivery(sink, ledger, settings.shipper_retry_max_s, self.totals)
         self.stopping = asyncio.Event()
         self._appends = asyncio.Semaphore(_PARALLEL_APPENDS)
 
@@ -173,7 +171,7 @@ class Worker:
             entries = await self.source.read(after, self.settings.shipper_batch_max_records, None)
             if not entries:
                 return
-            await self._ship(entries, may_have_intent=True)
+            await self._ship(entries)
             after = entries[-1].entry_id
 
     async def _claim_and_tidy(self) -> None:
@@ -187,7 +185,7 @@ class Worker:
             self.totals.entries_claimed_total += len(claimed)
             log_event(logger, "entries_claimed", entries=len(claimed),
                       first_id=claimed[0].entry_id, last_id=claimed[-1].entry_id)
-            await self._ship(claimed, may_have_intent=True)
+            await self._ship(claimed)
             if len(claimed) < settings.shipper_batch_max_records:
                 break
         removed = await self.source.forget_stale_consumers(
@@ -195,13 +193,17 @@ class Worker:
         )
         if removed:
             log_event(logger, "stale_consumers_removed", consumers=removed)
+        forgotten = await self.ledger.sweep()
+        if forgotten:
+            self.totals.intents_forgotten_total += forgotten
+            log_event(logger, "stale_intents_forgotten", records=forgotten)
 
-    async def _ship(self, entries: Sequence[StreamEntry], may_have_intent: bool) -> None:
-        for batch in self._parse(entries, may_have_intent):
+    async def _ship(self, entries: Sequence[StreamEntry]) -> None:
+        for batch in self._parse(entries):
             await self._ship_batch(batch)
 
-    def _parse(self, entries: Sequence[StreamEntry], may_have_intent: bool) -> list[ParsedBatch]:
-        return parse_batches(entries, may_have_intent, self.settings.shipper_batch_max_bytes,
+    def _parse(self, entries: Sequence[StreamEntry]) -> list[ParsedBatch]:
+        return parse_batches(entries, self.settings.shipper_batch_max_bytes,
                              self.sink.max_append_bytes)
 
     async def _read_and_parse(self) -> list[ParsedBatch]:
@@ -211,27 +213,25 @@ class Worker:
         entries = await self.source.read(
             ">", settings.shipper_batch_max_records, settings.shipper_block_ms
         )
-        return self._parse(entries, may_have_intent=False)
+        return self._parse(entries)
 
     async def _ship_batch(self, batch: ParsedBatch) -> None:
         started_s = time.perf_counter()
         for rejected in batch.rejected:
             await self._dead_letter(rejected)
         chunks = batch.chunks
-        outcomes = await asyncio.gather(
-            *(self._write_chunk(chunk) for chunk in chunks), return_exceptions=True
+        acks = _Acks(self.source, batch.deleted_ids)
+        results = await asyncio.gather(
+            *(self._write_chunk(chunk, acks) for chunk in chunks), return_exceptions=True
         )
         # Every append ran to its end before any error surfaces (no half-written chunk).
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        done_ids = list(batch.deleted_ids)
-        for outcome in outcomes:
-            assert isinstance(outcome, _ChunkOutcome)
-            done_ids.extend(outcome.done_ids)
-        await self.source.finish(done_ids)
-        records = sum(o.written_records for o in outcomes if isinstance(o, _ChunkOutcome))
-        size = sum(o.written_bytes for o in outcomes if isinstance(o, _ChunkOutcome))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        await acks.flush()
+        written = [result for result in results if isinstance(result, tuple)]
+        records = sum(count for count, _ in written)
+        size = sum(size for _, size in written)
         if not records:
             return
         self.totals.records_shipped_total += records
@@ -248,69 +248,24 @@ class Worker:
         log_event(logger, "entry_dead_lettered", logging.WARNING,
                   entry_id=rejected.entry.entry_id, reason=rejected.reason)
 
-    async def _write_chunk(self, chunk: Chunk) -> _ChunkOutcome:
-        """Append the chunk's lines exactly once; retries storage errors without limit."""
-        outcome = _ChunkOutcome()
-        pending = list(chunk.entries)
-        failures = 0
+    async def _write_chunk(self, chunk: Chunk, acks: _Acks) -> tuple[int, int]:
+        """Deliver one file's lines, then hand what is done to ``acks``: (records, bytes)."""
+        lines = [Line(entry.record_id, entry.entry_id, entry.line) for entry in chunk.entries]
         async with self._appends:
-            while pending:
-                attempt = _Attempt(self, pending)
-                try:
-                    placement = await self.sink.append(
-                        chunk.stem, b"".join(entry.line for entry in pending), attempt.prepare
-                    )
-                except AppendConflict:
-                    continue
-                except StorageError as exc:
-                    failures += 1
-                    self.totals.storage_retries_total += 1
-                    self.telemetry.storage_failed(exc)
-                    delay_s = backoff_s(failures, self.settings.shipper_retry_max_s)
-                    log_event(logger, "storage_retry", logging.WARNING, file_stem=chunk.stem,
-                              error=str(exc), attempt=failures, retry_in_s=round(delay_s, 2))
-                    await asyncio.sleep(delay_s)
-                    continue
-                if placement is not None:
-                    outcome.done_ids.extend(entry.entry_id for entry in pending)
-                    outcome.written_records += len(pending)
-                    outcome.written_bytes += placement.length
-                    break
-                outcome.done_ids.extend(attempt.landed_ids)
-                self.totals.records_already_landed_total += len(attempt.landed_ids)
-                gone = attempt.landed_ids | attempt.lost_ids
-                pending = [entry for entry in pending if entry.entry_id not in gone]
-        return outcome
-
-
-class _Attempt:
-    """One ``append`` of a chunk: its ``prepare`` callback and what that callback found."""
-
-    def __init__(self, worker: Worker, entries: list[Entry]) -> None:
-        self._worker = worker
-        self._entries = entries
-        self.landed_ids: set[str] = set()
-        self.lost_ids: set[str] = set()
-
-    async def prepare(self, placement: Placement) -> bool:
-        """Steps 1-3 of the intent protocol (``shipper.intents``)."""
-        ledger, sink = self._worker.ledger, self._worker.sink
-        maybe = [entry.entry_id for entry in self._entries if entry.may_have_intent]
-        if maybe:
-            earlier = await ledger.recorded(maybe)
-            for old in set(earlier.values()):
-                if await sink.landed(old):
-                    self.landed_ids.update(i for i, where in earlier.items() if where == old)
-            if self.landed_ids:
-                return False
-        lost = await ledger.record([entry.entry_id for entry in self._entries], placement)
-        if lost:
-            self.lost_ids.update(lost)
-            log_event(logger, "entries_lost_to_other_shipper", entries=len(lost))
-            return False
-        for entry in self._entries:
-            entry.may_have_intent = True
-        return True
+            outcome = await self.delivery.write(chunk.stem, lines, acks.go_eager)
+        self.totals.records_already_landed_total += len(outcome.already)
+        for line in outcome.failed:
+            entry = StreamEntry(line.owner, {_RECORD_KEY: line.data.rstrip(b"\n")})
+            await self.source.dead_letter(
+                entry, f"permanent storage error: {outcome.failure}",
+                target=outcome.target, record_id=line.record_id,
+            )
+            self.totals.entries_dead_lettered_total += 1
+            log_event(logger, "entry_dead_lettered", logging.WARNING, entry_id=line.owner,
+                      reason="permanent storage error", target=outcome.target)
+        done = [*outcome.written, *outcome.already]
+        await acks.add([line.owner for line in done], [line.record_id for line in done])
+        return len(outcome.written), outcome.written_bytes
 
 
 async def _drop(read: ReadTask | None) -> None:
@@ -325,15 +280,18 @@ async def _drop(read: ReadTask | None) -> None:
 
 def build_worker(settings: ShipperSettings, sink: Sink) -> Worker:
     """A worker with its own Redis connection, as ``settings`` say."""
-    source = StreamSource(
-        connect(settings.redis_url), settings.redis_stream, settings.shipper_consumer_name
-    )
-    ledger = IntentLedger(
-        source.client, source.stream, source.group, source.consumer, source.intents_key
-    )
+    source = build_source(settings, settings.shipper_consumer_name, settings.shipper_block_ms)
+    ledger = IntentLedger(source.client, source.stream, source.group, source.consumer,
+                          source.intents_key, source.shipped_key)
     return Worker(settings, source, sink, ledger)
 
 
-def totals_fields(totals: Totals) -> dict[str, int]:
-    """The counters as log fields."""
-    return asdict(totals)
+def build_source(settings: ShipperSettings, consumer: str, block_ms: int = 0) -> StreamSource:
+    """A ``StreamSource`` with its own connection, every call bounded as ``settings`` say."""
+    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
+                     block_ms=block_ms, cluster=settings.redis_cluster)
+    return StreamSource(
+        client, settings.redis_stream, consumer,
+        shipped_retention_ms=int(settings.shipper_shipped_ids_retention_s * 1000),
+        dead_letter_max_entries=settings.shipper_dead_letter_max_entries,
+    )

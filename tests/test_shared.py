@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import string
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-
-import hashlib
-import string
 
 import pytest
 from hypothesis import given

@@ -13,7 +13,7 @@ from tests.factories import make_record
 
 
 def _entry(entry_id: str, stem: str, size: int) -> Entry:
-    return Entry(entry_id, stem, b"x" * (size - 1) + b"\n", may_have_intent=False)
+    return Entry(entry_id, f"r{entry_id}", stem, b"x" * (size - 1) + b"\n")
 
 
 def test_one_chunk_per_file_in_stream_order() -> None:
@@ -35,7 +35,7 @@ def test_a_file_is_split_only_past_the_append_limit_and_on_line_boundaries() -> 
 def test_parse_renders_the_line_and_the_target_file() -> None:
     record = make_record(user_id="a_b", model="ft:gpt-4o:org::x",
                          timestamp=datetime(2024, 10, 21, 23, 59, 59, tzinfo=UTC))
-    parsed = parse_entry(StreamEntry("1-0", {b"record": record.to_json()}), False, 1 << 20)
+    parsed = parse_entry(StreamEntry("1-0", {b"record": record.to_json()}), 1 << 20)
     assert isinstance(parsed, Entry)
     assert parsed.line == record.to_json() + b"\n"
     assert parsed.stem == file_stem("a_b", "ft:gpt-4o:org::x", record.timestamp)
@@ -49,11 +49,11 @@ def test_parse_rejects_what_is_not_a_record_with_a_reason() -> None:
         b"[1, 2]": "invalid record",
     }
     for raw, reason in cases.items():
-        result = parse_entry(StreamEntry("1-0", {b"record": raw}), False, 1 << 20)
+        result = parse_entry(StreamEntry("1-0", {b"record": raw}), 1 << 20)
         assert isinstance(result, Rejected) and reason in result.reason, raw
-    missing = parse_entry(StreamEntry("1-0", {b"other": b"{}"}), False, 1 << 20)
+    missing = parse_entry(StreamEntry("1-0", {b"other": b"{}"}), 1 << 20)
     assert isinstance(missing, Rejected) and "no 'record' field" in missing.reason
-    big = parse_entry(StreamEntry("1-0", {b"record": make_record().to_json()}), False, 100)
+    big = parse_entry(StreamEntry("1-0", {b"record": make_record().to_json()}), 100)
     assert isinstance(big, Rejected) and "too large" in big.reason
 
 
@@ -68,7 +68,7 @@ def test_reads_are_cut_into_batches_by_bytes() -> None:
 
 def test_a_record_published_by_the_proxy_is_written_as_its_own_bytes() -> None:
     raw = make_record().to_json()
-    parsed = parse_entry(StreamEntry("1-0", {b"record": raw}), False, 1 << 20)
+    parsed = parse_entry(StreamEntry("1-0", {b"record": raw}), 1 << 20)
     assert isinstance(parsed, Entry) and parsed.line == raw + b"\n"
 
 
@@ -86,7 +86,7 @@ def test_a_record_in_another_form_is_rendered_as_one_canonical_line() -> None:
                                  separators=(",", ":")).encode(),
     }
     for what, raw in variants.items():
-        parsed = parse_entry(StreamEntry("1-0", {b"record": raw}), False, 1 << 20)
+        parsed = parse_entry(StreamEntry("1-0", {b"record": raw}), 1 << 20)
         assert isinstance(parsed, Entry), what
         assert parsed.line == record.to_json() + b"\n", what
         assert parsed.line.count(b"\n") == 1 and b"\r" not in parsed.line, what

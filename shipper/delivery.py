@@ -1,0 +1,170 @@
+"""Write one file's lines exactly once: the sink and the intent ledger together.
+
+The protocol is README, "Exactly once". ``Delivery.write`` is used by the worker (lines
+owned by stream entries) and by ``shipper replay`` (lines from a spool, no entry).
+Transient storage errors are retried here without limit; the caller learns what was
+written, what had landed before, what another shipper owns now, and what can never be
+written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from shared.logs import log_event
+from shipper.intents import Claim, IntentLedger
+from shipper.sink import AppendConflict, PermanentStorageError, Placement, Sink, StorageError
+from shipper.totals import Totals
+
+logger = logging.getLogger(__name__)
+
+_FIRST_RETRY_S = 0.1
+_FIRST_CONFLICT_S = 0.005
+_CONFLICT_MAX_S = 0.5
+
+
+def backoff_s(attempt: int, cap_s: float, first_s: float = _FIRST_RETRY_S) -> float:
+    """Exponential delay for the ``attempt``-th retry (1-based), capped, half of it jittered."""
+    ceiling = min(cap_s, first_s * 2 ** min(attempt - 1, 30))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+@dataclass(slots=True)
+class Line:
+    """One record's line, and who owns it (its stream entry id, or a replay tag)."""
+
+    record_id: str
+    owner: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of a chunk's lines."""
+
+    written: list[Line] = field(default_factory=list)
+    already: list[Line] = field(default_factory=list)
+    """Landed before (an earlier attempt, another shipper, a duplicate entry): not written."""
+    lost: list[Line] = field(default_factory=list)
+    """Claimed by another shipper meanwhile: theirs to write and acknowledge."""
+    failed: list[Line] = field(default_factory=list)
+    failure: str = ""
+    target: str = ""
+    written_bytes: int = 0
+
+
+OnStall = Callable[[], Awaitable[None]]
+
+
+class Delivery:
+    """Appends chunks through ``sink`` under the intent protocol of ``ledger``."""
+
+    def __init__(
+        self, sink: Sink, ledger: IntentLedger, retry_max_s: float, totals: Totals | None = None
+    ) -> None:
+        self.sink = sink
+        self.ledger = ledger
+        self.retry_max_s = retry_max_s
+        self.totals = totals or Totals()
+
+    async def write(
+        self, stem: str, lines: Sequence[Line], on_stall: OnStall | None = None
+    ) -> Outcome:
+        """Append ``lines`` to ``stem``'s file; each record id at most once, ever.
+
+        Lines repeating a record id of the chunk follow the first one's fate.
+        """
+        outcome = Outcome()
+        firsts: dict[str, Line] = {}
+        twins: dict[str, list[Line]] = {}
+        for line in lines:
+            if line.record_id in firsts:
+                twins.setdefault(line.record_id, []).append(line)
+            else:
+                firsts[line.record_id] = line
+        pending = list(firsts.values())
+        failures = conflicts = 0
+        while pending:
+            attempt = _Attempt(self, pending)
+            try:
+                placement = await self.sink.append(
+                    stem, b"".join(line.data for line in pending), attempt.prepare
+                )
+            except AppendConflict:
+                conflicts += 1
+                self.totals.append_conflicts_total += 1
+                await asyncio.sleep(backoff_s(conflicts, _CONFLICT_MAX_S, _FIRST_CONFLICT_S))
+                continue
+            except PermanentStorageError as exc:
+                outcome.failed.extend(pending)
+                outcome.failure, outcome.target = str(exc), attempt.target
+                log_event(logger, "write_failed_permanently", logging.ERROR, file_stem=stem,
+                          error=str(exc), records=len(pending))
+                break
+            except StorageError as exc:
+                failures += 1
+                self.totals.storage_retries_total += 1
+                delay_s = backoff_s(failures, self.retry_max_s)
+                log_event(logger, "storage_retry", logging.WARNING, file_stem=stem,
+                          error=str(exc), attempt=failures, retry_in_s=round(delay_s, 2))
+                if failures == 1 and on_stall is not None:
+                    await on_stall()
+                await asyncio.sleep(delay_s)
+                continue
+            if placement is not None:
+                outcome.written.extend(pending)
+                outcome.written_bytes += placement.length
+                break
+            outcome.already.extend(attempt.already)
+            outcome.lost.extend(attempt.lost)
+            gone = {line.record_id for line in (*attempt.already, *attempt.lost)}
+            pending = [line for line in pending if line.record_id not in gone]
+        for bucket in (outcome.written, outcome.already, outcome.lost, outcome.failed):
+            bucket.extend(twin for line in list(bucket) for twin in twins.get(line.record_id, ()))
+        return outcome
+
+
+class _Attempt:
+    """One ``append`` of a chunk: its ``prepare`` callback and what that callback found."""
+
+    def __init__(self, delivery: Delivery, lines: list[Line]) -> None:
+        self._delivery = delivery
+        self._lines = lines
+        self._claims = [Claim(line.record_id, line.owner) for line in lines]
+        self.already: list[Line] = []
+        self.lost: list[Line] = []
+        self.target = ""
+
+    async def prepare(self, placement: Placement) -> bool:
+        """Under the file's lock or condition: check every earlier placement, then record ours."""
+        self.target = placement.name
+        ledger, sink = self._delivery.ledger, self._delivery.sink
+        verdict = await ledger.place(placement, self._claims, force=False)
+        if verdict.recorded:
+            return True
+        landed: set[str] = set(verdict.shipped_ids)
+        checked: dict[Placement, bool] = {}
+        for record_id, placements in verdict.earlier.items():
+            for earlier in placements:
+                if earlier not in checked:
+                    checked[earlier] = await sink.landed(earlier)
+                if checked[earlier]:
+                    landed.add(record_id)
+                    break
+        if not landed and not verdict.lost_owners:
+            verdict = await ledger.place(placement, self._claims, force=True)
+            if verdict.recorded:
+                return True
+            landed |= verdict.shipped_ids
+        for line in self._lines:
+            if line.owner in verdict.lost_owners:
+                self.lost.append(line)
+            elif line.record_id in landed:
+                self.already.append(line)
+        if self.lost:
+            log_event(logger, "entries_lost_to_other_shipper", entries=len(self.lost))
+        return False
