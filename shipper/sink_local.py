@@ -1,26 +1,23 @@
 """JSONL files in a local folder (``STORAGE_TYPE=local``), through fsspec's local filesystem.
 
 Each append holds an exclusive ``flock`` on the file from choosing the offset until
-the bytes are fsynced, so several shipper processes can append to the same file
-without interleaving, and ``prepare`` runs while nobody else can move the end.
-A last line left torn by a crash is cut off before the next append.
-
-A crash in the middle of a large write can also leave some *complete* lines of the
-payload behind (the kernel writes page by page), which cutting the last line would
-keep, and the intent protocol would then write again. So each write is announced
-in a small marker file, ``.{name}.writing``, holding the offset it starts at and
-removed once the bytes are fsynced (before the worker acknowledges anything). A
-marker found on the next append means that write never finished: the file is cut
-back to that offset, removing the whole unfinished payload.
+the bytes are fsynced, so ``prepare`` runs while no other process can move the end
+(README, "Exactly once", also for the write marker that makes torn writes safe).
+The flock is held across ``prepare``'s Redis calls, which are bounded by the client's
+timeout. Within one process, appends to one file are serialised by an asyncio lock
+that is forgotten as soon as nobody holds or awaits it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -28,12 +25,34 @@ from fsspec.implementations.local import LocalFileSystem
 
 from shared.logs import log_event
 from shared.naming import file_name
-from shipper.sink import Placement, Prepare, StorageError
+from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
 
 logger = logging.getLogger(__name__)
 
 _TAIL_STEP_BYTES = 64 * 1024
 _LOCK_POLL_MAX_S = 0.02
+# The file system refuses the name itself: no retry can help. Anything else (permission
+# denied, disk full, the folder missing or replaced) may be mended by an operator.
+_PERMANENT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EISDIR})
+
+
+@contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    """Map ``OSError`` to ``PermanentStorageError`` or ``StorageError``."""
+    try:
+        yield
+    except OSError as exc:
+        kind = PermanentStorageError if exc.errno in _PERMANENT_ERRNOS else StorageError
+        raise kind(f"cannot {action}: {exc}") from exc
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a file's creation or removal in ``folder`` survive a power cut."""
+    folder_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(folder_fd)
+    finally:
+        os.close(folder_fd)
 
 
 async def _flock(fd: int) -> None:
@@ -57,7 +76,8 @@ class LocalSink:
         self.root = root.resolve()
         self._fs = LocalFileSystem()
         # One append per file at a time within this process; flock orders processes.
-        self._file_locks: dict[str, asyncio.Lock] = {}
+        self._file_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Per file: its lock and how many appends hold or await it."""
 
     async def start(self) -> None:
         """Create the folder if missing."""
@@ -73,61 +93,69 @@ class LocalSink:
 
     def path_of(self, name: str) -> Path:
         """The file ``name`` inside the root; refuses anything that would leave it."""
+        if "/" in name or "\0" in name or name in ("", ".", ".."):
+            raise PermanentStorageError(f"not a file name inside the log folder: {name!r}")
         path = (self.root / name).resolve()
         if path.parent != self.root:
-            raise StorageError(f"file name escapes the log folder: {name!r}")
+            raise PermanentStorageError(f"file name escapes the log folder: {name!r}")
         return path
 
     async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         """Lock, repair, fix the placement, ``prepare``, write, fsync; see ``shipper.sink``."""
         name = file_name(stem)
-        async with self._file_locks.setdefault(name, asyncio.Lock()):
-            return await self._append_locked(name, payload, prepare)
+        lock, users = self._file_locks.get(name) or (asyncio.Lock(), 0)
+        self._file_locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._append_locked(name, payload, prepare)
+        finally:
+            lock, users = self._file_locks[name]
+            if users == 1:
+                del self._file_locks[name]  # nobody holds or awaits it
+            else:
+                self._file_locks[name] = (lock, users - 1)
 
     async def _append_locked(
         self, name: str, payload: bytes, prepare: Prepare
     ) -> Placement | None:
-        try:
-            handle, created, placement = await asyncio.to_thread(
+        with _storage_errors(f"open {name}"):
+            handle, placement = await asyncio.to_thread(
                 self._open_and_place, name, payload
             )
-        except OSError as exc:
-            raise StorageError(f"cannot open {name}: {exc}") from exc
         handed_over = False
         try:
-            if placement is None:
-                # Another process holds the file: wait for it here, not in a parked thread.
-                await _flock(handle.fileno())
-                placement = await asyncio.to_thread(self._place, handle.fileno(), name, payload)
-            if not await prepare(placement):
-                return None
-            # From here the thread owns the file and closes it (releasing the flock) itself:
-            # a cancelled caller can never close it, or let another writer in, mid-write.
-            handed_over = True
-            await asyncio.to_thread(
-                self._write_durably_and_close, handle, placement, payload, created
-            )
+            with _storage_errors(f"append to {name}"):
+                if placement is None:
+                    # Another process holds the file: wait for it here, not in a parked thread.
+                    await _flock(handle.fileno())
+                    placement = await asyncio.to_thread(
+                        self._place, handle.fileno(), name, payload
+                    )
+                if not await prepare(placement):
+                    return None
+                # From here the thread owns the file and closes it (releasing the flock)
+                # itself: a cancelled caller can never let another writer in mid-write.
+                handed_over = True
+                await asyncio.to_thread(
+                    self._write_durably_and_close, handle, placement, payload
+                )
             return placement
-        except OSError as exc:
-            raise StorageError(f"cannot append to {name}: {exc}") from exc
         finally:
             if not handed_over:
                 handle.close()
 
-    def _open_and_place(
-        self, name: str, payload: bytes
-    ) -> tuple[IO[bytes], bool, Placement | None]:
+    def _open_and_place(self, name: str, payload: bytes) -> tuple[IO[bytes], Placement | None]:
         """Open the file and, when no other process holds its lock, lock it and place the payload.
 
         All in one thread hop: each hop costs the event loop about 0.1 ms of CPU.
         """
-        handle, created = self._open(self.path_of(name))
+        handle = self._open(self.path_of(name))
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return handle, created, None
-            return handle, created, self._place(handle.fileno(), name, payload)
+                return handle, None
+            return handle, self._place(handle.fileno(), name, payload)
         except BaseException:
             handle.close()
             raise
@@ -136,12 +164,15 @@ class LocalSink:
         """Under the lock: repair the tail, then fix where ``payload`` will land (hashing it)."""
         return Placement.of(name, self._repair_tail(fd, name), payload)
 
-    def _open(self, path: Path) -> tuple[IO[bytes], bool]:
+    def _open(self, path: Path) -> IO[bytes]:
         created = not path.exists()
         self._fs.makedirs(str(self.root), exist_ok=True)
         # fsspec's opener wraps the real file: fileno() reaches the descriptor for flock/fsync.
         handle: IO[bytes] = self._fs.open(str(path), "a+b")
-        return handle, created
+        if created:
+            # The new name must survive a power cut before anything in it is acknowledged.
+            _fsync_folder(self.root)
+        return handle
 
     def _marker(self, name: str) -> Path:
         return self.root / f".{name}.writing"
@@ -162,6 +193,7 @@ class LocalSink:
                 log_event(logger, "unfinished_write_removed", logging.WARNING, file=name,
                           offset=started, bytes_removed=size - started)
             marker.unlink()
+            _fsync_folder(self.root)
         size = os.fstat(fd).st_size
         if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
             return size
@@ -181,31 +213,30 @@ class LocalSink:
         return end
 
     def _write_durably_and_close(
-        self, handle: IO[bytes], placement: Placement, payload: bytes, created: bool
+        self, handle: IO[bytes], placement: Placement, payload: bytes
     ) -> None:
+        """Marker durable, payload durable, marker's removal durable: only then return."""
         marker = self._marker(placement.name)
         try:
-            marker.write_text(f"{placement.offset}\n")
+            marker_fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(marker_fd, f"{placement.offset}\n".encode())
+                os.fsync(marker_fd)
+            finally:
+                os.close(marker_fd)
+            _fsync_folder(self.root)
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
             marker.unlink()
+            _fsync_folder(self.root)
         finally:
             handle.close()
-        if created:
-            # The new name itself must survive a power cut, not only the bytes.
-            dir_fd = os.open(self.root, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
 
     async def landed(self, placement: Placement) -> bool:
         """Whether exactly the payload ``placement`` describes is at its offset."""
-        try:
+        with _storage_errors(f"read {placement.name}"):
             return await asyncio.to_thread(self._landed, placement)
-        except OSError as exc:
-            raise StorageError(f"cannot read {placement.name}: {exc}") from exc
 
     def _landed(self, placement: Placement) -> bool:
         path = self.path_of(placement.name)
