@@ -3,25 +3,27 @@
 adlfs's ``'ab'`` file mode is not used: it can overwrite another writer's blob when
 two create it at once, uploads nothing on ``flush()``, may land a retried append
 twice and has no async path. Instead every write is one ``Append Block`` call with
-
-* an append-position condition equal to the offset handed to ``prepare``, so the
-  bytes land exactly where the worker recorded its intent, or not at all
-  (``AppendConflict``);
-* SDK retries switched off: the worker owns retries and checks ``landed()`` first.
-  aiohttp still re-sends a PUT once when a kept-alive connection breaks; if the
-  first send had landed, that re-send is refused by the condition, and the sink
-  recognises its own bytes (``landed``) instead of reporting a conflict.
+an append-position condition equal to the placement handed to ``prepare`` (README,
+"Exactly once"), and SDK retries off: the worker owns retries. aiohttp still re-sends
+a PUT once when a kept-alive connection breaks; if the first send had landed, the
+condition refuses the re-send and the sink recognises its own bytes (``landed``).
 
 Blobs are created with ``If-None-Match: *``, so a creation race never truncates data.
 Near the 50,000-block limit of an append blob the file rolls over to
-``{stem}.1.jsonl``, ``{stem}.2.jsonl``, ... (DESIGN.md, "File names").
+``{stem}.1.jsonl``, ``{stem}.2.jsonl``, ... (DESIGN.md, "File names"). The threshold
+is written into each blob's metadata when it is created and every writer follows the
+blob's own value, so replicas configured with different ``AZURE_ROLLOVER_BLOCKS``
+still agree on where each part ends.
 
-Errors: Azure's failed append-position condition -> ``AppendConflict``; the block
-limit -> rollover and ``AppendConflict``; anything else -> ``StorageError``.
+Errors: a failed append-position condition -> ``AppendConflict``; the block limit ->
+rollover and ``AppendConflict``; a request the service will never accept (invalid
+name, a blob that is not an append blob, any other 4xx that is not throttling,
+auth or a condition) -> ``PermanentStorageError``; anything else -> ``StorageError``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
@@ -38,12 +40,12 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.storage.blob import BlobProperties, ContentSettings, StorageErrorCode
+from azure.storage.blob import BlobProperties, BlobType, ContentSettings, StorageErrorCode
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 from shared.logs import log_event
 from shared.naming import SUFFIX, file_name
-from shipper.sink import AppendConflict, Placement, Prepare, StorageError
+from shipper.sink import AppendConflict, PermanentStorageError, Placement, Prepare, StorageError
 
 logger = logging.getLogger(__name__)
 # The Azure SDK logs every request and response at INFO: far too much for a shipper.
@@ -53,6 +55,8 @@ MAX_APPEND_BYTES = 4 * 1024 * 1024
 """The classic Append Block limit, accepted by every service version and by Azurite."""
 
 BLOCK_LIMIT = 50_000
+MAX_NAME_CHARS = 1024
+ROLLOVER_METADATA = "rollover_blocks"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
 _TAIL_CACHE_MAX = 10_000
@@ -62,6 +66,10 @@ _FULL = frozenset(
     {StorageErrorCode.BLOCK_COUNT_EXCEEDS_LIMIT, StorageErrorCode.MAX_BLOB_SIZE_CONDITION_NOT_MET}
 )
 _CONTENT = ContentSettings(content_type="application/x-ndjson")
+# 4xx answers that a retry may cure: auth (credentials rotated), not found (a container
+# being recreated), timeouts, conflicts and conditions, throttling.
+_TRANSIENT_4XX = frozenset({401, 403, 404, 408, 409, 412, 429})
+_PERMANENT_CODES = frozenset({StorageErrorCode.INVALID_BLOB_TYPE})
 
 
 @dataclass(slots=True)
@@ -77,19 +85,35 @@ class _Tail:
     size: int | None = None
     """The blob's size, or ``None`` when it must be asked of the service."""
     blocks: int = 0
+    rollover_blocks: int = BLOCK_LIMIT
+    """The blob's own threshold (from its metadata)."""
 
 
 class _Full(Exception):
     """The blob reached the service's block or size limit."""
 
 
+def _is_permanent(exc: HttpResponseError) -> bool:
+    status = exc.status_code or 0
+    if _error_code(exc) in _PERMANENT_CODES:
+        return True
+    return 400 <= status < 500 and status not in _TRANSIENT_4XX
+
+
 @contextmanager
 def _storage_errors(action: str) -> Iterator[None]:
-    """Map Azure and network errors to ``StorageError`` (the worker backs off and retries)."""
+    """Map Azure and network errors to ``PermanentStorageError`` or ``StorageError``."""
     try:
         yield
+    except HttpResponseError as exc:
+        kind = PermanentStorageError if _is_permanent(exc) else StorageError
+        raise kind(f"azure {action} failed: {_first_line(exc)}") from exc
     except (AzureError, OSError) as exc:
         raise StorageError(f"azure {action} failed: {exc}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 class AzureSink:
@@ -125,6 +149,8 @@ class AzureSink:
         # awaits the async Azure client, which binds to the running loop on first use.
         self._fs = AzureBlobFileSystem(skip_instance_cache=True, **credentials)
         self._tails: dict[str, _Tail] = {}
+        # One append per stem at a time within this process (the condition orders processes).
+        self._stem_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
     def _service(self) -> BlobServiceClient:
@@ -151,6 +177,21 @@ class AzureSink:
         """Append ``payload`` at the end of the current part of ``stem`` if ``prepare`` agrees."""
         if len(payload) > self.max_append_bytes:
             raise ValueError(f"payload of {len(payload)} bytes exceeds {self.max_append_bytes}")
+        if len(file_name(stem, 99_999)) > MAX_NAME_CHARS:
+            raise PermanentStorageError(f"blob name longer than {MAX_NAME_CHARS}: {stem[:80]}...")
+        lock, users = self._stem_locks.get(stem) or (asyncio.Lock(), 0)
+        self._stem_locks[stem] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._append_locked(stem, payload, prepare)
+        finally:
+            lock, users = self._stem_locks[stem]
+            if users == 1:
+                del self._stem_locks[stem]
+            else:
+                self._stem_locks[stem] = (lock, users - 1)
+
+    async def _append_locked(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         tail = await self._current_tail(stem)
         part, offset = tail.part, tail.size
         assert offset is not None
@@ -190,7 +231,8 @@ class AzureSink:
                 raise AppendConflict(f"{name}: the end moved past {offset}") from exc
             if code in _FULL:
                 raise _Full from exc
-            raise StorageError(f"azure append to {name} failed: {exc}") from exc
+            kind = PermanentStorageError if _is_permanent(exc) else StorageError
+            raise kind(f"azure append to {name} failed: {_first_line(exc)}") from exc
         except (AzureError, OSError) as exc:
             # The service may have applied the block before the connection broke: the
             # worker must ask ``landed()`` before writing these records again.
@@ -227,13 +269,20 @@ class AzureSink:
             self._remember(stem, tail)
         while True:
             if tail.size is None:
-                properties = await self._properties_or_create(file_name(stem, tail.part))
+                name = file_name(stem, tail.part)
+                properties = await self._properties_or_create(name)
                 if properties is None:
                     tail.size, tail.blocks = 0, 0
+                    tail.rollover_blocks = self.rollover_blocks
                 else:
+                    if properties.blob_type != BlobType.APPENDBLOB:
+                        raise PermanentStorageError(
+                            f"{name} is a {properties.blob_type}, not an append blob"
+                        )
                     tail.size = properties.size
                     tail.blocks = properties.append_blob_committed_block_count or 0
-            if tail.blocks < self.rollover_blocks:
+                    tail.rollover_blocks = _rollover_of(properties, self.rollover_blocks)
+            if tail.blocks < tail.rollover_blocks:
                 return tail
             tail.part, tail.size = tail.part + 1, None
 
@@ -262,6 +311,7 @@ class AzureSink:
         """Create an empty append blob unless it exists; recreate a deleted container."""
         options: dict[str, Any] = {
             "content_settings": _CONTENT,
+            "metadata": {ROLLOVER_METADATA: str(self.rollover_blocks)},
             "match_condition": MatchConditions.IfMissing,
             **_once(),
         }
@@ -289,6 +339,12 @@ class AzureSink:
             # Stems change with every day; old ones are simply looked up again if needed.
             self._tails.clear()
         self._tails[stem] = tail
+
+
+def _rollover_of(properties: BlobProperties, default: int) -> int:
+    """The threshold recorded in the blob (a blob made elsewhere has none: ours applies)."""
+    raw = (properties.metadata or {}).get(ROLLOVER_METADATA, "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= BLOCK_LIMIT else default
 
 
 def _error_code(exc: HttpResponseError) -> object:
