@@ -1,4 +1,5 @@
-"""The command line: ``python -m shipper [run]`` ships; ``status [--json]`` shows the backlog."""
+"""The command line: ``python -m shipper [run]`` ships; ``status [--json]`` shows the backlog;
+``replay --spool DIR [--delete]`` ships a dead proxy's spool straight to storage."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from shared.logs import log_event, setup_logging
 from shared.settings import invalid_configuration
+from shipper.replay import run_replay
 from shipper.settings import ShipperSettings
 from shipper.status import print_status
 from shipper.storage import make_sink
@@ -64,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="ship records from the Redis stream to storage (default)")
     status = commands.add_parser("status", help="show the backlog")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    replay = commands.add_parser(
+        "replay", help="ship the records of a proxy's spool folder straight to storage"
+    )
+    replay.add_argument("--spool", type=Path, required=True, help="the spool folder")
+    replay.add_argument("--delete", action="store_true",
+                        help="delete each segment once every record in it is in storage")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -78,5 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_format)
     if args.command == "status":
         return asyncio.run(print_status(settings, as_json=args.json))
+    if args.command == "replay":
+        if not args.spool.is_dir():
+            print(f"shipper replay: no spool folder at {args.spool}", file=sys.stderr)
+            return 2
+        return asyncio.run(run_replay(settings, args.spool, args.delete, not args.no_progress))
     asyncio.run(serve(settings))
     return 0

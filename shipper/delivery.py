@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from shared.logs import log_event
+from shared.naming import file_name
 from shipper.intents import Claim, IntentLedger
 from shipper.sink import AppendConflict, PermanentStorageError, Placement, Sink, StorageError
 from shipper.totals import Totals
@@ -76,7 +77,8 @@ class Delivery:
     ) -> Outcome:
         """Append ``lines`` to ``stem``'s file; each record id at most once, ever.
 
-        Lines repeating a record id of the chunk follow the first one's fate.
+        Lines repeating a record id of the chunk follow the first one's fate (as already
+        landed when it was written).
         """
         outcome = Outcome()
         firsts: dict[str, Line] = {}
@@ -101,7 +103,8 @@ class Delivery:
                 continue
             except PermanentStorageError as exc:
                 outcome.failed.extend(pending)
-                outcome.failure, outcome.target = str(exc), attempt.target
+                outcome.failure = str(exc)
+                outcome.target = attempt.target or file_name(stem)
                 log_event(logger, "write_failed_permanently", logging.ERROR, file_stem=stem,
                           error=str(exc), records=len(pending))
                 break
@@ -123,8 +126,14 @@ class Delivery:
             outcome.lost.extend(attempt.lost)
             gone = {line.record_id for line in (*attempt.already, *attempt.lost)}
             pending = [line for line in pending if line.record_id not in gone]
-        for bucket in (outcome.written, outcome.already, outcome.lost, outcome.failed):
-            bucket.extend(twin for line in list(bucket) for twin in twins.get(line.record_id, ()))
+        # A twin is a copy of a record that landed (or not) with its first line.
+        def twins_of(firsts: list[Line]) -> list[Line]:
+            return [twin for line in firsts for twin in twins.get(line.record_id, ())]
+
+        landed_twins = twins_of([*outcome.written, *outcome.already])
+        outcome.lost.extend(twins_of(outcome.lost))
+        outcome.failed.extend(twins_of(outcome.failed))
+        outcome.already.extend(landed_twins)
         return outcome
 
 

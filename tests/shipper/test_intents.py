@@ -1,24 +1,26 @@
-"""The intent protocol's Redis side and the consumer housekeeping, against a real Redis."""
+"""The Redis side of the protocol (intents, shipped ids, sweeping) against a real Redis."""
 
 from __future__ import annotations
 
 import redis
 import redis.asyncio as aioredis
 
-from shared.streams import CONSUMER_GROUP, RECORD_FIELD, intents_key
-from shipper.intents import IntentLedger
+from shared.streams import CONSUMER_GROUP, RECORD_FIELD, intents_key, shipped_key
+from shipper.intents import Claim, IntentLedger
 from shipper.sink import Placement
 from shipper.source import StreamSource
 from tests.shipper.conftest import STREAM
 
-PLACEMENT = Placement.of("u_m_20240101.jsonl", 0, b"{}\n")
+HERE = Placement.of("u_m_20240101.jsonl", 0, b"{}\n")
+THERE = Placement.of("u_m_20240101.jsonl", 3, b"{}\n")
 
 
-def _ledger(client: aioredis.Redis, consumer: str) -> IntentLedger:
-    return IntentLedger(client, STREAM, CONSUMER_GROUP, consumer, intents_key(STREAM))
+def _ledger(client: aioredis.Redis, consumer: str | None) -> IntentLedger:
+    return IntentLedger(client, STREAM, CONSUMER_GROUP, consumer, intents_key(STREAM),
+                        shipped_key(STREAM))
 
 
-async def test_an_intent_is_recorded_only_while_the_consumer_owns_every_entry(
+async def test_placements_accumulate_and_ownership_is_checked(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     ids = [redis_client.xadd(STREAM, {RECORD_FIELD: b"{}"}).decode() for _ in range(3)]
@@ -26,14 +28,45 @@ async def test_an_intent_is_recorded_only_while_the_consumer_owns_every_entry(
     redis_client.xreadgroup(CONSUMER_GROUP, "slow", {STREAM: ">"})
     client = aioredis.Redis.from_url(redis_url)
     slow, fast = _ledger(client, "slow"), _ledger(client, "fast")
-    # Another shipper claims one entry: the slow one may record nothing at all.
+    claims = [Claim(f"r{n}", entry_id) for n, entry_id in enumerate(ids)]
+    assert (await slow.place(HERE, claims, force=False)).recorded
+    # Another shipper claims one entry: the slow one may record nothing more for it.
     redis_client.xclaim(STREAM, CONSUMER_GROUP, "fast", 0, [ids[1]])
-    assert await slow.record(ids, PLACEMENT) == [ids[1]]
-    assert await slow.recorded(ids) == {}
-    assert await slow.record([ids[0], ids[2]], PLACEMENT) == []
-    assert await fast.record([ids[1]], PLACEMENT) == []
-    assert await fast.recorded(ids) == {entry_id: PLACEMENT for entry_id in ids}
+    verdict = await slow.place(THERE, claims, force=True)
+    assert not verdict.recorded and verdict.lost_owners == {ids[1]}
+    # The new owner sees the earlier placement, and adds its own without erasing it.
+    verdict = await fast.place(THERE, claims[1:2], force=False)
+    assert not verdict.recorded and verdict.earlier == {"r1": [HERE]}
+    assert (await fast.place(THERE, claims[1:2], force=True)).recorded
+    assert (await fast.place(THERE, claims[1:2], force=True)).recorded  # no twin line
+    verdict = await fast.place(HERE, claims[1:2], force=False)
+    assert verdict.earlier == {"r1": [HERE, THERE]}
     await client.aclose()
+
+
+async def test_a_shipped_record_is_never_placed_again_and_sweeping_forgets_the_gone(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    redis_client.xgroup_create(STREAM, CONSUMER_GROUP, id="0", mkstream=True)
+    ids = [redis_client.xadd(STREAM, {RECORD_FIELD: b"{}"}).decode() for _ in range(3)]
+    redis_client.xreadgroup(CONSUMER_GROUP, "me", {STREAM: ">"})
+    source = StreamSource(aioredis.Redis.from_url(redis_url), STREAM, "me")
+    ledger = _ledger(source.client, "me")
+    claims = [Claim("same", ids[0]), Claim("other", ids[1]), Claim("gone", ids[2])]
+    assert (await ledger.place(HERE, claims, force=False)).recorded
+    await source.finish([ids[0]], ["same"])
+    # The same record id in another entry (a retried XADD) is known as shipped.
+    redis_client.xadd(STREAM, {RECORD_FIELD: b"{}"})
+    verdict = await ledger.place(THERE, [Claim("same", ids[1])], force=True)
+    assert verdict.shipped_ids == {"same"} and not verdict.recorded
+    redis_client.xdel(STREAM, ids[2])  # left the stream without an ack
+    assert await ledger.sweep() == 1
+    assert set(redis_client.hkeys(intents_key(STREAM))) == {b"other"}
+    replaying = _ledger(source.client, None)
+    assert (await replaying.place(HERE, [Claim("spooled", "replay:x")], force=False)).recorded
+    assert await ledger.sweep() == 0  # a replay's intent lives for its max age
+    assert await ledger.sweep(replay_max_age_ms=0) == 1
+    await source.close()
 
 
 async def test_only_long_idle_consumers_without_pending_entries_are_removed(
@@ -51,7 +84,7 @@ async def test_only_long_idle_consumers_without_pending_entries_are_removed(
     await source.close()
 
 
-async def test_finish_acks_deletes_and_forgets_a_large_batch_atomically(
+async def test_finish_acks_deletes_and_remembers_a_large_batch_atomically(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
     # More ids than one Lua unpack() slice, and one entry that must stay.
@@ -61,10 +94,12 @@ async def test_finish_acks_deletes_and_forgets_a_large_batch_atomically(
     ids = [entry_id.decode() for entry_id in pipe.execute()]
     redis_client.xgroup_create(STREAM, CONSUMER_GROUP, id="0")
     redis_client.xreadgroup(CONSUMER_GROUP, "me", {STREAM: ">"})
-    redis_client.hset(intents_key(STREAM), mapping={entry_id: "x" for entry_id in ids})
+    records = [f"rec {n} with spaces" for n in range(2501)]
+    redis_client.hset(intents_key(STREAM), mapping=dict.fromkeys(records, "x"))
     source = StreamSource(aioredis.Redis.from_url(redis_url), STREAM, "me")
-    await source.finish(ids[:-1])
+    await source.finish(ids[:-1], records[:-1])
     assert [entry_id.decode() for entry_id, _ in redis_client.xrange(STREAM)] == ids[-1:]
     assert redis_client.xpending(STREAM, CONSUMER_GROUP)["pending"] == 1
-    assert redis_client.hkeys(intents_key(STREAM)) == [ids[-1].encode()]
+    assert redis_client.hkeys(intents_key(STREAM)) == [records[-1].encode()]
+    assert redis_client.zcard(shipped_key(STREAM)) == 2500
     await source.close()
