@@ -32,6 +32,7 @@ from tests.shipper.conftest import (
     STREAM,
     Publish,
     async_wait_for,
+    names_in,
     pending_count,
     running_worker,
     shipped_ids,
@@ -212,7 +213,7 @@ async def test_a_torn_write_then_a_restart_lands_each_record_once(
     async with running_worker(settings):
         await async_wait_for(lambda: _drained(redis_client), what="recovery")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in first + second)
-    assert not list(log_dir.glob(".*.writing"))
+    assert not [path for path in names_in(log_dir) if path.name.endswith(".writing")]
 
 
 class LongNames(LocalSink):
