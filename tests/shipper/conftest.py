@@ -1,7 +1,7 @@
 """Fixtures for the shipper tests: settings, publishing records, running shippers, reading files.
 
 Fixture names are stable (the Azure tests use them too): ``shipper_settings``,
-``log_dir``, ``stream``, ``publish``, ``shipper_env``.
+``log_dir``, ``stream``, ``publish``, ``shipper_env``, ``container``, ``azure_settings``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from shared.record import Record
 from shared.streams import CONSUMER_GROUP, RECORD_FIELD
@@ -57,6 +59,28 @@ def shipper_settings(redis_url: str, log_dir: Path) -> ShipperSettings:
         shipper_retry_max_s=0.5,
         shipper_shutdown_timeout_s=10,
     )
+
+
+@pytest.fixture
+def container() -> str:
+    return f"t{uuid.uuid4().hex[:24]}"
+
+
+def on_azure(settings: ShipperSettings, connection_string: str, container: str,
+             **changes: Any) -> ShipperSettings:
+    return settings.model_copy(update={
+        "storage_type": "azure",
+        "azure_storage_connection_string": SecretStr(connection_string),
+        "azure_storage_container": container,
+        **changes,
+    })
+
+
+@pytest.fixture
+def azure_settings(
+    shipper_settings: ShipperSettings, azurite_connection_string: str, container: str
+) -> ShipperSettings:
+    return on_azure(shipper_settings, azurite_connection_string, container)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 import redis
 from azure.storage.blob import BlobServiceClient
-from pydantic import SecretStr
 
 from shared.naming import file_name, file_stem, parse_file_name
 from shared.record import Record
@@ -32,6 +30,7 @@ from tests.shipper.conftest import (
     Publish,
     async_wait_for,
     events,
+    on_azure,
     pending_count,
     running_worker,
     start_shipper,
@@ -43,28 +42,6 @@ from tests.support.azurite import Azurite
 pytestmark = pytest.mark.azure
 
 HOSTILE_MODELS = ("../../etc/passwd", "a/b", "ft:gpt-4o:org::x", "..", "gpt-4o")
-
-
-@pytest.fixture
-def container() -> str:
-    return f"t{uuid.uuid4().hex[:24]}"
-
-
-def on_azure(settings: ShipperSettings, connection_string: str, container: str,
-             **changes: Any) -> ShipperSettings:
-    return settings.model_copy(update={
-        "storage_type": "azure",
-        "azure_storage_connection_string": SecretStr(connection_string),
-        "azure_storage_container": container,
-        **changes,
-    })
-
-
-@pytest.fixture
-def azure_settings(
-    shipper_settings: ShipperSettings, azurite_connection_string: str, container: str
-) -> ShipperSettings:
-    return on_azure(shipper_settings, azurite_connection_string, container)
 
 
 def read_blobs(connection_string: str, container: str) -> dict[str, list[dict[str, Any]]]:
