@@ -3,7 +3,7 @@
 The numbers: the stream length (every entry not yet shipped, since shipped ones are
 deleted), entries pending per consumer (read by a shipper, not yet acknowledged),
 the age of the oldest unshipped record (from its entry id's time) and the number of
-dead-lettered entries.
+dead-lettered entries (and how many the dead-letter cap cut).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from shared.streams import CONSUMER_GROUP, dead_letter_stream
+from shared.streams import CONSUMER_GROUP, dead_letter_cut_key, dead_letter_stream
 from shipper.settings import ShipperSettings
 from shipper.source import SourceUnavailable, connect, mapped_redis_errors
 
@@ -31,17 +31,21 @@ class Backlog:
     pending_per_consumer: dict[str, int]
     oldest_unshipped_age_s: float | None
     dead_letter_count: int
+    dead_letter_cut_total: int = 0
+    """Dead letters dropped to keep the dead-letter stream within its cap."""
 
 
 async def read_backlog(settings: ShipperSettings) -> Backlog:
     """Query Redis once; raises ``SourceUnavailable`` when it cannot be reached."""
-    client = connect(settings.redis_url)
+    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
+                     cluster=settings.redis_cluster)
     stream = settings.redis_stream
     try:
         with mapped_redis_errors():
             length = int(await client.xlen(stream))
             oldest: Any = await client.xrange(stream, count=1)
             dead = int(await client.xlen(dead_letter_stream(stream)))
+            dead_cut = int(await client.get(dead_letter_cut_key(stream)) or 0)
             try:
                 summary = await client.xpending(stream, CONSUMER_GROUP)
             except redis_errors.ResponseError as exc:
@@ -57,7 +61,7 @@ async def read_backlog(settings: ShipperSettings) -> Backlog:
     if oldest:
         entry_ms = int(_text(oldest[0][0]).split("-")[0])
         age_s = round(max(0.0, time.time() - entry_ms / 1000), 3)
-    return Backlog(stream, length, int(summary["pending"]), per_consumer, age_s, dead)
+    return Backlog(stream, length, int(summary["pending"]), per_consumer, age_s, dead, dead_cut)
 
 
 def _text(value: bytes | str) -> str:
@@ -74,6 +78,7 @@ def render(backlog: Backlog) -> str:
         ("pending (read, not yet acked)", str(backlog.pending_total)),
         ("oldest unshipped record age", age),
         ("dead-lettered entries", str(backlog.dead_letter_count)),
+        ("dead letters cut by the cap", str(backlog.dead_letter_cut_total)),
     ]
     rows += [(f"  pending for {name}", str(count))
              for name, count in sorted(backlog.pending_per_consumer.items())]

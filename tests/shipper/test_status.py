@@ -46,6 +46,7 @@ def test_status_json_reports_the_backlog(
     assert status["pending_per_consumer"] == {"shipper-a": 3, "shipper-b": 2}
     assert 59 <= status["oldest_unshipped_age_s"] < 90
     assert status["dead_letter_count"] == 2
+    assert status["dead_letter_cut_total"] == 0
 
     table = _status(shipper_env, tmp_path / "run")
     assert table.returncode == 0
