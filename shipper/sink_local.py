@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 _TAIL_STEP_BYTES = 64 * 1024
 _LOCK_POLL_MAX_S = 0.02
+_IDLE = b" " * 20 + b"\n"
+"""A marker's content between writes (as wide as a 20-digit offset and its newline)."""
 # The file system refuses the name itself: no retry can help. Anything else (permission
 # denied, disk full, the folder missing or replaced) may be mended by an operator.
 _PERMANENT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EISDIR})
@@ -183,8 +185,8 @@ class LocalSink:
         if marker.exists():
             text = marker.read_text()
             size = os.fstat(fd).st_size
-            # A marker without its final newline was itself cut short by the crash, so the
-            # payload write had not begun: there is nothing to remove.
+            # An idle marker, or one cut short by the crash (so the payload write had not
+            # begun): there is nothing to remove.
             complete = text.endswith("\n") and text[:-1].isdigit()
             started = int(text) if complete else size
             if size > started:
@@ -192,8 +194,7 @@ class LocalSink:
                 os.fsync(fd)
                 log_event(logger, "unfinished_write_removed", logging.WARNING, file=name,
                           offset=started, bytes_removed=size - started)
-            marker.unlink()
-            _fsync_folder(self.root)
+                self._clear(marker)
         size = os.fstat(fd).st_size
         if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
             return size
@@ -215,23 +216,48 @@ class LocalSink:
     def _write_durably_and_close(
         self, handle: IO[bytes], placement: Placement, payload: bytes
     ) -> None:
-        """Marker durable, payload durable, marker's removal durable: only then return."""
-        marker = self._marker(placement.name)
+        """Marker set durably, payload durable, marker cleared durably: only then return."""
         try:
-            marker_fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            marker_fd = self._announce(placement.name, placement.offset)
             try:
-                os.write(marker_fd, f"{placement.offset}\n".encode())
-                os.fsync(marker_fd)
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.pwrite(marker_fd, _IDLE, 0)
+                os.fdatasync(marker_fd)
             finally:
                 os.close(marker_fd)
-            _fsync_folder(self.root)
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-            marker.unlink()
-            _fsync_folder(self.root)
         finally:
             handle.close()
+
+    def _announce(self, name: str, offset: int) -> int:
+        """Set the file's marker to ``offset``, durably (its folder too, when it is new)."""
+        path = self._marker(name)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+        except FileExistsError:
+            fd = os.open(path, os.O_RDWR)
+            created = False
+        try:
+            # Fixed width, rewritten in place: one small write within one sector, and a
+            # data sync (no folder sync) per append once the marker exists.
+            os.pwrite(fd, b"%020d\n" % offset, 0)
+            os.fdatasync(fd)
+            if created:
+                _fsync_folder(self.root)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _clear(self, marker: Path) -> None:
+        fd = os.open(marker, os.O_RDWR)
+        try:
+            os.pwrite(fd, _IDLE, 0)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     async def landed(self, placement: Placement) -> bool:
         """Whether exactly the payload ``placement`` describes is at its offset."""

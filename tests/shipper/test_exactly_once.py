@@ -34,6 +34,7 @@ from tests.shipper.conftest import (
     async_wait_for,
     names_in,
     pending_count,
+    read_file,
     running_worker,
     shipped_ids,
     stream_length,
@@ -213,7 +214,8 @@ async def test_a_torn_write_then_a_restart_lands_each_record_once(
     async with running_worker(settings):
         await async_wait_for(lambda: _drained(redis_client), what="recovery")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in first + second)
-    assert not [path for path in names_in(log_dir) if path.name.endswith(".writing")]
+    markers = [path for path in names_in(log_dir) if path.name.endswith(".writing")]
+    assert all(not read_file(path).strip() for path in markers)  # none left in progress
 
 
 class LongNames(LocalSink):

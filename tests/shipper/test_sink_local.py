@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -61,7 +62,8 @@ async def test_an_unfinished_write_is_removed_whole(tmp_path: Path) -> None:
     placement = await sink.append("s_20240101", b'{"ok":2}\n', _always)
     assert placement is not None and placement.offset == 9
     assert read_file(path) == b'{"ok":1}\n{"ok":2}\n'
-    assert names_in(tmp_path) == [path]  # the marker is gone after a finished write
+    assert names_in(tmp_path) == [marker, path]
+    assert read_file(marker).strip() == b""  # idle after a finished write
 
 
 async def test_a_marker_cut_short_removes_nothing_that_was_written(tmp_path: Path) -> None:
@@ -109,3 +111,29 @@ async def test_an_unusable_folder_is_a_storage_error(tmp_path: Path) -> None:
         await sink.start()
     with pytest.raises(StorageError):
         await sink.append("s_20240101", b"{}\n", _always)
+
+
+async def test_the_marker_is_set_before_the_payload_and_cleared_before_returning(
+    tmp_path: Path,
+) -> None:
+    sink = LocalSink(tmp_path)
+    marker = tmp_path / ".s_20240101.jsonl.writing"
+    seen: list[bytes] = []
+    await sink.append("s_20240101", b'{"ok":1}\n', _always)
+    original = sink._write_durably_and_close
+
+    def spying(handle: IO[bytes], placement: Placement, payload: bytes) -> None:
+        class Spy:
+            def __getattr__(self, name: str) -> object:
+                return getattr(handle, name)
+
+            def write(self, data: bytes) -> int:
+                seen.append(read_file(marker))  # what a power cut here would leave
+                return handle.write(data)
+
+        original(Spy(), placement, payload)  # type: ignore[arg-type]
+
+    sink._write_durably_and_close = spying  # type: ignore[method-assign]
+    await sink.append("s_20240101", b'{"ok":2}\n', _always)
+    assert seen == [b"%020d\n" % 9]
+    assert read_file(marker) == b" " * 20 + b"\n"
