@@ -178,7 +178,8 @@ def wait_until_shipped(
 def stored_files(case: Case, workdir: Path, azurite: Azurite | None) -> Iterator[bytes]:
     if case.storage == "local":
         for path in sorted((workdir / "logs").iterdir()):
-            yield path.read_bytes()
+            if path.suffix == ".jsonl" and not path.name.startswith("."):  # not the markers
+                yield path.read_bytes()
         return
     assert azurite is not None
     with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
