@@ -23,7 +23,7 @@ from shipper.batch import Entry, parse_entry
 from shipper.delivery import Delivery, Line
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
-from shipper.sink import PermanentStorageError, Placement, Prepare
+from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
 from shipper.sink_local import LocalSink
 from shipper.source import StreamEntry, StreamSource
 from shipper.worker import build_source
@@ -356,3 +356,32 @@ def _publish_retrying(publish: Publish, records: list[Record]) -> None:
         except redis.ConnectionError:
             time.sleep(0.01)
     raise AssertionError("could not publish")
+
+
+class OneFileDown(LocalSink):
+    """One user's file fails transiently (as a full disk would) until ``mend`` is set."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.mend = asyncio.Event()
+
+    async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
+        if stem.startswith("stuck_") and not self.mend.is_set():
+            raise StorageError("No space left on device (simulated)")
+        return await super().append(stem, payload, prepare)
+
+
+async def test_a_file_in_backoff_never_holds_back_the_acks_of_its_batch(
+    shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
+    log_dir: Path,
+) -> None:
+    stuck = [make_record(user_id="stuck") for _ in range(4)]
+    others = [make_record(user_id=f"u{n % 3}") for n in range(30)]
+    publish([*others[:15], *stuck, *others[15:]])  # one batch
+    sink = OneFileDown(log_dir)
+    async with running_worker(shipper_settings, sink) as worker:
+        await async_wait_for(lambda: stream_length(redis_client) == 4, what="others acked")
+        assert worker.totals.storage_retries_total >= 1 and pending_count(redis_client) == 4
+        sink.mend.set()
+        await async_wait_for(lambda: _drained(redis_client), what="the stuck file shipped")
+    assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in stuck + others)
