@@ -10,7 +10,6 @@ is atomic, and every key is ``{REDIS_STREAM}:...`` (one Cluster slot).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -84,9 +83,6 @@ for i = 1, #fields, 2 do
 end
 return {reply[1], removed}
 """
-
-_ENTRY_ID = re.compile(r"^\d+-\d+$")
-
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -164,7 +160,3 @@ class IntentLedger:
                     break
         return removed
 
-
-def is_entry_id(owner: str) -> bool:
-    """Whether an intent's owner is a stream entry (rather than a replay)."""
-    return _ENTRY_ID.match(owner) is not None

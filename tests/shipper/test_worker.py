@@ -68,7 +68,8 @@ async def test_file_names_follow_the_record_date_and_stay_in_the_folder(
     async with running_worker(settings):
         await async_wait_for(lambda: _drained(redis_client), what="stream drained")
     files = read_lines(log_dir)
-    assert sorted(p.name for p in names_in(log_dir)) == sorted(files)
+    markers = [f".{name}.writing" for name in files]  # each file's write marker beside it
+    assert sorted(p.name for p in names_in(log_dir)) == sorted([*files, *markers])
     assert everything_inside(log_dir, root=tmp_path)
     for record in records:
         name = file_name(file_stem(record.user_id, record.model, record.timestamp))
