@@ -32,14 +32,15 @@ if ARGV[2] ~= '' then
     end
   end
 end
-for _, claim in ipairs(claims) do
+local known = {}
+for i, claim in ipairs(claims) do
   if redis.call('ZSCORE', KEYS[3], claim[1]) then
     table.insert(shipped, claim[1])
-  elseif ARGV[5] ~= '1' then
-    local placements = redis.call('HGET', KEYS[2], claim[1])
-    if placements then
+  else
+    known[i] = redis.call('HGET', KEYS[2], claim[1])
+    if known[i] and ARGV[5] ~= '1' then
       table.insert(earlier, claim[1])
-      table.insert(earlier, placements)
+      table.insert(earlier, known[i])
     end
   end
 end
@@ -47,13 +48,12 @@ if #lost > 0 or #shipped > 0 or #earlier > 0 then
   return {0, lost, shipped, earlier}
 end
 local now = now_ms()
-for _, claim in ipairs(claims) do
+for i, claim in ipairs(claims) do
   local line = claim[2] .. '\\t' .. now .. '\\t' .. ARGV[3]
-  local placements = redis.call('HGET', KEYS[2], claim[1])
-  if not placements then
+  if not known[i] then
     redis.call('HSET', KEYS[2], claim[1], line)
-  elseif not string.find(placements, ARGV[3], 1, true) then
-    redis.call('HSET', KEYS[2], claim[1], placements .. '\\n' .. line)
+  elseif not string.find(known[i], ARGV[3], 1, true) then
+    redis.call('HSET', KEYS[2], claim[1], known[i] .. '\\n' .. line)
   end
 end
 return {1, lost, shipped, earlier}
@@ -117,7 +117,6 @@ class IntentLedger:
         self, client: RedisClient, stream: str, group: str, consumer: str | None,
         intents: str, shipped: str,
     ) -> None:
-        self._stream = stream
         self._group = group
         self._consumer = consumer or ""
         self._keys = [stream, intents, shipped]
