@@ -135,6 +135,10 @@ class ParsedBatch:
     rejected: list[Rejected]
     chunks: list[Chunk]
 
+    @property
+    def entry_count(self) -> int:
+        return len(self.deleted_ids) + len(self.rejected) + sum(len(c.entries) for c in self.chunks)
+
 
 def parse_batches(
     entries: Sequence[StreamEntry], max_batch_bytes: int, max_append_bytes: int

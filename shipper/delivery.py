@@ -13,7 +13,9 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.logs import log_event
 from shared.naming import file_name
@@ -58,22 +60,28 @@ class Outcome:
     written_bytes: int = 0
 
 
-OnStall = Callable[[], Awaitable[None]]
+OnWait = Callable[[bool], Awaitable[None]]
+"""Awaited while a chunk is in backoff: with True on its first failure, then with False
+at least every ``heartbeat_s``."""
 
 
 class Delivery:
     """Appends chunks through ``sink`` under the intent protocol of ``ledger``."""
 
     def __init__(
-        self, sink: Sink, ledger: IntentLedger, retry_max_s: float, totals: Totals | None = None
+        self, sink: Sink, ledger: IntentLedger, retry_max_s: float, totals: Totals | None = None,
+        heartbeat_s: float = 10.0, appends: asyncio.Semaphore | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
         self.retry_max_s = retry_max_s
         self.totals = totals or Totals()
+        self.heartbeat_s = heartbeat_s
+        # Bounds appends in flight, not chunks: a chunk in backoff holds no slot.
+        self._appends: AbstractAsyncContextManager[Any] = appends or nullcontext()
 
     async def write(
-        self, stem: str, lines: Sequence[Line], on_stall: OnStall | None = None
+        self, stem: str, lines: Sequence[Line], on_wait: OnWait | None = None
     ) -> Outcome:
         """Append ``lines`` to ``stem``'s file; each record id at most once, ever.
 
@@ -93,9 +101,10 @@ class Delivery:
         while pending:
             attempt = _Attempt(self, pending)
             try:
-                placement = await self.sink.append(
-                    stem, b"".join(line.data for line in pending), attempt.prepare
-                )
+                async with self._appends:
+                    placement = await self.sink.append(
+                        stem, b"".join(line.data for line in pending), attempt.prepare
+                    )
             except AppendConflict:
                 conflicts += 1
                 self.totals.append_conflicts_total += 1
@@ -114,9 +123,7 @@ class Delivery:
                 delay_s = backoff_s(failures, self.retry_max_s)
                 log_event(logger, "storage_retry", logging.WARNING, file_stem=stem,
                           error=str(exc), attempt=failures, retry_in_s=round(delay_s, 2))
-                if failures == 1 and on_stall is not None:
-                    await on_stall()
-                await asyncio.sleep(delay_s)
+                await self._wait(delay_s, on_wait, first=failures == 1)
                 continue
             if placement is not None:
                 outcome.written.extend(pending)
@@ -135,6 +142,18 @@ class Delivery:
         outcome.failed.extend(twins_of(outcome.failed))
         outcome.already.extend(landed_twins)
         return outcome
+
+
+    async def _wait(self, delay_s: float, on_wait: OnWait | None, first: bool) -> None:
+        while True:
+            if on_wait is not None:
+                await on_wait(first)
+            first = False
+            step_s = min(delay_s, self.heartbeat_s)
+            await asyncio.sleep(step_s)
+            delay_s -= step_s
+            if delay_s <= 0:
+                return
 
 
 class _Attempt:

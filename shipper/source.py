@@ -142,6 +142,21 @@ return 1
 """
 
 
+# Reset the idle time of entries this consumer still owns (and only those), so a chunk in
+# backoff is not claimed from a live shipper. KEYS: stream. ARGV: group, consumer, ids.
+_TOUCH = LUA_SPLIT_IDS + """
+local touched = 0
+for _, entry_id in ipairs(split_ids(ARGV[3])) do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry_id, entry_id, 1)
+  if #pending > 0 and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, entry_id, 'JUSTID')
+    touched = touched + 1
+  end
+end
+return touched
+"""
+
+
 def join_ids(entry_ids: Sequence[str]) -> str:
     """Entry ids as one script argument, for ``split_ids``."""
     return " ".join(entry_ids)
@@ -200,6 +215,7 @@ class StreamSource:
         self._forget_script = client.register_script(_FORGET_STALE_CONSUMERS)
         self._finish_script = client.register_script(_FINISH)
         self._dead_letter_script = client.register_script(_DEAD_LETTER)
+        self._touch_script = client.register_script(_TOUCH)
 
     async def ensure_group(self) -> None:
         """Create the group from the start of the stream (and the stream) if missing."""
@@ -261,6 +277,16 @@ class StreamSource:
                 args=[self.group, join_ids(entry_ids), json_ids(record_ids),
                       self.shipped_retention_ms],
             )
+
+    async def touch(self, entry_ids: Sequence[str]) -> int:
+        """Mark entries this consumer still owns as alive (not idle); returns how many."""
+        if not entry_ids:
+            return 0
+        with mapped_redis_errors():
+            touched = await self._touch_script(
+                keys=[self.stream], args=[self.group, self.consumer, join_ids(entry_ids)]
+            )
+        return int(touched)
 
     async def dead_letter(
         self, entry: StreamEntry, reason: str, *, target: str = "", record_id: str = ""

@@ -5,8 +5,9 @@ then reads new ones; every so often it claims entries that dead shippers left
 pending, forgets long-dead consumers and stale intents. Each file's lines go
 through ``shipper.delivery`` (README, "Exactly once"). While a batch is written,
 the next one is read (at most one ahead), so Redis and the disk work at the same
-time. A file in backoff never holds back the acknowledgement of the batch's other
-files; a file that can never be written goes to the dead-letter stream.
+time. A file in backoff never holds back the batch's other files: they are
+acknowledged as they land, and the chunk is parked (``shipper.parking``) while the
+loop goes on. A file that can never be written goes to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared.streams import RECORD_FIELD
 from shipper.batch import Chunk, ParsedBatch, Rejected, parse_batches
 from shipper.delivery import Delivery, Line, backoff_s
 from shipper.intents import IntentLedger
+from shipper.parking import Parking
 from shipper.settings import ShipperSettings
 from shipper.sink import Sink, StorageError
 from shipper.source import SourceUnavailable, StreamEntry, StreamSource, connect
@@ -71,9 +73,12 @@ class Worker:
         self.sink = sink
         self.ledger = ledger
         self.totals = Totals()
-        self.delivery = Delivery(sink, ledger, settings.shipper_retry_max_s, self.totals)
+        # Touch entries in backoff well within the claim idle time, so nobody claims them.
+        heartbeat_s = settings.shipper_claim_idle_ms / 3000
+        self.delivery = Delivery(sink, ledger, settings.shipper_retry_max_s, self.totals,
+                                 heartbeat_s, asyncio.Semaphore(_PARALLEL_APPENDS))
+        self.parking = Parking(max_records=settings.shipper_batch_max_records)
         self.stopping = asyncio.Event()
-        self._appends = asyncio.Semaphore(_PARALLEL_APPENDS)
 
     def stop(self) -> None:
         """Stop reading; the batch in hand is still finished."""
@@ -106,16 +111,18 @@ class Worker:
                         ahead = self._start_read()
                     batches = await self._read_new(ahead)
                     ahead = None
-                    if batches and not self.stopping.is_set():
+                    if batches and not self.stopping.is_set() and not self.parking.records:
                         ahead = self._start_read()
                     for batch in batches:
                         await self._ship_batch(batch)
                     failures = 0
                     self.telemetry.round_ok()
                 except SourceUnavailable as exc:
-                    # What was read ahead is re-read with our pending entries on recovery.
+                    # What was read ahead, or parked, is re-shipped with our pending entries
+                    # on recovery.
                     await _drop(ahead)
                     ahead = None
+                    await self.parking.cancel_all()
                     failures += 1
                     self.totals.redis_errors_total += 1
                     self.telemetry.redis_failed()
@@ -133,8 +140,10 @@ class Worker:
                               attempt=failures, retry_in_s=round(delay_s, 2))
                     await self._pause(delay_s)
             await self._ship_read_ahead(ahead)
+            await self.parking.drain()  # within the shutdown time limit of the caller
         finally:
             await _drop(ahead)
+            await self.parking.cancel_all()
 
     async def _pause(self, delay_s: float) -> None:
         try:
@@ -216,30 +225,31 @@ class Worker:
         return self._parse(entries)
 
     async def _ship_batch(self, batch: ParsedBatch) -> None:
+        await self.parking.wait_for_room(batch.entry_count, self.stopping)
         started_s = time.perf_counter()
         for rejected in batch.rejected:
             await self._dead_letter(rejected)
         chunks = batch.chunks
         acks = _Acks(self.source, batch.deleted_ids)
-        results = await asyncio.gather(
-            *(self._write_chunk(chunk, acks) for chunk in chunks), return_exceptions=True
-        )
-        # Every append ran to its end before any error surfaces (no half-written chunk).
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        stalls = [asyncio.Event() for _ in chunks]
+        tasks = [asyncio.create_task(self._write_chunk(chunk, acks, stalled))
+                 for chunk, stalled in zip(chunks, stalls, strict=True)]
+        # Wait until each chunk has landed or is in backoff; the latter run on, parked.
+        await asyncio.gather(*(_settled(task, stalled) for task, stalled in zip(tasks, stalls,
+                                                                               strict=True)))
+        for task, chunk in zip(tasks, chunks, strict=True):
+            if not task.done():
+                self.parking.park(task, len(chunk.entries))
+        for task in tasks:
+            if task.done() and (error := task.exception()) is not None:
+                raise error
         await acks.flush()
-        written = [result for result in results if isinstance(result, tuple)]
-        records = sum(count for count, _ in written)
-        size = sum(size for _, size in written)
-        if not records:
-            return
-        self.totals.records_shipped_total += records
-        self.totals.bytes_shipped_total += size
-        self.totals.batches_shipped_total += 1
-        self.telemetry.batch_shipped(records, size, time.perf_counter() - started_s)
-        log_event(logger, "batch_shipped", records=records, files=len({c.stem for c in chunks}),
-                  bytes=size, ms=round((time.perf_counter() - started_s) * 1000, 1))
+        landed = [chunk for task, chunk in zip(tasks, chunks, strict=True) if task.done()]
+        if landed:
+            self.totals.batches_shipped_total += 1
+            log_event(logger, "batch_shipped", records=sum(len(c.entries) for c in landed),
+                      files=len({c.stem for c in landed}),
+                      ms=round((time.perf_counter() - started_s) * 1000, 1))
 
     async def _dead_letter(self, rejected: Rejected) -> None:
         await self.source.dead_letter(rejected.entry, rejected.reason)
@@ -248,11 +258,19 @@ class Worker:
         log_event(logger, "entry_dead_lettered", logging.WARNING,
                   entry_id=rejected.entry.entry_id, reason=rejected.reason)
 
-    async def _write_chunk(self, chunk: Chunk, acks: _Acks) -> tuple[int, int]:
-        """Deliver one file's lines, then hand what is done to ``acks``: (records, bytes)."""
+    async def _write_chunk(self, chunk: Chunk, acks: _Acks, stalled: asyncio.Event) -> None:
+        """Deliver one file's lines, then hand what is done to ``acks``."""
         lines = [Line(entry.record_id, entry.entry_id, entry.line) for entry in chunk.entries]
-        async with self._appends:
-            outcome = await self.delivery.write(chunk.stem, lines, acks.go_eager)
+
+        async def in_backoff(first: bool) -> None:
+            if first:
+                stalled.set()
+                await acks.go_eager()
+            await self.source.touch([line.owner for line in lines])
+
+        outcome = await self.delivery.write(chunk.stem, lines, in_backoff)
+        self.totals.records_shipped_total += len(outcome.written)
+        self.totals.bytes_shipped_total += outcome.written_bytes
         self.totals.records_already_landed_total += len(outcome.already)
         for line in outcome.failed:
             entry = StreamEntry(line.owner, {_RECORD_KEY: line.data.rstrip(b"\n")})
@@ -265,7 +283,13 @@ class Worker:
                       reason="permanent storage error", target=outcome.target)
         done = [*outcome.written, *outcome.already]
         await acks.add([line.owner for line in done], [line.record_id for line in done])
-        return len(outcome.written), outcome.written_bytes
+
+
+async def _settled(task: asyncio.Task[None], stalled: asyncio.Event) -> None:
+    """Until ``task`` is done or has gone into backoff."""
+    waiter = asyncio.ensure_future(stalled.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
 
 
 async def _drop(read: ReadTask | None) -> None:

@@ -371,17 +371,25 @@ class OneFileDown(LocalSink):
         return await super().append(stem, payload, prepare)
 
 
-async def test_a_file_in_backoff_never_holds_back_the_acks_of_its_batch(
+async def test_a_file_in_backoff_holds_back_neither_its_batch_nor_later_ones(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     log_dir: Path,
 ) -> None:
     stuck = [make_record(user_id="stuck") for _ in range(4)]
     others = [make_record(user_id=f"u{n % 3}") for n in range(30)]
+    later = [make_record(user_id=f"u{n % 3}") for n in range(30)]
     publish([*others[:15], *stuck, *others[15:]])  # one batch
     sink = OneFileDown(log_dir)
     async with running_worker(shipper_settings, sink) as worker:
         await async_wait_for(lambda: stream_length(redis_client) == 4, what="others acked")
-        assert worker.totals.storage_retries_total >= 1 and pending_count(redis_client) == 4
+        assert worker.totals.storage_retries_total >= 1 and worker.parking.records == 4
+        publish(later)  # the loop goes on while the stuck file is parked
+        await async_wait_for(lambda: stream_length(redis_client) == 4, what="later ones")
+        # Its entries stay alive while it retries: a second shipper claims none of them.
+        other = shipper_settings.model_copy(update={"shipper_consumer_name": "other"})
+        async with running_worker(other) as second:
+            await asyncio.sleep(2.5 * shipper_settings.shipper_claim_idle_ms / 1000)
+        assert second.totals.entries_claimed_total == 0
         sink.mend.set()
         await async_wait_for(lambda: _drained(redis_client), what="the stuck file shipped")
-    assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in stuck + others)
+    assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in stuck + others + later)
