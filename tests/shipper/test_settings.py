@@ -17,7 +17,9 @@ def _settings(**values: object) -> ShipperSettings:
 
 
 def test_defaults_suit_most_users(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("STORAGE_TYPE", "LOCAL_LOG_DIR", "SHIPPER_CLAIM_IDLE_MS"):
+    for name in ("STORAGE_TYPE", "LOCAL_LOG_DIR", "SHIPPER_CLAIM_IDLE_MS", "REDIS_CLUSTER",
+                 "SHIPPER_REDIS_TIMEOUT_S", "SHIPPER_SHIPPED_IDS_RETENTION_S",
+                 "SHIPPER_DEAD_LETTER_MAX_ENTRIES"):
         monkeypatch.delenv(name, raising=False)
     settings = _settings()
     assert settings.storage_type == "local"
@@ -25,6 +27,10 @@ def test_defaults_suit_most_users(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.shipper_batch_max_records == 1000
     assert settings.shipper_claim_idle_ms <= 30_000
     assert _settings().shipper_consumer_name != settings.shipper_consumer_name
+    assert settings.shipper_redis_timeout_s == 5
+    assert settings.shipper_shipped_ids_retention_s == 3 * 24 * 3600
+    assert settings.shipper_dead_letter_max_entries == 100_000
+    assert settings.redis_cluster is False
 
 
 def test_public_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
