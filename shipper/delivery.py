@@ -133,16 +133,8 @@ class Delivery:
             outcome.lost.extend(attempt.lost)
             gone = {line.record_id for line in (*attempt.already, *attempt.lost)}
             pending = [line for line in pending if line.record_id not in gone]
-        # A twin is a copy of a record that landed (or not) with its first line.
-        def twins_of(firsts: list[Line]) -> list[Line]:
-            return [twin for line in firsts for twin in twins.get(line.record_id, ())]
-
-        landed_twins = twins_of([*outcome.written, *outcome.already])
-        outcome.lost.extend(twins_of(outcome.lost))
-        outcome.failed.extend(twins_of(outcome.failed))
-        outcome.already.extend(landed_twins)
+        _add_twins(outcome, twins)
         return outcome
-
 
     async def _wait(self, delay_s: float, on_wait: OnWait | None, first: bool) -> None:
         while True:
@@ -154,6 +146,19 @@ class Delivery:
             delay_s -= step_s
             if delay_s <= 0:
                 return
+
+
+def _add_twins(outcome: Outcome, twins: dict[str, list[Line]]) -> None:
+    """A twin (a copy of a line's record in the same chunk) shares its first line's fate;
+    it counts as already landed when the first one was written."""
+
+    def twins_of(firsts: list[Line]) -> list[Line]:
+        return [twin for line in firsts for twin in twins.get(line.record_id, ())]
+
+    landed = twins_of([*outcome.written, *outcome.already])
+    outcome.lost.extend(twins_of(outcome.lost))
+    outcome.failed.extend(twins_of(outcome.failed))
+    outcome.already.extend(landed)
 
 
 class _Attempt:
