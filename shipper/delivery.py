@@ -19,7 +19,8 @@ from typing import Any
 
 from shared.logs import log_event
 from shared.naming import file_name
-from shipper.intents import Claim, IntentLedger
+from shipper.batch import Entry
+from shipper.intents import IntentLedger
 from shipper.sink import AppendConflict, PermanentStorageError, Placement, Sink, StorageError
 from shipper.totals import Totals
 
@@ -37,24 +38,15 @@ def backoff_s(attempt: int, cap_s: float, first_s: float = _FIRST_RETRY_S) -> fl
 
 
 @dataclass(slots=True)
-class Line:
-    """One record's line, and who owns it (its stream entry id, or a replay tag)."""
-
-    record_id: str
-    owner: str
-    data: bytes
-
-
-@dataclass(slots=True)
 class Outcome:
     """What became of a chunk's lines."""
 
-    written: list[Line] = field(default_factory=list)
-    already: list[Line] = field(default_factory=list)
+    written: list[Entry] = field(default_factory=list)
+    already: list[Entry] = field(default_factory=list)
     """Landed before (an earlier attempt, another shipper, a duplicate entry): not written."""
-    lost: list[Line] = field(default_factory=list)
+    lost: list[Entry] = field(default_factory=list)
     """Claimed by another shipper meanwhile: theirs to write and acknowledge."""
-    failed: list[Line] = field(default_factory=list)
+    failed: list[Entry] = field(default_factory=list)
     failure: str = ""
     target: str = ""
     written_bytes: int = 0
@@ -81,16 +73,17 @@ class Delivery:
         self._appends: AbstractAsyncContextManager[Any] = appends or nullcontext()
 
     async def write(
-        self, stem: str, lines: Sequence[Line], on_wait: OnWait | None = None
+        self, stem: str, lines: Sequence[Entry], on_wait: OnWait | None = None
     ) -> Outcome:
-        """Append ``lines`` to ``stem``'s file; each record id at most once, ever.
+        """Append the ``lines`` (their ``entry_id``: the owning stream entry, or a replay's
+        tag) to ``stem``'s file; each record id at most once, ever.
 
         Lines repeating a record id of the chunk follow the first one's fate (as already
         landed when it was written).
         """
         outcome = Outcome()
-        firsts: dict[str, Line] = {}
-        twins: dict[str, list[Line]] = {}
+        firsts: dict[str, Entry] = {}
+        twins: dict[str, list[Entry]] = {}
         for line in lines:
             if line.record_id in firsts:
                 twins.setdefault(line.record_id, []).append(line)
@@ -103,7 +96,7 @@ class Delivery:
             try:
                 async with self._appends:
                     placement = await self.sink.append(
-                        stem, b"".join(line.data for line in pending), attempt.prepare
+                        stem, b"".join(line.line for line in pending), attempt.prepare
                     )
             except AppendConflict:
                 conflicts += 1
@@ -148,11 +141,11 @@ class Delivery:
                 return
 
 
-def _add_twins(outcome: Outcome, twins: dict[str, list[Line]]) -> None:
+def _add_twins(outcome: Outcome, twins: dict[str, list[Entry]]) -> None:
     """A twin (a copy of a line's record in the same chunk) shares its first line's fate;
     it counts as already landed when the first one was written."""
 
-    def twins_of(firsts: list[Line]) -> list[Line]:
+    def twins_of(firsts: list[Entry]) -> list[Entry]:
         return [twin for line in firsts for twin in twins.get(line.record_id, ())]
 
     landed = twins_of([*outcome.written, *outcome.already])
@@ -164,19 +157,20 @@ def _add_twins(outcome: Outcome, twins: dict[str, list[Line]]) -> None:
 class _Attempt:
     """One ``append`` of a chunk: its ``prepare`` callback and what that callback found."""
 
-    def __init__(self, delivery: Delivery, lines: list[Line]) -> None:
+    def __init__(self, delivery: Delivery, lines: list[Entry]) -> None:
         self._delivery = delivery
         self._lines = lines
-        self._claims = [Claim(line.record_id, line.owner) for line in lines]
-        self.already: list[Line] = []
-        self.lost: list[Line] = []
+        self._record_ids = [line.record_id for line in lines]
+        self._owners = [line.entry_id for line in lines]
+        self.already: list[Entry] = []
+        self.lost: list[Entry] = []
         self.target = ""
 
     async def prepare(self, placement: Placement) -> bool:
         """Under the file's lock or condition: check every earlier placement, then record ours."""
         self.target = placement.name
         ledger, sink = self._delivery.ledger, self._delivery.sink
-        verdict = await ledger.place(placement, self._claims, force=False)
+        verdict = await ledger.place(placement, self._record_ids, self._owners, force=False)
         if verdict.recorded:
             return True
         landed: set[str] = set(verdict.shipped_ids)
@@ -189,12 +183,12 @@ class _Attempt:
                     landed.add(record_id)
                     break
         if not landed and not verdict.lost_owners:
-            verdict = await ledger.place(placement, self._claims, force=True)
+            verdict = await ledger.place(placement, self._record_ids, self._owners, force=True)
             if verdict.recorded:
                 return True
             landed |= verdict.shipped_ids
         for line in self._lines:
-            if line.owner in verdict.lost_owners:
+            if line.entry_id in verdict.lost_owners:
                 self.lost.append(line)
             elif line.record_id in landed:
                 self.already.append(line)

@@ -9,23 +9,22 @@ is atomic, and every key is ``{REDIS_STREAM}:...`` (one Cluster slot).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shipper.sink import Placement
-from shipper.source import LUA_SPLIT_IDS, RedisClient, mapped_redis_errors
+from shipper.source import LUA_SPLIT_IDS, RedisClient, join_ids, json_ids, mapped_redis_errors
 
 # KEYS: stream, intents, shipped. ARGV: group, consumer ('' = no ownership to check),
-# placement, JSON [[record id, owner], ...], force ('1': record although earlier
-# placements exist, the caller checked them). Returns {recorded, lost owners, shipped
-# record ids, flat [record id, intents, ...]}.
+# placement, JSON record ids, joined owners (one per record), force ('1': record although
+# earlier placements exist, the caller checked them). Returns {recorded, lost owners,
+# shipped record ids, flat [record id, intents, ...]}.
 _PLACE = LUA_SPLIT_IDS + """
-local claims = cjson.decode(ARGV[4])
+local records = cjson.decode(ARGV[4])
+local owners = split_ids(ARGV[5])
 local lost, shipped, earlier = {}, {}, {}
 if ARGV[2] ~= '' then
-  for _, claim in ipairs(claims) do
-    local owner = claim[2]
+  for _, owner in ipairs(owners) do
     local pending = redis.call('XPENDING', KEYS[1], ARGV[1], owner, owner, 1)
     if #pending == 0 or pending[1][2] ~= ARGV[2] then
       table.insert(lost, owner)
@@ -33,13 +32,13 @@ if ARGV[2] ~= '' then
   end
 end
 local known = {}
-for i, claim in ipairs(claims) do
-  if redis.call('ZSCORE', KEYS[3], claim[1]) then
-    table.insert(shipped, claim[1])
+for i, record_id in ipairs(records) do
+  if redis.call('ZSCORE', KEYS[3], record_id) then
+    table.insert(shipped, record_id)
   else
-    known[i] = redis.call('HGET', KEYS[2], claim[1])
-    if known[i] and ARGV[5] ~= '1' then
-      table.insert(earlier, claim[1])
+    known[i] = redis.call('HGET', KEYS[2], record_id)
+    if known[i] and ARGV[6] ~= '1' then
+      table.insert(earlier, record_id)
       table.insert(earlier, known[i])
     end
   end
@@ -48,12 +47,12 @@ if #lost > 0 or #shipped > 0 or #earlier > 0 then
   return {0, lost, shipped, earlier}
 end
 local now = now_ms()
-for i, claim in ipairs(claims) do
-  local line = claim[2] .. '\\t' .. now .. '\\t' .. ARGV[3]
+for i, record_id in ipairs(records) do
+  local line = owners[i] .. '\\t' .. now .. '\\t' .. ARGV[3]
   if not known[i] then
-    redis.call('HSET', KEYS[2], claim[1], line)
+    redis.call('HSET', KEYS[2], record_id, line)
   elseif not string.find(known[i], ARGV[3], 1, true) then
-    redis.call('HSET', KEYS[2], claim[1], known[i] .. '\\n' .. line)
+    redis.call('HSET', KEYS[2], record_id, known[i] .. '\\n' .. line)
   end
 end
 return {1, lost, shipped, earlier}
@@ -83,14 +82,6 @@ for i = 1, #fields, 2 do
 end
 return {reply[1], removed}
 """
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A record about to be written, and who writes it (a stream entry id, or a replay tag)."""
-
-    record_id: str
-    owner: str
-
 
 @dataclass(slots=True)
 class Verdict:
@@ -123,17 +114,18 @@ class IntentLedger:
         self._place_script = client.register_script(_PLACE)
         self._sweep_script = client.register_script(_SWEEP)
 
-    async def place(self, placement: Placement, claims: Sequence[Claim], force: bool) -> Verdict:
-        """Record ``placement`` for every claim unless one is lost, shipped, or has earlier ones.
-
-        With ``force`` earlier placements (already checked by the caller) do not stop it.
+    async def place(
+        self, placement: Placement, record_ids: Sequence[str], owners: Sequence[str], force: bool
+    ) -> Verdict:
+        """Record ``placement`` for every record (written by the owner at the same index: its
+        stream entry id, or a replay's tag) unless one is lost, shipped, or has earlier
+        placements. With ``force`` earlier placements (checked by the caller) do not stop it.
         """
-        payload = json.dumps([[claim.record_id, claim.owner] for claim in claims])
         with mapped_redis_errors():
             reply = await self._place_script(
                 keys=self._keys,
-                args=[self._group, self._consumer, placement.encode(), payload,
-                      "1" if force else "0"],
+                args=[self._group, self._consumer, placement.encode(), json_ids(record_ids),
+                      join_ids(owners), "1" if force else "0"],
             )
         recorded, lost, shipped, flat = reply
         earlier = {_text(flat[i]): _placements(flat[i + 1]) for i in range(0, len(flat), 2)}

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from shared.spool_format import read_records, segment_paths, try_lock
 from shared.streams import RECORD_FIELD
 from shipper.batch import Entry, Rejected, chunks_by_file, parse_entry
-from shipper.delivery import Delivery, Line
+from shipper.delivery import Delivery
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import Sink
@@ -94,10 +94,11 @@ class Replay:
         """Ship one segment; whether every record in it is now in storage."""
         complete = True
         batch: list[Entry] = []
-        for number, raw in enumerate(read_records(path)):
+        for raw in read_records(path):
             self.summary.records_read += 1
             bar.update(len(raw) + 1)
-            parsed = parse_entry(StreamEntry(f"{path.name}:{number}", {_RECORD_KEY: raw}),
+            # Owned by this replay (the tag stands where a stream entry id would).
+            parsed = parse_entry(StreamEntry(self.owner, {_RECORD_KEY: raw}),
                                  self.max_append_bytes)
             if isinstance(parsed, Rejected):
                 self.summary.records_corrupt += 1
@@ -114,8 +115,7 @@ class Replay:
     async def _ship(self, entries: list[Entry]) -> bool:
         complete = True
         for chunk in chunks_by_file(entries, self.max_append_bytes):
-            lines = [Line(entry.record_id, self.owner, entry.line) for entry in chunk.entries]
-            outcome = await self.delivery.write(chunk.stem, lines)
+            outcome = await self.delivery.write(chunk.stem, chunk.entries)
             done = [line.record_id for line in (*outcome.written, *outcome.already)]
             await self.source.finish([], done)
             self.summary.records_shipped += len(outcome.written)

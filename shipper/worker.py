@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from shared.logs import log_event
 from shared.streams import RECORD_FIELD
 from shipper.batch import Chunk, ParsedBatch, Rejected, parse_batches
-from shipper.delivery import Delivery, Line, backoff_s
+from shipper.delivery import Delivery, backoff_s
 from shipper.intents import IntentLedger
 from shipper.parking import Parking
 from shipper.settings import ShipperSettings
@@ -260,29 +260,29 @@ class Worker:
 
     async def _write_chunk(self, chunk: Chunk, acks: _Acks, stalled: asyncio.Event) -> None:
         """Deliver one file's lines, then hand what is done to ``acks``."""
-        lines = [Line(entry.record_id, entry.entry_id, entry.line) for entry in chunk.entries]
+        lines = chunk.entries
 
         async def in_backoff(first: bool) -> None:
             if first:
                 stalled.set()
                 await acks.go_eager()
-            await self.source.touch([line.owner for line in lines])
+            await self.source.touch([line.entry_id for line in lines])
 
         outcome = await self.delivery.write(chunk.stem, lines, in_backoff)
         self.totals.records_shipped_total += len(outcome.written)
         self.totals.bytes_shipped_total += outcome.written_bytes
         self.totals.records_already_landed_total += len(outcome.already)
         for line in outcome.failed:
-            entry = StreamEntry(line.owner, {_RECORD_KEY: line.data.rstrip(b"\n")})
+            entry = StreamEntry(line.entry_id, {_RECORD_KEY: line.line.rstrip(b"\n")})
             await self.source.dead_letter(
                 entry, f"permanent storage error: {outcome.failure}",
                 target=outcome.target, record_id=line.record_id,
             )
             self.totals.entries_dead_lettered_total += 1
-            log_event(logger, "entry_dead_lettered", logging.WARNING, entry_id=line.owner,
+            log_event(logger, "entry_dead_lettered", logging.WARNING, entry_id=line.entry_id,
                       reason="permanent storage error", target=outcome.target)
         done = [*outcome.written, *outcome.already]
-        await acks.add([line.owner for line in done], [line.record_id for line in done])
+        await acks.add([line.entry_id for line in done], [line.record_id for line in done])
 
 
 async def _settled(task: asyncio.Task[None], stalled: asyncio.Event) -> None:

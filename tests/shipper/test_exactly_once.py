@@ -20,7 +20,7 @@ from shared.naming import file_name, file_stem
 from shared.record import Record
 from shared.streams import dead_letter_cut_key, dead_letter_stream, intents_key
 from shipper.batch import Entry, parse_entry
-from shipper.delivery import Delivery, Line
+from shipper.delivery import Delivery
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
@@ -53,12 +53,12 @@ def _delivery(settings: ShipperSettings, consumer: str, sink: LocalSink
     return source, Delivery(sink, ledger, retry_max_s=0.2)
 
 
-def _lines(entries: list[StreamEntry]) -> list[Line]:
+def _lines(entries: list[StreamEntry]) -> list[Entry]:
     lines = []
     for stream_entry in entries:
         entry = parse_entry(stream_entry, 1 << 20)
         assert isinstance(entry, Entry)
-        lines.append(Line(entry.record_id, entry.entry_id, entry.line))
+        lines.append(entry)
     return lines
 
 

@@ -6,7 +6,7 @@ import redis
 import redis.asyncio as aioredis
 
 from shared.streams import CONSUMER_GROUP, RECORD_FIELD, intents_key, shipped_key
-from shipper.intents import Claim, IntentLedger
+from shipper.intents import IntentLedger
 from shipper.sink import Placement
 from shipper.source import StreamSource
 from tests.shipper.conftest import STREAM
@@ -28,18 +28,18 @@ async def test_placements_accumulate_and_ownership_is_checked(
     redis_client.xreadgroup(CONSUMER_GROUP, "slow", {STREAM: ">"})
     client = aioredis.Redis.from_url(redis_url)
     slow, fast = _ledger(client, "slow"), _ledger(client, "fast")
-    claims = [Claim(f"r{n}", entry_id) for n, entry_id in enumerate(ids)]
-    assert (await slow.place(HERE, claims, force=False)).recorded
+    records = [f"r{n}" for n in range(3)]
+    assert (await slow.place(HERE, records, ids, force=False)).recorded
     # Another shipper claims one entry: the slow one may record nothing more for it.
     redis_client.xclaim(STREAM, CONSUMER_GROUP, "fast", 0, [ids[1]])
-    verdict = await slow.place(THERE, claims, force=True)
+    verdict = await slow.place(THERE, records, ids, force=True)
     assert not verdict.recorded and verdict.lost_owners == {ids[1]}
     # The new owner sees the earlier placement, and adds its own without erasing it.
-    verdict = await fast.place(THERE, claims[1:2], force=False)
+    verdict = await fast.place(THERE, ["r1"], ids[1:2], force=False)
     assert not verdict.recorded and verdict.earlier == {"r1": [HERE]}
-    assert (await fast.place(THERE, claims[1:2], force=True)).recorded
-    assert (await fast.place(THERE, claims[1:2], force=True)).recorded  # no twin line
-    verdict = await fast.place(HERE, claims[1:2], force=False)
+    assert (await fast.place(THERE, ["r1"], ids[1:2], force=True)).recorded
+    assert (await fast.place(THERE, ["r1"], ids[1:2], force=True)).recorded  # no twin line
+    verdict = await fast.place(HERE, ["r1"], ids[1:2], force=False)
     assert verdict.earlier == {"r1": [HERE, THERE]}
     await client.aclose()
 
@@ -52,18 +52,17 @@ async def test_a_shipped_record_is_never_placed_again_and_sweeping_forgets_the_g
     redis_client.xreadgroup(CONSUMER_GROUP, "me", {STREAM: ">"})
     source = StreamSource(aioredis.Redis.from_url(redis_url), STREAM, "me")
     ledger = _ledger(source.client, "me")
-    claims = [Claim("same", ids[0]), Claim("other", ids[1]), Claim("gone", ids[2])]
-    assert (await ledger.place(HERE, claims, force=False)).recorded
+    assert (await ledger.place(HERE, ["same", "other", "gone"], ids, force=False)).recorded
     await source.finish([ids[0]], ["same"])
     # The same record id in another entry (a retried XADD) is known as shipped.
     redis_client.xadd(STREAM, {RECORD_FIELD: b"{}"})
-    verdict = await ledger.place(THERE, [Claim("same", ids[1])], force=True)
+    verdict = await ledger.place(THERE, ["same"], ids[1:2], force=True)
     assert verdict.shipped_ids == {"same"} and not verdict.recorded
     redis_client.xdel(STREAM, ids[2])  # left the stream without an ack
     assert await ledger.sweep() == 1
     assert set(redis_client.hkeys(intents_key(STREAM))) == {b"other"}
     replaying = _ledger(source.client, None)
-    assert (await replaying.place(HERE, [Claim("spooled", "replay:x")], force=False)).recorded
+    assert (await replaying.place(HERE, ["spooled"], ["replay:x"], force=False)).recorded
     assert await ledger.sweep() == 0  # a replay's intent lives for its max age
     assert await ledger.sweep(replay_max_age_ms=0) == 1
     await source.close()
