@@ -134,6 +134,8 @@ class ParsedBatch:
     """Entries deleted while pending to us: nothing left to write, only to acknowledge."""
     rejected: list[Rejected]
     chunks: list[Chunk]
+    fresh: bool = False
+    """Read as new (``XREADGROUP >``) just now, rather than re-read or claimed."""
 
     @property
     def entry_count(self) -> int:

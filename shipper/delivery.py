@@ -73,10 +73,15 @@ class Delivery:
         self._appends: AbstractAsyncContextManager[Any] = appends or nullcontext()
 
     async def write(
-        self, stem: str, lines: Sequence[Entry], on_wait: OnWait | None = None
+        self, stem: str, lines: Sequence[Entry], on_wait: OnWait | None = None,
+        owned: bool = False,
     ) -> Outcome:
         """Append the ``lines`` (their ``entry_id``: the owning stream entry, or a replay's
         tag) to ``stem``'s file; each record id at most once, ever.
+
+        ``owned``: the entries were just read as new, so the first attempt skips checking
+        that this consumer still owns them (an economy only: no record lands twice either
+        way, README "Exactly once"); every later attempt checks.
 
         Lines repeating a record id of the chunk follow the first one's fate (as already
         landed when it was written).
@@ -92,7 +97,8 @@ class Delivery:
         pending = list(firsts.values())
         failures = conflicts = 0
         while pending:
-            attempt = _Attempt(self, pending)
+            attempt = _Attempt(self, pending, check_owners=not owned)
+            owned = False
             try:
                 async with self._appends:
                     placement = await self.sink.append(
@@ -157,9 +163,10 @@ def _add_twins(outcome: Outcome, twins: dict[str, list[Entry]]) -> None:
 class _Attempt:
     """One ``append`` of a chunk: its ``prepare`` callback and what that callback found."""
 
-    def __init__(self, delivery: Delivery, lines: list[Entry]) -> None:
+    def __init__(self, delivery: Delivery, lines: list[Entry], check_owners: bool) -> None:
         self._delivery = delivery
         self._lines = lines
+        self._check_owners = check_owners
         self._record_ids = [line.record_id for line in lines]
         self._owners = [line.entry_id for line in lines]
         self.already: list[Entry] = []
@@ -170,7 +177,8 @@ class _Attempt:
         """Under the file's lock or condition: check every earlier placement, then record ours."""
         self.target = placement.name
         ledger, sink = self._delivery.ledger, self._delivery.sink
-        verdict = await ledger.place(placement, self._record_ids, self._owners, force=False)
+        verdict = await ledger.place(placement, self._record_ids, self._owners, False,
+                                    self._check_owners)
         if verdict.recorded:
             return True
         landed: set[str] = set(verdict.shipped_ids)
@@ -183,7 +191,8 @@ class _Attempt:
                     landed.add(record_id)
                     break
         if not landed and not verdict.lost_owners:
-            verdict = await ledger.place(placement, self._record_ids, self._owners, force=True)
+            verdict = await ledger.place(placement, self._record_ids, self._owners, True,
+                                        self._check_owners)
             if verdict.recorded:
                 return True
             landed |= verdict.shipped_ids

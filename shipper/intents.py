@@ -115,16 +115,19 @@ class IntentLedger:
         self._sweep_script = client.register_script(_SWEEP)
 
     async def place(
-        self, placement: Placement, record_ids: Sequence[str], owners: Sequence[str], force: bool
+        self, placement: Placement, record_ids: Sequence[str], owners: Sequence[str],
+        force: bool, check_owners: bool = True,
     ) -> Verdict:
         """Record ``placement`` for every record (written by the owner at the same index: its
         stream entry id, or a replay's tag) unless one is lost, shipped, or has earlier
-        placements. With ``force`` earlier placements (checked by the caller) do not stop it.
+        placements. With ``force`` earlier placements (checked by the caller) do not stop it;
+        without ``check_owners`` (or for a ledger without a consumer) ownership is not asked.
         """
         with mapped_redis_errors():
             reply = await self._place_script(
                 keys=self._keys,
-                args=[self._group, self._consumer, placement.encode(), json_ids(record_ids),
+                args=[self._group, self._consumer if check_owners else "", placement.encode(),
+                      json_ids(record_ids),
                       join_ids(owners), "1" if force else "0"],
             )
         recorded, lost, shipped, flat = reply

@@ -222,7 +222,10 @@ class Worker:
         entries = await self.source.read(
             ">", settings.shipper_batch_max_records, settings.shipper_block_ms
         )
-        return self._parse(entries)
+        batches = self._parse(entries)
+        for batch in batches:
+            batch.fresh = True
+        return batches
 
     async def _ship_batch(self, batch: ParsedBatch) -> None:
         await self.parking.wait_for_room(batch.entry_count, self.stopping)
@@ -232,7 +235,7 @@ class Worker:
         chunks = batch.chunks
         acks = _Acks(self.source, batch.deleted_ids)
         stalls = [asyncio.Event() for _ in chunks]
-        tasks = [asyncio.create_task(self._write_chunk(chunk, acks, stalled))
+        tasks = [asyncio.create_task(self._write_chunk(chunk, acks, stalled, batch.fresh))
                  for chunk, stalled in zip(chunks, stalls, strict=True)]
         # Wait until each chunk has landed or is in backoff; the latter run on, parked.
         await asyncio.gather(*(_settled(task, stalled) for task, stalled in zip(tasks, stalls,
@@ -258,7 +261,9 @@ class Worker:
         log_event(logger, "entry_dead_lettered", logging.WARNING,
                   entry_id=rejected.entry.entry_id, reason=rejected.reason)
 
-    async def _write_chunk(self, chunk: Chunk, acks: _Acks, stalled: asyncio.Event) -> None:
+    async def _write_chunk(
+        self, chunk: Chunk, acks: _Acks, stalled: asyncio.Event, fresh: bool
+    ) -> None:
         """Deliver one file's lines, then hand what is done to ``acks``."""
         lines = chunk.entries
 
@@ -268,7 +273,7 @@ class Worker:
                 await acks.go_eager()
             await self.source.touch([line.entry_id for line in lines])
 
-        outcome = await self.delivery.write(chunk.stem, lines, in_backoff)
+        outcome = await self.delivery.write(chunk.stem, lines, in_backoff, owned=fresh)
         self.totals.records_shipped_total += len(outcome.written)
         self.totals.bytes_shipped_total += outcome.written_bytes
         self.totals.records_already_landed_total += len(outcome.already)
