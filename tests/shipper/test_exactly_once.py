@@ -39,6 +39,7 @@ from tests.shipper.conftest import (
     shipped_ids,
     stream_length,
 )
+from tests.support.redis_server import RedisServer
 
 
 def _drained(client: redis.Redis) -> bool:
@@ -262,8 +263,10 @@ async def test_the_dead_letter_stream_is_capped_and_counts_what_it_cut(
 
 
 @pytest.fixture
-def paused_redis(redis_client: redis.Redis) -> Iterator[int]:
-    pid = int(redis_client.info("server")["process_id"])
+def paused_redis(redis_server: RedisServer) -> Iterator[int]:
+    """The test Redis's pid, to SIGSTOP; resumed at the end whatever happens."""
+    pid = redis_server.pid
+    assert pid is not None
     yield pid
     os.kill(pid, signal.SIGCONT)
 
