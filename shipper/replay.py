@@ -69,6 +69,7 @@ class Replay:
         self.summary = ReplaySummary()
 
     async def run(self, spool: Path, delete: bool, progress: bool) -> ReplaySummary:
+        """Every segment of ``spool``, oldest first, each under its lock."""
         paths = segment_paths(spool)
         self.summary.segments_total = len(paths)
         total_bytes = sum(_size(path) for path in paths)
