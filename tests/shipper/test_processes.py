@@ -149,3 +149,33 @@ def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
     assert pending_count(redis_client) >= 1  # the batch in hand stays pending
     assert events(log, "shipper_stopped")[0]["records_shipped_total"] == 0
     assert events(log, "shutdown_timeout")
+
+
+def test_records_published_twice_with_kill_9_again_and_again_land_once(
+    shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, tmp_path: Path,
+) -> None:
+    records = [make_record(user_id=f"user-{i % 5}", body_bytes=1000) for i in range(6000)]
+    for start in range(0, 6000, 1000):  # each record twice, the copies far apart
+        publish(records[start:start + 1000])
+    for start in range(0, 6000, 1000):
+        publish(records[start:start + 1000])
+    env = {**shipper_env, "SHIPPER_BATCH_MAX_RECORDS": "300"}
+    for round_number in range(3):  # killed at whatever step it is in
+        victim = start_shipper(env, tmp_path / "run", tmp_path / f"victim-{round_number}.log")
+        try:
+            before = stream_length(redis_client)
+            wait_for(lambda: stream_length(redis_client) < before and  # noqa: B023
+                     pending_count(redis_client) > 0, timeout_s=30, what="a batch in hand")
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+        finally:
+            _stop(victim)
+    rescuer = start_shipper(env, tmp_path / "run", tmp_path / "rescuer.log")
+    try:
+        wait_for(lambda: _drained(redis_client), timeout_s=60, what="recovery")
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        assert rescuer.wait(timeout=20) == 0
+    ids = shipped_ids(log_dir)
+    assert len(ids) == len(set(ids)) == 6000
