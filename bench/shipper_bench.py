@@ -178,7 +178,7 @@ def wait_until_shipped(
 def stored_files(case: Case, workdir: Path, azurite: Azurite | None) -> Iterator[bytes]:
     if case.storage == "local":
         for path in sorted((workdir / "logs").iterdir()):
-            if path.suffix == ".jsonl" and not path.name.startswith("."):  # not the markers
+            if path.suffix == ".jsonl":  # not the write markers (.writing)
                 yield path.read_bytes()
         return
     assert azurite is not None
