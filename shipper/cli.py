@@ -19,6 +19,7 @@ from shipper.replay import run_replay
 from shipper.settings import ShipperSettings
 from shipper.status import print_status
 from shipper.storage import make_sink
+from shipper.telemetry import TelemetryServer
 from shipper.totals import totals_fields
 from shipper.worker import build_worker
 

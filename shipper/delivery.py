@@ -63,6 +63,7 @@ class Delivery:
     def __init__(
         self, sink: Sink, ledger: IntentLedger, retry_max_s: float, totals: Totals | None = None,
         heartbeat_s: float = 10.0, appends: asyncio.Semaphore | None = None,
+        on_storage_error: Callable[[StorageError], None] | None = None,
     ) -> None:
         self.sink = sink
         self.ledger = ledger
@@ -71,6 +72,7 @@ class Delivery:
         self.heartbeat_s = heartbeat_s
         # Bounds appends in flight, not chunks: a chunk in backoff holds no slot.
         self._appends: AbstractAsyncContextManager[Any] = appends or nullcontext()
+        self._on_storage_error = on_storage_error
 
     async def write(
         self, stem: str, lines: Sequence[Entry], on_wait: OnWait | None = None,
@@ -119,6 +121,8 @@ class Delivery:
             except StorageError as exc:
                 failures += 1
                 self.totals.storage_retries_total += 1
+                if self._on_storage_error is not None:
+                    self._on_storage_error(exc)
                 delay_s = backoff_s(failures, self.retry_max_s)
                 log_event(logger, "storage_retry", logging.WARNING, file_stem=stem,
                           error=str(exc), attempt=failures, retry_in_s=round(delay_s, 2))

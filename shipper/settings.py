@@ -45,6 +45,11 @@ class ShipperSettings(CommonSettings):
     shipper_stale_consumer_s: float = Field(default=3600.0, gt=0)
     shipper_shutdown_timeout_s: float = Field(default=20.0, gt=0)
     shipper_retry_max_s: float = Field(default=30.0, gt=0)
+    shipper_metrics_host: str = "0.0.0.0"
+    shipper_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    """``/metrics``, ``/health`` and ``/ready`` (``shipper.telemetry``); 0 turns them off."""
+    shipper_ready_failing_s: float = Field(default=60.0, gt=0)
+    """``/ready`` answers 503 once storage or Redis has failed for longer than this."""
     shipper_redis_timeout_s: float = Field(default=5.0, gt=0)
     shipper_dead_letter_max_entries: int = Field(default=100_000, ge=1)
     shipper_shipped_ids_retention_s: float = Field(default=3 * 24 * 3600.0, gt=0)

@@ -26,6 +26,7 @@ from shipper.parking import Parking
 from shipper.settings import ShipperSettings
 from shipper.sink import Sink, StorageError
 from shipper.source import SourceUnavailable, StreamEntry, StreamSource, connect
+from shipper.telemetry import ShipperTelemetry
 from shipper.totals import Totals
 
 logger = logging.getLogger(__name__)
@@ -73,10 +74,12 @@ class Worker:
         self.sink = sink
         self.ledger = ledger
         self.totals = Totals()
+        self.telemetry = ShipperTelemetry()
         # Touch entries in backoff well within the claim idle time, so nobody claims them.
         heartbeat_s = settings.shipper_claim_idle_ms / 3000
         self.delivery = Delivery(sink, ledger, settings.shipper_retry_max_s, self.totals,
-                                 heartbeat_s, asyncio.Semaphore(_PARALLEL_APPENDS))
+                                 heartbeat_s, asyncio.Semaphore(_PARALLEL_APPENDS),
+                                 self.telemetry.storage_failed)
         self.parking = Parking(max_records=settings.shipper_batch_max_records)
         self.stopping = asyncio.Event()
 
@@ -250,6 +253,7 @@ class Worker:
         landed = [chunk for task, chunk in zip(tasks, chunks, strict=True) if task.done()]
         if landed:
             self.totals.batches_shipped_total += 1
+            self.telemetry.batch_duration.observe(time.perf_counter() - started_s)
             log_event(logger, "batch_shipped", records=sum(len(c.entries) for c in landed),
                       files=len({c.stem for c in landed}),
                       ms=round((time.perf_counter() - started_s) * 1000, 1))
@@ -277,6 +281,10 @@ class Worker:
         self.totals.records_shipped_total += len(outcome.written)
         self.totals.bytes_shipped_total += outcome.written_bytes
         self.totals.records_already_landed_total += len(outcome.already)
+        self.telemetry.records_shipped.inc(len(outcome.written))
+        self.telemetry.bytes_shipped.inc(outcome.written_bytes)
+        if not outcome.failed:
+            self.telemetry.storage_ok()
         for line in outcome.failed:
             entry = StreamEntry(line.entry_id, {_RECORD_KEY: line.line.rstrip(b"\n")})
             await self.source.dead_letter(
@@ -284,6 +292,7 @@ class Worker:
                 target=outcome.target, record_id=line.record_id,
             )
             self.totals.entries_dead_lettered_total += 1
+            self.telemetry.dead_lettered()
             log_event(logger, "entry_dead_lettered", logging.WARNING, entry_id=line.entry_id,
                       reason="permanent storage error", target=outcome.target)
         done = [*outcome.written, *outcome.already]
