@@ -1,8 +1,9 @@
 """The file name as partition key: which files a query needs, from their names alone.
 
-Names follow ``shared.naming``. A name part longer than the naming limit is cut and ends
-in ``~`` plus a hash; such a part is matched by its uncut prefix, a superset that the
-record's own ``user_id``/``model`` fields then narrow (they are authoritative).
+Names follow ``shared.naming`` and are read back with ``parse_file_name``. A name part
+longer than the naming limit keeps only a prefix plus a hash of the whole value, so such
+a part is matched by that hash; the records' own ``user_id``/``model`` fields remain
+authoritative.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ from dataclasses import dataclass
 from datetime import date
 
 from explorer.store import StoredFile
-from shared.naming import UNKNOWN_MODEL, encode_component, parse_file_name
-
-CUT_MARK = "~"
+from shared.naming import UNKNOWN_MODEL, ParsedName, parse_file_name, part_digest
 
 
 @dataclass(frozen=True, slots=True)
 class LogFile:
-    """A listed file with the parts its name encodes (still encoded, as in the name)."""
+    """A listed file with the parts its name was made from."""
 
     stored: StoredFile
-    user_part: str | None
-    model_part: str
-    day: date
+    name: ParsedName
+
+    @property
+    def day(self) -> date:
+        return self.name.day
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,44 +43,38 @@ class Selection:
         )
 
 
-def _name_parts(name: str) -> tuple[str | None, str]:
-    stem = name.split(".", 1)[0]
-    pieces = stem.split("_")
-    return (pieces[0], pieces[1]) if len(pieces) == 3 else (None, pieces[0])
-
-
 def log_files(listed: Iterable[StoredFile]) -> list[LogFile]:
     """The files whose names are log file names; anything else in the store is ignored."""
     files = []
     for stored in listed:
         try:
-            parsed = parse_file_name(stored.name)
+            files.append(LogFile(stored, parse_file_name(stored.name)))
         except ValueError:
             continue
-        user_part, model_part = _name_parts(stored.name)
-        files.append(LogFile(stored, user_part, model_part, parsed.day))
     return files
 
 
-def _part_matches(part: str | None, wanted: str) -> bool:
-    if part is None:
-        return False
-    if part == wanted:
-        return True
-    prefix, cut, _ = part.partition(CUT_MARK)
-    return bool(cut) and wanted.startswith(prefix)
+def _part_matches(value: str | None, digest: str | None, wanted: str | None) -> bool:
+    if digest is not None:
+        return wanted is not None and part_digest(wanted) == digest
+    return value == wanted
 
 
 def select(files: Iterable[LogFile], selection: Selection) -> list[LogFile]:
     """The files that can hold records of ``selection``, by name only."""
-    user = encode_component(selection.user_id) if selection.user_id else None
-    model = None
-    if selection.model is not None:
-        model = encode_component(selection.model) if selection.model else UNKNOWN_MODEL
+    # A record without a model and one whose model is literally "unknown" share a file.
+    model = selection.model or None
+    models = {None, UNKNOWN_MODEL} if model in (None, UNKNOWN_MODEL) else {model}
     return [
         file
         for file in files
         if selection.wants_day(file.day)
-        and (user is None or _part_matches(file.user_part, user))
-        and (model is None or _part_matches(file.model_part, model))
+        and (
+            not selection.user_id
+            or _part_matches(file.name.user_id, file.name.user_id_digest, selection.user_id)
+        )
+        and (
+            selection.model is None
+            or any(_part_matches(file.name.model, file.name.model_digest, m) for m in models)
+        )
     ]
