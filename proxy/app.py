@@ -21,7 +21,7 @@ from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
 from proxy.keys.cache import key_store_for
 from proxy.metrics import Metrics
-from proxy.publisher import Publisher, dropping_fallback
+from proxy.publish.publisher import Publisher, dropping_fallback
 from proxy.realtime.endpoint import RealtimeEndpoint
 from proxy.redaction import SecretScrubber
 from proxy.refusals import refuse_route

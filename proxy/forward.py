@@ -31,7 +31,7 @@ from proxy.headers import (
     presented_secrets,
     upstream_request_headers,
 )
-from proxy.publisher import PendingRecord
+from proxy.publish.publisher import PendingRecord
 from proxy.runtime import Runtime
 from proxy.upstream import upstream_errors
 from shared.ids import new_record_id

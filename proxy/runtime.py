@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from proxy.auth import Authenticator
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
-from proxy.publisher import Publisher
+from proxy.publish.publisher import Publisher
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
 

@@ -27,7 +27,7 @@ from proxy.auth import presented_credential
 from proxy.capture.record_size import bounded_json
 from proxy.errors import ProxyError
 from proxy.headers import RECORD_ID_HEADER, presented_secrets
-from proxy.publisher import PendingRecord
+from proxy.publish.publisher import PendingRecord
 from proxy.realtime.events import Direction, SessionLog
 from proxy.realtime.handshake import (
     check_origin,

@@ -8,7 +8,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from proxy.metrics import Metrics
-from proxy.publisher import PendingRecord, Publisher
+from proxy.publish.publisher import PendingRecord, Publisher
 from shared.streams import RECORD_FIELD
 from tests.factories import make_record
 from tests.support.redis_server import RedisServer
