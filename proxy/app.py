@@ -1,8 +1,9 @@
 """The proxy's FastAPI app: the factory, and the lifespan that owns shared resources.
 
-Start-up creates the one ``httpx.AsyncClient``, the Redis client and the publisher.
-Shutdown (after uvicorn stopped taking requests and let in-flight ones finish):
-drain the publisher within its time limit, close the clients, log totals.
+Start-up creates the one ``httpx.AsyncClient``, the Redis client and the publishing
+pipeline (publisher, spool, drainer). Shutdown (after uvicorn stopped taking requests
+and let in-flight ones finish): publish or spool every queued record within its time
+limit, close the clients, log totals.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
 from proxy.keys.cache import key_store_for
 from proxy.metrics import Metrics
-from proxy.publish.publisher import Publisher, dropping_fallback
+from proxy.publish.admission import SpoolAdmission
+from proxy.publish.pipeline import build_publishing
 from proxy.realtime.endpoint import RealtimeEndpoint
 from proxy.redaction import SecretScrubber
 from proxy.refusals import refuse_route
@@ -47,14 +49,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
     )
-    publisher = Publisher(
-        redis,
-        settings.redis_stream,
-        metrics,
-        dropping_fallback(metrics),
-        queue_size=settings.publish_queue_size,
-        batch_size=settings.publish_batch_size,
-    )
+    publishing = build_publishing(settings, metrics)
     static_keys = [key for key, _ in settings.static_key_pairs]
     key_store, key_cache = key_store_for(settings, redis)
     passthrough_secret = settings.passthrough_user_id_secret
@@ -62,7 +57,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         settings=settings,
         client=new_client(settings),
         redis=redis,
-        publisher=publisher,
+        publisher=publishing.publisher,
         metrics=metrics,
         authenticator=Authenticator(
             settings.auth_mode,
@@ -75,6 +70,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         scrubber=SecretScrubber(
             [*static_keys, *([upstream_key] if upstream_key else []), *settings.upstream.secrets]
         ),
+        publishing=publishing,
         key_cache=key_cache,
     )
 
@@ -85,7 +81,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _runtime(settings)
-        runtime.publisher.start()
+        runtime.publishing.start()
         if runtime.key_cache is not None:
             await runtime.key_cache.start(settings.redis_timeout_s)
         app.state.runtime = runtime
@@ -104,7 +100,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
         finally:
             if runtime.key_cache is not None:
                 await runtime.key_cache.stop(settings.redis_timeout_s)
-            await runtime.publisher.stop(settings.shutdown_drain_timeout_s)
+            await runtime.publishing.stop(settings.shutdown_drain_timeout_s)
             await runtime.client.aclose()
             await runtime.redis.aclose()
             log_event(logger, "proxy_stopped", **runtime.metrics.totals())
@@ -120,6 +116,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_exception_handler(HTTPException, refuse_route)
+    app.add_middleware(SpoolAdmission)
     app.add_middleware(DateHeader)
     app.include_router(router)
     app.router.routes.append(WebSocketRoute("/v1/realtime", RealtimeEndpoint()))

@@ -76,6 +76,50 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self._add_spool_metrics()
+
+    def _add_spool_metrics(self) -> None:
+        # The spool's view (proxy/publish/spool.py): what waits on this proxy's disk.
+        self.records_spooled = Counter(
+            "proxy_records_spooled_total",
+            "Records written (fsynced) to the spool because Redis failed or did not answer.",
+            registry=self.registry,
+        )
+        self.records_ambiguous = Counter(
+            "proxy_records_ambiguous_total",
+            "Records whose XADD timed out: spooled anyway (they may also have landed).",
+            registry=self.registry,
+        )
+        self.records_drained = Counter(
+            "proxy_records_drained_total",
+            "Spooled records re-published to the stream.",
+            registry=self.registry,
+        )
+        self.spooling = Gauge(
+            "proxy_spooling",
+            "1 while this proxy sends new records to the spool instead of Redis.",
+            registry=self.registry,
+        )
+        self.spool_records = Gauge(
+            "proxy_spool_records",
+            "Records this proxy spooled that are not yet re-published.",
+            registry=self.registry,
+        )
+        self.spool_bytes = Gauge(
+            "proxy_spool_bytes",
+            "Bytes of the segments in SPOOL_DIR (this proxy's and adopted ones).",
+            registry=self.registry,
+        )
+        self.spool_segments = Gauge(
+            "proxy_spool_segments",
+            "Segment files in SPOOL_DIR, from this proxy and from others.",
+            registry=self.registry,
+        )
+        self.spool_full = Gauge(
+            "proxy_spool_full",
+            "1 while the spool is at SPOOL_MAX_BYTES (records are lost, or calls refused).",
+            registry=self.registry,
+        )
 
     def count_request(self, method: str, status: int, model: str | None) -> None:
         """One answered request; the model label is bounded so clients cannot blow it up."""
@@ -98,6 +142,9 @@ class Metrics:
             "proxy_records_published_total",
             "proxy_record_publish_failures_total",
             "proxy_records_dropped_total",
+            "proxy_records_spooled_total",
+            "proxy_records_ambiguous_total",
+            "proxy_records_drained_total",
         )
         return {name: int(self.registry.get_sample_value(name) or 0) for name in names}
 

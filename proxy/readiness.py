@@ -1,8 +1,8 @@
 """Can this proxy take traffic? One answer, used by ``GET /ready`` and ``GET /health``.
 
-Ready means every record of an exchange can go somewhere durable: today, Redis answers a
-``PING`` within ``READY_TIMEOUT_S``. The spool adds "or the spool can take it" here, in
-``readiness``, and nowhere else.
+Ready means every record of an exchange can go somewhere durable: Redis answers a
+``PING`` within ``READY_TIMEOUT_S``, or the spool can take it (writable, not full) — and
+the proxy is not refusing calls under ``SPOOL_FULL_POLICY=reject``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ class Readiness:
 
     ready: bool
     redis_reachable: bool
+    spool_accepts: bool
+    refusing: bool
 
 
 async def redis_answers(runtime: Runtime) -> bool:
@@ -33,6 +35,13 @@ async def redis_answers(runtime: Runtime) -> bool:
 
 
 async def readiness(runtime: Runtime) -> Readiness:
-    """Whether the proxy can publish (later: or spool) a record right now."""
+    """Whether the proxy can publish or spool a record right now."""
     reachable = await redis_answers(runtime)
-    return Readiness(ready=reachable, redis_reachable=reachable)
+    spool_accepts = runtime.publishing.spool.can_accept
+    refusing = runtime.publisher.refusing
+    return Readiness(
+        ready=(reachable or spool_accepts) and not refusing,
+        redis_reachable=reachable,
+        spool_accepts=spool_accepts,
+        refusing=refusing,
+    )

@@ -39,24 +39,39 @@ async def service_info(request: Request) -> dict[str, Any]:
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness: 200 while the process serves, with a view of Redis (never waits long)."""
-    state = await readiness(_runtime(request))
+    """Liveness: 200 while the process serves, with a view of Redis and the spool."""
+    runtime = _runtime(request)
+    state = await readiness(runtime)
+    spool = runtime.publishing.spool
     return {
         "status": "ok",
         "ready": state.ready,
         "redis": {"reachable": state.redis_reachable},
-        "spooling": False,
+        "spooling": spool.holds_records,
+        "spool": spool.describe(),
     }
 
 
 @router.get("/ready")
 async def ready(request: Request) -> Response:
-    """200 when the proxy can publish a record, else 503 (OpenAI-shaped); within the timeout."""
-    state = await readiness(_runtime(request))
-    checks = {"redis": {"reachable": state.redis_reachable}}
+    """200 when the proxy can publish or spool a record, else 503 (OpenAI-shaped), in time."""
+    runtime = _runtime(request)
+    state = await readiness(runtime)
+    checks = {
+        "redis": {"reachable": state.redis_reachable},
+        "spool": {
+            "accepts": state.spool_accepts,
+            "spooling": runtime.publishing.spool.holds_records,
+        },
+    }
     if state.ready:
         return JSONResponse({"status": "ready", "checks": checks})
-    error = NotReady("The proxy cannot publish records right now: Redis does not answer.")
+    reason = (
+        "calls are refused while the spool is full (SPOOL_FULL_POLICY=reject)"
+        if state.refusing
+        else "Redis does not answer and the spool cannot take records"
+    )
+    error = NotReady(f"The proxy cannot keep records right now: {reason}.")
     return Response(
         error.body(), status_code=error.status, media_type="application/json"
     )

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from proxy.auth import Authenticator
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
+from proxy.publish.pipeline import Publishing
 from proxy.publish.publisher import Publisher
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
@@ -26,5 +27,7 @@ class Runtime:
     metrics: Metrics
     authenticator: Authenticator
     scrubber: SecretScrubber
+    publishing: Publishing
+    """The publisher with its spool and drainer (``publisher`` is its front door)."""
     key_cache: KeyCache | None = None
     """The Redis-managed keys (``AUTH_MODE=keys`` only), refreshed during the lifespan."""

@@ -73,6 +73,11 @@ class ProxySettings(CommonSettings):
     storage_type: Literal["local", "azure"] = "local"
     """Where the shipper writes; the proxy only reports it on ``GET /``."""
     spool_dir: str = "spool"
+    spool_max_bytes: int = Field(default=1024 * MIB, gt=0)
+    """The cap on the segments in SPOOL_DIR (all writers sharing it)."""
+    spool_full_policy: Literal["drop", "reject"] = "drop"
+    """When it is full: ``drop`` keeps serving and counts lost records; ``reject`` answers 503."""
+    spool_drain_interval_s: float = Field(default=0.5, gt=0)
 
     max_request_bytes: int = Field(default=512 * MIB, gt=0)
     record_max_bytes: int = Field(default=3 * MIB, ge=64 * 1024)
@@ -107,6 +112,8 @@ class ProxySettings(CommonSettings):
     """How long ``GET /ready`` (and ``/health``) waits for Redis to answer ``PING``."""
     publish_queue_size: int = Field(default=10_000, gt=0)
     publish_batch_size: int = Field(default=100, gt=0)
+    publish_timeout_s: float = Field(default=1.0, gt=0)
+    """An XADD round trip slower than this is spooled (and counted as ambiguous)."""
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
 
     @field_validator("prometheus_multiproc_dir", mode="before")

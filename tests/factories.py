@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from proxy.publish.records import PendingRecord
 from shared.ids import new_record_id
 from shared.record import Record, RequestPart, ResponsePart
 
@@ -77,3 +78,9 @@ def append_records(directory: Any, records: list[Record]) -> None:
         name = log_file_name(record.user_id, record.model, record.timestamp)
         with open(folder / name, "ab") as file:
             file.write(record.to_json() + b"\n")
+
+
+def make_pending(count: int, *, body_bytes: int = 0) -> list[PendingRecord]:
+    """``count`` finished records as the publisher receives them."""
+    records = [make_record(body_bytes=body_bytes) for _ in range(count)]
+    return [PendingRecord(record.id, record.to_json()) for record in records]

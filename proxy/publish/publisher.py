@@ -1,9 +1,9 @@
 """Publishing records to the Redis stream, off the response path.
 
 ``submit`` never waits: it puts the record on a bounded in-memory queue that a
-background task drains, several ``XADD``s per round trip. A record that cannot be
-published (Redis down, queue full, shutdown) goes to the ``fallback`` — the seam where
-the durable spool plugs in; until then the fallback logs and counts it as dropped.
+background task drains, several ``XADD``s per round trip, each bounded by
+``PUBLISH_TIMEOUT_S``. A record that cannot be published goes to the spool; the spool's
+module docstring tells the whole outage protocol.
 """
 
 from __future__ import annotations
@@ -12,41 +12,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from proxy.metrics import Metrics
+from proxy.publish.records import PendingRecord
+from proxy.publish.spool import Spool
 from shared.logs import log_event
 from shared.streams import RECORD_FIELD
 
+__all__ = ["PendingRecord", "Publisher"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRecord:
-    """A finished record, serialized (and scrubbed) once, waiting to be published."""
-
-    record_id: str
-    payload: bytes
-
-
-Fallback = Callable[[PendingRecord, str], Awaitable[None]]
-"""Takes a record that could not be published, and the reason."""
-
-
-def dropping_fallback(metrics: Metrics) -> Fallback:
-    """Today's fallback: log the loss and count it (the spool replaces this)."""
-
-    async def drop(pending: PendingRecord, reason: str) -> None:
-        metrics.records_dropped.inc()
-        log_event(
-            logger, "record_dropped", logging.WARNING, record_id=pending.record_id, reason=reason
-        )
-
-    return drop
 
 
 class Publisher:
@@ -57,19 +37,26 @@ class Publisher:
         redis: Redis,
         stream: str,
         metrics: Metrics,
-        fallback: Fallback,
+        spool: Spool,
         *,
         queue_size: int,
         batch_size: int,
+        timeout_s: float,
     ) -> None:
         self._redis = redis
         self._stream = stream
         self._metrics = metrics
-        self._fallback = fallback
+        self._spool = spool
         self._batch_size = batch_size
+        self._timeout_s = timeout_s
         self._queue: asyncio.Queue[PendingRecord] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
-        self._overflow: set[asyncio.Task[None]] = set()
+        self._inflight: list[PendingRecord] = []
+        self._sending = False
+        self._open = asyncio.Event()
+        self._open.set()
+        self.outage = False
+        """True from a failed publish until Redis accepts records again."""
 
     def start(self) -> None:
         """Start draining in the background."""
@@ -80,15 +67,34 @@ class Publisher:
         try:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
-            task = asyncio.ensure_future(self._fallback(pending, "queue_full"))
-            self._overflow.add(task)
-            task.add_done_callback(self._overflow.discard)
+            self._spool.append([pending])
+
+    @property
+    def refusing(self) -> bool:
+        """Under ``SPOOL_FULL_POLICY=reject``: a new call's record could not be kept now."""
+        spool = self._spool
+        if spool.full_policy != "reject":
+            return False
+        return spool.full or (not spool.writable and (self.outage or spool.holds_records))
+
+    def redis_answered(self) -> None:
+        """The drainer saw Redis answer with nothing of ours left in the spool."""
+        self.outage = False
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold new records in the queue while the drainer hands the spool back to Redis."""
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
 
     async def stop(self, timeout_s: float) -> None:
-        """Publish what is queued within ``timeout_s``, then hand the rest to the fallback."""
+        """Publish what is queued within ``timeout_s``, then spool the rest."""
         if self._task is None:
             return
-        # 1. Let the background task drain the queue while it can.
+        # 1. Let the background task publish (or spool) the queue while it can.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout_s)
         # 2. Stop it, even in the middle of a round trip.
@@ -96,38 +102,64 @@ class Publisher:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        # 3. Whatever is still queued was not published: the fallback gets it.
+        # 3. A batch cut mid-round-trip may have landed too: spooled anyway, like a timeout.
+        if self._sending:
+            self._metrics.records_ambiguous.inc(len(self._inflight))
+        leftover = self._inflight
         while not self._queue.empty():
-            await self._fallback(self._queue.get_nowait(), "shutdown")
-        if self._overflow:
-            await asyncio.gather(*self._overflow, return_exceptions=True)
+            leftover.append(self._queue.get_nowait())
+        self._spool.append(leftover)
+        self._inflight = []
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._inflight = batch
             try:
-                await self._publish(batch)
+                await self._open.wait()
+                if self._spool.holds_records:
+                    self._spool.append(batch)  # behind the records already waiting there
+                else:
+                    await self._publish(batch)
             except Exception:
-                # A failing fallback must not stop the publisher for every later record.
+                # A bug here must not stop publishing for every later record.
                 logger.exception("publisher_error")
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+                self._spool.append(batch)
+            self._inflight = []
+            for _ in batch:
+                self._queue.task_done()
 
     async def _publish(self, batch: list[PendingRecord]) -> None:
         started = time.monotonic()
+        self._sending = True
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for pending in batch:
                     pipe.xadd(self._stream, {RECORD_FIELD: pending.payload})
-                results = await pipe.execute(raise_on_error=False)
+                results = await asyncio.wait_for(
+                    pipe.execute(raise_on_error=False), self._timeout_s
+                )
+        except (TimeoutError, RedisTimeoutError):
+            self._sending = False
+            self._unanswered(batch)
+            return
         except (RedisError, OSError) as exc:
             results = [exc] * len(batch)
+        self._sending = False
+        failed = []
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
-                await self._failed(pending, result)
+                failed.append(pending)
+                self._metrics.publish_failures.inc()
+                log_event(
+                    logger,
+                    "record_publish_failed",
+                    logging.WARNING,
+                    record_id=pending.record_id,
+                    error=type(result).__name__,
+                )
             else:
                 self._metrics.records_published.inc()
                 log_event(
@@ -138,14 +170,20 @@ class Publisher:
                     batch_size=len(batch),
                     duration_ms=round((time.monotonic() - started) * 1000, 1),
                 )
+        self.outage = bool(failed)
+        self._spool.append(failed)
 
-    async def _failed(self, pending: PendingRecord, exc: BaseException) -> None:
-        self._metrics.publish_failures.inc()
+    def _unanswered(self, batch: list[PendingRecord]) -> None:
+        # Redis may have applied the XADDs: the spooled copies keep their ids.
+        self.outage = True
+        self._metrics.publish_failures.inc(len(batch))
+        self._metrics.records_ambiguous.inc(len(batch))
         log_event(
             logger,
-            "record_publish_failed",
+            "publish_timed_out",
             logging.WARNING,
-            record_id=pending.record_id,
-            error=type(exc).__name__,
+            records=len(batch),
+            timeout_s=self._timeout_s,
+            first_record_id=batch[0].record_id,
         )
-        await self._fallback(pending, "publish_failed")
+        self._spool.append(batch)

@@ -1,75 +1,136 @@
-"""The publisher against a real Redis: XADD off the response path, failures to the fallback."""
+"""The publisher against a real Redis: XADD off the response path, the spool when it fails."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from pathlib import Path
 from typing import cast
 
 from redis.asyncio import Redis
 
 from proxy.metrics import Metrics
 from proxy.publish.publisher import PendingRecord, Publisher
+from proxy.publish.spool import Spool
+from shared.spool_format import read_records, segment_paths
 from shared.streams import RECORD_FIELD
-from tests.factories import make_record
+from tests.factories import make_pending
 from tests.support.redis_server import RedisServer
 
 STREAM = "test:exchanges"
+TIMEOUT_S = 0.3
 
 
-def _publisher(
-    redis: Redis, metrics: Metrics, fallen: list[tuple[str, str]], expected: int = 0
-) -> tuple[Publisher, asyncio.Event]:
-    all_fallen = asyncio.Event()
-
-    async def fallback(pending: PendingRecord, reason: str) -> None:
-        fallen.append((pending.record_id, reason))
-        if len(fallen) == expected:
-            all_fallen.set()
-
-    publisher = Publisher(redis, STREAM, metrics, fallback, queue_size=1000, batch_size=10)
-    return publisher, all_fallen
-
-
-def _pending(count: int) -> list[PendingRecord]:
-    records = [make_record() for _ in range(count)]
-    return [PendingRecord(record.id, record.to_json()) for record in records]
-
-
-async def test_records_are_published_one_entry_each_and_drained_at_stop(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    metrics, fallen = Metrics(), list[tuple[str, str]]()
-    publisher, _ = _publisher(redis, metrics, fallen)
-    pending = _pending(35)
+def _pipeline(redis: Redis, folder: Path, metrics: Metrics) -> tuple[Publisher, Spool]:
+    spool = Spool(folder, "w", metrics, max_bytes=1 << 26, full_policy="drop")
+    publisher = Publisher(
+        redis, STREAM, metrics, spool, queue_size=1000, batch_size=10, timeout_s=TIMEOUT_S
+    )
+    spool.start()
     publisher.start()
+    return publisher, spool
 
-    for item in pending:
-        publisher.submit(item)
-    await publisher.stop(timeout_s=5)
 
+def _client(url: str) -> Redis:
+    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=TIMEOUT_S)
+
+
+async def _stream(redis: Redis) -> list[bytes]:
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(STREAM))
-    assert [fields[RECORD_FIELD.encode()] for _, fields in entries] == [p.payload for p in pending]
-    assert metrics.totals()["proxy_records_published_total"] == 35
-    assert fallen == []
-    await redis.aclose()
+    return [fields[RECORD_FIELD.encode()] for _, fields in entries]
 
 
-async def test_a_failed_publish_goes_to_the_fallback_and_is_counted(
-    redis_server: RedisServer,
-) -> None:
-    redis = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
-    metrics, fallen = Metrics(), list[tuple[str, str]]()
-    publisher, all_fallen = _publisher(redis, metrics, fallen, expected=3)
-    publisher.start()
-    redis_server.stop()
-    pending = _pending(3)
+def _spooled(folder: Path) -> list[bytes]:
+    return [line for path in segment_paths(folder) for line in read_records(path)]
 
+
+def _submit_all(publisher: Publisher, pending: list[PendingRecord]) -> float:
+    started = time.perf_counter()
     for item in pending:
         publisher.submit(item)
-    await asyncio.wait_for(all_fallen.wait(), timeout=10)
-    await publisher.stop(timeout_s=1)
+    return time.perf_counter() - started
 
-    assert fallen == [(p.record_id, "publish_failed") for p in pending]
-    assert metrics.totals()["proxy_record_publish_failures_total"] == 3
-    assert metrics.totals()["proxy_records_published_total"] == 0
+
+async def test_records_are_published_one_entry_each_and_drained_at_stop(
+    redis_url: str, tmp_path: Path
+) -> None:
+    redis, metrics = _client(redis_url), Metrics()
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    pending = make_pending(35)
+
+    _submit_all(publisher, pending)
+    await publisher.stop(timeout_s=5)
+    await spool.close()
+
+    assert await _stream(redis) == [p.payload for p in pending]
+    assert metrics.totals()["proxy_records_published_total"] == 35
+    assert _spooled(tmp_path) == []
     await redis.aclose()
 
+
+async def test_a_refused_publish_is_spooled_and_so_are_the_records_after_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    redis, metrics = _client(redis_server.url), Metrics()
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    redis_server.stop()
+    pending = make_pending(25)
+
+    _submit_all(publisher, pending)
+    await publisher.stop(timeout_s=5)
+    await spool.close()
+
+    assert _spooled(tmp_path) == [p.payload for p in pending]
+    totals = metrics.totals()
+    assert totals["proxy_records_spooled_total"] == 25
+    assert totals["proxy_record_publish_failures_total"] >= 1
+    assert totals["proxy_records_dropped_total"] == 0
+    assert totals["proxy_records_published_total"] == 0
+    await redis.aclose()
+
+
+async def test_a_hung_redis_times_out_into_the_spool_as_ambiguous(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    redis, metrics = _client(redis_server.url), Metrics()
+    await redis.ping()  # a pooled connection, as after normal traffic
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    redis_server.pause()
+    try:
+        pending = make_pending(40)
+        submit_s = _submit_all(publisher, pending)
+        await asyncio.sleep(TIMEOUT_S * 3)
+        await spool.flush()
+        spooled = [json.loads(line)["id"] for line in _spooled(tmp_path)]
+    finally:
+        redis_server.resume()
+    await publisher.stop(timeout_s=5)
+    await spool.close()
+
+    assert submit_s < 0.05  # the caller never waits for Redis
+    assert spooled == [p.record_id for p in pending]
+    assert metrics.totals()["proxy_records_ambiguous_total"] >= 1
+    assert metrics.totals()["proxy_records_dropped_total"] == 0
+    await redis.aclose()
+
+
+async def test_a_full_queue_spills_into_the_spool(redis_url: str, tmp_path: Path) -> None:
+    redis, metrics = _client(redis_url), Metrics()
+    spool = Spool(tmp_path, "w", metrics, max_bytes=1 << 26, full_policy="drop")
+    publisher = Publisher(
+        redis, STREAM, metrics, spool, queue_size=5, batch_size=5, timeout_s=TIMEOUT_S
+    )
+    spool.start()  # the publisher is not started: its queue fills up
+    pending = make_pending(12)
+
+    _submit_all(publisher, pending)
+    await spool.flush()
+
+    assert _spooled(tmp_path) == [p.payload for p in pending[5:]]
+    publisher.start()
+    await publisher.stop(timeout_s=5)
+    await spool.close()
+    # Once records wait in the spool, the queued ones go behind them, not around them.
+    assert _spooled(tmp_path) == [p.payload for p in pending[5:] + pending[:5]]
+    await redis.aclose()

@@ -18,9 +18,13 @@ from tests.support.redis_server import RedisServer
 
 
 def test_ready_follows_redis_and_answers_in_time_even_when_it_hangs(
-    start_proxy: StartProxy, redis_server: RedisServer
+    start_proxy: StartProxy, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    proxy = start_proxy(READY_TIMEOUT_S="0.5", AUTH_MODE="keys")
+    # With a usable spool the proxy stays ready through an outage (test_spool_proxy.py):
+    # here the spool's folder is blocked by a file, so only Redis counts.
+    blocked = tmp_path / "no-spool"
+    blocked.write_text("in the way")
+    proxy = start_proxy(READY_TIMEOUT_S="0.5", AUTH_MODE="keys", SPOOL_DIR=str(blocked))
     assert redis_server.pid is not None
     assert "no_static_keys" in proxy.log() and "WARNING" in proxy.log()  # said at start
 

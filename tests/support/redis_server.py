@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -22,11 +23,16 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """One redis-server process without persistence; ``stop``/``start`` simulate an outage."""
+    """One redis-server process; ``stop``/``start`` simulate an outage, ``pause`` a hang.
 
-    def __init__(self, workdir: Path) -> None:
+    Without persistence by default; ``appendonly=True`` turns on AOF with
+    ``appendfsync everysec`` (the setting the README recommends), so data survives a restart.
+    """
+
+    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.appendonly = appendonly
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,7 +56,8 @@ class RedisServer:
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec",
                 "--dir", str(self.workdir),
                 "--logfile", str(self.workdir / "redis.log"),
             ],
@@ -62,9 +69,27 @@ class RedisServer:
     def stop(self) -> None:
         """Kill the server at once (data is lost, as in a crash without persistence)."""
         if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)  # a paused server dies too
             self._process.kill()
             self._process.wait(timeout=10)
             self._process = None
+
+    def shutdown(self) -> None:
+        """Stop the server cleanly (SIGTERM: with AOF on, it writes its data first)."""
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo ``pause``."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> RedisServer:
         self.start()

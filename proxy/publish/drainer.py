@@ -1,0 +1,204 @@
+"""The drainer: re-publishes spooled segments once Redis answers (protocol: ``spool.py``).
+
+Each pass looks at the folder, asks Redis for a ``PING`` within the publish timeout,
+then re-publishes segments oldest first: this proxy's own (it already holds their
+locks) and any other whose lock it can take (a stopped or dead proxy's). A segment is
+deleted only after every record in it was accepted; a failed pass keeps its place and
+resumes there. When the last of this proxy's records is out, it pauses the publisher
+for the final segment, so no new record overtakes the spooled ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from proxy.metrics import Metrics
+from proxy.publish.publisher import Publisher
+from proxy.publish.segments import OwnSegment, delete
+from proxy.publish.spool import Spool
+from shared.logs import log_event
+from shared.spool_format import read_records, segment_paths, try_lock
+from shared.streams import RECORD_FIELD
+
+logger = logging.getLogger(__name__)
+
+HANDOVER_MAX_RECORDS = 2000
+"""Few enough to re-publish in one short pause of the publisher."""
+
+
+def _others(folder: Path, own: set[Path]) -> list[tuple[Path, int]]:
+    found = []
+    try:
+        paths = segment_paths(folder)
+    except OSError:
+        return []
+    for path in paths:
+        if path in own:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found.append((path, path.stat().st_size))
+    return found
+
+
+class Drainer:
+    """Background task: the spool's segments back into the stream."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        spool: Spool,
+        publisher: Publisher,
+        metrics: Metrics,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        batch_size: int = 500,
+    ) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._spool = spool
+        self._publisher = publisher
+        self._metrics = metrics
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._batch_size = batch_size
+        self._progress: dict[Path, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start draining in the background."""
+        self._task = asyncio.create_task(self._run(), name="spool-drainer")
+
+    async def stop(self) -> None:
+        """Stop at once; a segment cut mid-way stays on disk and is re-sent later."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                more = await self.drain_once()
+            except Exception:
+                logger.exception("spool_drain_error")
+                more = False
+            if not more:
+                await asyncio.sleep(self._interval_s)
+
+    async def drain_once(self) -> bool:
+        """One pass over the folder; True when this proxy still has records to re-publish."""
+        others = await asyncio.to_thread(_others, self._spool.folder, self._spool.own_paths())
+        self._spool.note_others(len(others), sum(size for _, size in others))
+        if not (others or self._spool.holds_records or self._publisher.outage):
+            return False
+        if not await self._redis_answers():
+            return False
+        own = {segment.path: segment for segment in await self._spool.seal()}
+        for path in sorted([*own, *(path for path, _ in others)], key=lambda p: p.name):
+            segment = own.get(path)
+            drained = await (self._drain_own(segment) if segment else self._adopt(path))
+            if not drained:
+                return False
+        if self._spool.holds_records and self._spool.records <= HANDOVER_MAX_RECORDS:
+            async with self._publisher.paused():
+                for segment in await self._spool.seal():
+                    if not await self._drain_own(segment):
+                        return False
+        if not self._spool.holds_records:
+            self._publisher.redis_answered()
+        return self._spool.holds_records
+
+    async def _redis_answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self._redis.ping(), self._timeout_s)
+        except (TimeoutError, RedisError, OSError):
+            return False
+        return True
+
+    async def _drain_own(self, segment: OwnSegment) -> bool:
+        if not await self._republish(segment.path):
+            return False
+        try:
+            await asyncio.to_thread(delete, segment)
+        except OSError as exc:  # re-sent after a restart; the ids mark the copies
+            log_event(logger, "spool_delete_failed", logging.ERROR, error=str(exc))
+        self._spool.segment_drained(segment)
+        self._drained(segment.path, segment.records, adopted=False)
+        return True
+
+    async def _adopt(self, path: Path) -> bool:
+        fd = await asyncio.to_thread(try_lock, path)
+        if fd is None:
+            return True  # its writer is alive, or another drainer has it
+        drained = False
+        try:
+            drained = await self._republish(path)
+            if drained:
+                with contextlib.suppress(FileNotFoundError):
+                    await asyncio.to_thread(os.unlink, path)
+        finally:
+            os.close(fd)
+            if not drained:
+                self._progress.pop(path, None)  # whoever locks it next starts over
+        if drained:
+            self._drained(path, None, adopted=True)
+        return drained
+
+    async def _republish(self, path: Path) -> bool:
+        records = await asyncio.to_thread(lambda: list(read_records(path)))
+        done = self._progress.get(path, 0)
+        while done < len(records):
+            chunk = records[done : done + self._batch_size]
+            accepted = await self._xadd(chunk)
+            done += accepted
+            self._progress[path] = done
+            self._metrics.records_drained.inc(accepted)
+            if accepted < len(chunk):
+                return False
+        self._progress.pop(path, None)
+        return True
+
+    async def _xadd(self, chunk: list[bytes]) -> int:
+        """How many of ``chunk``, from its start, the stream accepted."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for payload in chunk:
+                    pipe.xadd(self._stream, {RECORD_FIELD: payload})
+                results = await asyncio.wait_for(
+                    pipe.execute(raise_on_error=False), self._timeout_s
+                )
+        except (TimeoutError, RedisTimeoutError):
+            # They may have landed: re-sent later under the same ids.
+            self._metrics.records_ambiguous.inc(len(chunk))
+            log_event(logger, "spool_drain_failed", logging.WARNING, error="timeout")
+            return 0
+        except (RedisError, OSError) as exc:
+            log_event(logger, "spool_drain_failed", logging.WARNING, error=type(exc).__name__)
+            return 0
+        accepted = 0
+        for result in results:
+            if isinstance(result, BaseException):
+                log_event(logger, "spool_drain_failed", logging.WARNING, error=str(result))
+                break
+            accepted += 1
+        return accepted
+
+    def _drained(self, path: Path, records: int | None, *, adopted: bool) -> None:
+        log_event(
+            logger,
+            "spool_segment_drained",
+            segment=path.name,
+            records=records,
+            adopted=adopted,
+        )
