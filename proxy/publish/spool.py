@@ -77,6 +77,7 @@ class Spool:
         self._foreign_segments = 0
         self._foreign_bytes = 0
         self._was_full = False
+        self._overflowed = False
         self.writable = True
         """False after a write failed, until one succeeds."""
 
@@ -105,8 +106,9 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        """Less than the reserve is free: new calls are refused under ``reject``."""
-        return self._max_bytes - self.size_bytes < self._max_bytes * RESERVE_FRACTION
+        """Less than the reserve is free, or a record did not fit since the last drain."""
+        free_bytes = self._max_bytes - self.size_bytes
+        return self._overflowed or free_bytes < self._max_bytes * RESERVE_FRACTION
 
     @property
     def can_accept(self) -> bool:
@@ -147,6 +149,7 @@ class Spool:
         for pending in records:
             size_bytes = len(pending.payload) + 1
             if self.size_bytes + size_bytes > self._max_bytes:
+                self._overflowed = True
                 self._lose(pending, "spool_full")
                 continue
             self._buffer.append(pending)
@@ -170,10 +173,13 @@ class Spool:
         self._sealed.remove(segment)
         self._own_records -= segment.records
         self._own_bytes -= segment.size_bytes
+        self._overflowed = False
         self._refresh()
 
     def note_others(self, segments: int, size_bytes: int) -> None:
         """What the drainer saw of other writers' segments in the folder."""
+        if size_bytes < self._foreign_bytes:
+            self._overflowed = False
         self._foreign_segments = segments
         self._foreign_bytes = size_bytes
         self._refresh()
