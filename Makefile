@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 
-.PHONY: install tools test lint run bench clean
+.PHONY: install tools test lint run bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ bench: install tools
 	$(PY) -m pip install --quiet -e '.[bench]'
 	scripts/ensure-tools.sh bench
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m bench
+
+# The chaos scenarios (also part of `make test`), writing their results to RELIABILITY.md.
+chaos: install tools
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m tests.chaos --write RELIABILITY.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

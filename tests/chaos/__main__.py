@@ -1,0 +1,40 @@
+"""``python -m tests.chaos [--write RELIABILITY.md] [SCENARIO...]``: run the chaos scenarios.
+
+Prints the results table; with ``--write``, writes the whole RELIABILITY.md. Exits 1
+when any scenario lost, duplicated or broke a record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.chaos.report import document, table
+from tests.chaos.scenarios import SCENARIOS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
+    parser.add_argument("--write", type=Path, help="write the results document here")
+    parser.add_argument("scenarios", nargs="*", help="keys to run (default: all)")
+    args = parser.parse_args()
+    chosen = [s for s in SCENARIOS if not args.scenarios or s.key in args.scenarios]
+    outcomes = []
+    started = time.monotonic()
+    for scenario in chosen:
+        with tempfile.TemporaryDirectory(prefix=f"chaos-{scenario.key}-") as workdir:
+            print(f"chaos: {scenario.key} ...", file=sys.stderr, flush=True)
+            outcomes.append(scenario.run(Path(workdir)))
+    total_s = time.monotonic() - started
+    print(table(outcomes))
+    if args.write:
+        args.write.write_text(document(outcomes, total_s))
+        print(f"chaos: wrote {args.write}", file=sys.stderr)
+    return 0 if all(o.clean for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

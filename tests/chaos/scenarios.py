@@ -1,0 +1,178 @@
+"""The chaos scenarios: each builds its own stack, drives load, injects one fault, counts.
+
+Every scenario ends the same way (``_finish``): the load stops, the stack is given time
+to settle (stream empty, nothing pending, no spool segment left), and the ids in the
+files are compared with the ``X-Proxy-Record-Id`` of every call that succeeded. The time
+to drain runs from the end of the load to that point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.chaos.load import Load, Tally
+from tests.chaos.stack import Service, Stack
+from tests.chaos.verify import Outcome, judge, wait_until_landed
+
+THREADS = 4
+OUTAGE_S = 4.0
+
+
+def _settled(stack: Stack) -> Callable[[], bool]:
+    return lambda: stack.backlog() == 0 and stack.spooled_segments() == 0
+
+
+def _proxy_total(proxies: list[Service], name: str) -> int:
+    total = 0
+    for proxy in proxies:
+        if proxy.process is not None and proxy.process.poll() is None:
+            total += int(proxy.metric(name))
+    return total
+
+
+def _finish(stack: Stack, title: str, tally: Tally, notes: str = "", **extra: int) -> Outcome:
+    seen, drain_s = wait_until_landed(stack.log_dir, tally.succeeded_ids, _settled(stack))
+    outcome = judge(title, tally.calls, tally.succeeded_ids, seen, drain_s)
+    spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
+    outcome.spooled = extra.get("spooled", spooled)
+    outcome.ambiguous = _proxy_total(stack.proxies, "proxy_records_ambiguous_total")
+    failed = tally.calls - len(tally.succeeded_ids)
+    outcome.notes = "; ".join(filter(None, [notes, f"{failed} calls failed" if failed else ""]))
+    return outcome
+
+
+def shipper_kills(workdir: Path) -> Outcome:
+    """Two shippers; one of them killed with SIGKILL (and restarted) 12 times under load."""
+    kills = 12
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        shippers = [stack.add_shipper(), stack.add_shipper()]
+        with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
+            load.wait_calls(200)
+            for number in range(kills):
+                time.sleep(0.6)
+                victim = shippers[number % 2]
+                victim.kill()
+                victim.start()
+            tally = load.stop()
+        return _finish(stack, "1. kill -9 a shipper x12, two shippers", tally, f"{kills} kills")
+
+
+def redis_outage(workdir: Path) -> Outcome:
+    """Redis stopped for a few seconds under load, then started again."""
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        stack.add_shipper()
+        with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
+            load.wait_calls(300)
+            stack.redis.shutdown()
+            time.sleep(OUTAGE_S)
+            stack.redis.start()
+            time.sleep(1.5)
+            tally = load.stop()
+        return _finish(stack, f"2. Redis stopped {OUTAGE_S:.0f} s under load", tally)
+
+
+def redis_restart_with_backlog(workdir: Path) -> Outcome:
+    """No shipper while load builds a backlog; Redis restarted under load, then crashed
+    (SIGKILL) once the proxy is idle; AOF must bring the whole backlog back."""
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        with Load([proxy.url], threads=THREADS, max_calls=1600) as load:
+            load.wait_calls(500)
+            stack.redis.shutdown()
+            stack.redis.start()
+            load.wait_calls(1600)
+            tally = load.stop()
+        spooled = int(proxy.metric("proxy_records_spooled_total"))
+        deadline = time.monotonic() + 30
+        while proxy.metric("proxy_spool_records") > 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # appendfsync everysec: the last writes reach the disk
+        backlog = stack.backlog()
+        stack.redis.stop()  # SIGKILL
+        stack.redis.start()
+        restored = stack.backlog()
+        stack.add_shipper()
+        stack.add_shipper()
+        note = f"backlog {backlog} before the crash, {restored} after"
+        title = "3. Redis restarted with a backlog (AOF)"
+        return _finish(stack, title, tally, note, spooled=spooled)
+
+
+def storage_outage(workdir: Path) -> Outcome:
+    """The log folder replaced by a file for a few seconds under load (root ignores chmod)."""
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        stack.add_shipper()
+        with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
+            load.wait_calls(300)
+            away = stack.log_dir.with_name("logs.away")
+            stack.log_dir.rename(away)
+            stack.log_dir.write_text("storage unavailable")
+            time.sleep(OUTAGE_S)
+            stack.log_dir.unlink()
+            away.rename(stack.log_dir)
+            time.sleep(1.5)
+            tally = load.stop()
+        return _finish(stack, f"4. local storage unavailable {OUTAGE_S:.0f} s", tally)
+
+
+def proxy_killed_with_spool(workdir: Path) -> Outcome:
+    """Redis down, the proxy spools; SIGKILL it once its spool is written; Redis back;
+    the proxy restarted on the same folder drains the dead process's segments."""
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        stack.add_shipper()
+        stack.redis.shutdown()
+        with Load([proxy.url], threads=THREADS, max_calls=800) as load:
+            load.wait_calls(800)
+            tally = load.stop()
+        # SIGKILL loses what is only in memory; wait until every answered call is on disk.
+        deadline = time.monotonic() + 20
+        while proxy.metric("proxy_records_spooled_total") < len(tally.succeeded_ids):
+            assert time.monotonic() < deadline, "the spool did not take every record"
+            time.sleep(0.05)
+        spooled = int(proxy.metric("proxy_records_spooled_total"))
+        segments = stack.spooled_segments()
+        proxy.kill()
+        stack.redis.start()
+        proxy.start()
+        note = f"{spooled} records in {segments} segment(s) at the kill"
+        return _finish(stack, "5. proxy kill -9 with a full spool, restarted", tally, note,
+                       spooled=spooled)
+
+
+def redis_hang(workdir: Path) -> Outcome:
+    """Redis frozen (SIGSTOP) for a few seconds under load, then resumed (SIGCONT)."""
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        stack.add_shipper()
+        with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
+            load.wait_calls(300)
+            stack.redis.pause()
+            time.sleep(OUTAGE_S)
+            stack.redis.resume()
+            time.sleep(1.5)
+            tally = load.stop()
+        return _finish(stack, f"7. Redis hung (SIGSTOP) {OUTAGE_S:.0f} s", tally)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    run: Callable[[Path], Outcome]
+    every_call_succeeds: bool = True
+
+
+SCENARIOS = [
+    Scenario("shipper_kills", shipper_kills),
+    Scenario("redis_outage", redis_outage),
+    Scenario("redis_restart_with_backlog", redis_restart_with_backlog),
+    Scenario("storage_outage", storage_outage),
+    Scenario("proxy_killed_with_spool", proxy_killed_with_spool),
+    Scenario("redis_hang", redis_hang),
+]

@@ -1,0 +1,180 @@
+"""A whole stack of real processes for one chaos scenario, on 127.0.0.1 only.
+
+Its own ``redis-server`` (AOF on, ``appendfsync everysec``, as the README recommends), the
+fake OpenAI upstream, proxies (``python -m proxy``) and shippers (``python -m shipper``)
+writing to a local folder. Every process can be killed, stopped and started again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from shared.spool_format import segment_paths
+from shared.streams import CONSUMER_GROUP, DEFAULT_STREAM
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parents[2]
+_OWN_PREFIXES = ("OPENAI_", "PROXY_", "REDIS_", "AUTH_", "SPOOL_", "SHIPPER_", "LOCAL_", "AZURE_",
+                 "STORAGE_", "PUBLISH_", "LOG_")
+
+
+@dataclass
+class Service:
+    """One service process; ``start`` again after a kill runs a new one on the same port."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: Path
+    port: int | None = None
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.starts += 1
+        if self.port is not None:
+            self._wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def terminate(self, timeout_s: float = 30) -> int | None:
+        """SIGTERM, as an orchestrator stops a service; the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+        return 0.0
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not healthy:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+
+
+class Stack:
+    """Redis, the fake upstream, and any number of proxies and shippers; a context manager."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.log_dir = workdir / "logs"
+        self.spool_dir = workdir / "spool"
+        self.redis = RedisServer(workdir / "redis", appendonly=True)
+        self.upstream = FakeUpstream()
+        self.proxies: list[Service] = []
+        self.shippers: list[Service] = []
+
+    def __enter__(self) -> Stack:
+        self.redis.start()
+        self.upstream.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for service in [*self.proxies, *self.shippers]:
+            service.kill()
+        self.upstream.stop()
+        self.redis.stop()
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+        base.update(
+            REDIS_URL=self.redis.url,
+            OPENAI_BASE_URL=self.upstream.base_url,
+            OPENAI_API_KEY="sk-chaos-upstream",
+            STORAGE_TYPE="local",
+            LOCAL_LOG_DIR=str(self.log_dir),
+            SPOOL_DIR=str(self.spool_dir),
+            LOG_FORMAT="json",
+            REDIS_TIMEOUT_S="1",
+            PUBLISH_TIMEOUT_S="0.5",
+            SPOOL_DRAIN_INTERVAL_S="0.2",
+            SHIPPER_BLOCK_MS="200",
+            SHIPPER_CLAIM_IDLE_MS="1000",
+            SHIPPER_RETRY_MAX_S="0.5",
+        )
+        base.update(overrides)
+        return base
+
+    def add_proxy(self) -> Service:
+        port = free_port()
+        env = self.env(PROXY_HOST="127.0.0.1", PROXY_PORT=str(port))
+        name = f"proxy-{len(self.proxies)}"
+        service = Service(name, [sys.executable, "-m", "proxy"], env, self.workdir / name, port)
+        self.proxies.append(service)
+        service.start()
+        return service
+
+    def add_shipper(self) -> Service:
+        name = f"shipper-{len(self.shippers)}"
+        env = self.env(SHIPPER_METRICS_PORT=str(free_port()))
+        service = Service(name, [sys.executable, "-m", "shipper"], env, self.workdir / name)
+        self.shippers.append(service)
+        service.start()
+        return service
+
+    def backlog(self) -> int:
+        """Stream entries not yet shipped (0 while Redis is down counts as unknown: -1)."""
+        client = redis.Redis.from_url(self.redis.url, socket_timeout=2)
+        try:
+            length = int(client.xlen(DEFAULT_STREAM))
+            try:
+                pending = int(client.xpending(DEFAULT_STREAM, CONSUMER_GROUP)["pending"])
+            except redis.ResponseError:
+                pending = 0
+            return length + pending
+        except redis.RedisError:
+            return -1
+        finally:
+            client.close()
+
+    def spooled_segments(self) -> int:
+        return len(segment_paths(self.spool_dir))
