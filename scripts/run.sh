@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# `make run`: the whole stack without Docker, in the foreground; Ctrl-C stops everything.
+# `make run`: the whole stack without Docker, in the foreground.
+#
 # Redis: the one at REDIS_URL if it answers, else a private redis-server started here
-# (data kept in .run/). Then the proxy and the shipper, which read .env themselves.
+# (AOF on, data kept in .run/). Then the proxy (on 127.0.0.1 unless PROXY_HOST is set)
+# and the shipper, which read .env themselves.
+#
+# Ctrl-C stops the stack in order: the proxy first (it publishes or spools what it holds),
+# then the shipper once the stream is shipped (or after RUN_SHIP_TIMEOUT_S), then Redis.
+# A service that exits on its own takes the stack down the same way, names itself, and
+# makes this script exit non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,17 +16,73 @@ PY=.venv/bin/python
 # The settings object resolves REDIS_URL exactly as the services will (environment, .env, default).
 REDIS_URL="$("$PY" -c 'from shared.settings import CommonSettings; print(CommonSettings().redis_url)')"
 export REDIS_URL
+# Local by default: exposing the proxy is a choice (PROXY_HOST in the environment or .env).
+if [[ -z "${PROXY_HOST:-}" ]] && ! grep -qE '^[[:space:]]*PROXY_HOST=[^[:space:]#]' .env 2>/dev/null; then
+    export PROXY_HOST=127.0.0.1
+fi
+SHIP_TIMEOUT_S="${RUN_SHIP_TIMEOUT_S:-60}"
 
-pids=()
-stop() {
-    trap - INT TERM EXIT
-    echo "run: stopping"
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait
+# Each service in its own process group (job control), so Ctrl-C reaches only this script
+# and the services stop in the order below, not all at once.
+set -m
+declare -A name_of=()
+declare -A pid_of=()
+launch() {
+    local name=$1
+    shift
+    "$@" &
+    pid_of[$name]=$!
+    name_of[$!]=$name
 }
-trap stop INT TERM EXIT
+
+stop_service() {
+    local name=$1 pid=${pid_of[$1]:-}
+    [[ -n "$pid" ]] || return 0
+    unset "pid_of[$name]"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    wait "$pid" 2>/dev/null || true
+}
 
 redis_up() { "$PY" -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping()' 2>/dev/null; }
+
+# Stream entries not yet shipped (length + pending), or nothing when Redis does not answer.
+backlog() {
+    "$PY" - <<'EOF' 2>/dev/null
+import redis
+from shared.settings import CommonSettings
+from shared.streams import CONSUMER_GROUP
+settings = CommonSettings()
+client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+length = int(client.xlen(settings.redis_stream))
+try:
+    pending = int(client.xpending(settings.redis_stream, CONSUMER_GROUP)["pending"])
+except redis.ResponseError:
+    pending = 0
+print(length + pending)
+EOF
+}
+
+shutdown_stack() {
+    trap - INT TERM
+    echo "run: stopping the proxy (it publishes or spools what it holds)"
+    stop_service proxy
+    if [[ -n "${pid_of[shipper]:-}" ]]; then
+        local deadline=$((SECONDS + SHIP_TIMEOUT_S)) left
+        while left="$(backlog)" && [[ "$left" != 0 ]] && ((SECONDS < deadline)); do
+            echo "run: shipping what is left ($left records)"
+            sleep 1
+        done
+        echo "run: stopping the shipper"
+        stop_service shipper
+    fi
+    if [[ -n "${pid_of[redis]:-}" ]]; then
+        echo "run: stopping redis-server"
+        stop_service redis
+    fi
+}
+
+# Whatever happens (an error in this script included), no service outlives it.
+trap 'for pid in "${pid_of[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done' EXIT
 
 if redis_up; then
     echo "run: using the Redis at $REDIS_URL"
@@ -28,16 +91,29 @@ else
     port="$("$PY" -c 'import os, urllib.parse as u; print(u.urlparse(os.environ["REDIS_URL"]).port or 6379)')"
     mkdir -p .run
     echo "run: starting redis-server on port $port (data in .run/)"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$PWD/.run" --appendonly yes --save "" &
-    pids+=($!)
+    launch redis redis-server --port "$port" --bind 127.0.0.1 --dir "$PWD/.run" \
+        --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save ""
     for _ in $(seq 50); do redis_up && break; sleep 0.1; done
     redis_up || { echo "run: redis-server did not start" >&2; exit 1; }
 fi
 
-"$PY" -m proxy &
-pids+=($!)
-"$PY" -m shipper &
-pids+=($!)
-
+launch proxy "$PY" -m proxy
+launch shipper "$PY" -m shipper
 echo "run: proxy and shipper started (Ctrl-C stops everything)"
-wait -n
+
+interrupted=""
+trap 'interrupted=yes' INT TERM
+finished=""
+# Returns when a service exits, or early when a signal arrives (the trap notes which).
+wait -n -p finished "${pid_of[@]}" || true
+if [[ -n "$interrupted" ]]; then
+    shutdown_stack
+    exit 0
+fi
+name="${name_of[$finished]:-a service}"
+status=0
+wait "$finished" 2>/dev/null || status=$?
+unset "pid_of[$name]"
+echo "run: $name exited (status $status); stopping the rest" >&2
+shutdown_stack
+exit 1
