@@ -16,11 +16,17 @@ PY=.venv/bin/python
 # The settings object resolves REDIS_URL exactly as the services will (environment, .env, default).
 REDIS_URL="$("$PY" -c 'from shared.settings import CommonSettings; print(CommonSettings().redis_url)')"
 export REDIS_URL
+# A variable's value in .env (empty when unset or no .env): what the services would read.
+env_file_value() {
+    [[ -f .env ]] || return 0
+    sed -n "s/^[[:space:]]*$1=\([^[:space:]#]*\).*/\1/p" .env | tail -n 1
+}
 # Local by default: exposing the proxy is a choice (PROXY_HOST in the environment or .env).
-if [[ -z "${PROXY_HOST:-}" ]] && ! grep -qE '^[[:space:]]*PROXY_HOST=[^[:space:]#]' .env 2>/dev/null; then
+if [[ -z "${PROXY_HOST:-}" && -z "$(env_file_value PROXY_HOST)" ]]; then
     export PROXY_HOST=127.0.0.1
 fi
-SHIP_TIMEOUT_S="${RUN_SHIP_TIMEOUT_S:-60}"
+SHIP_TIMEOUT_S="${RUN_SHIP_TIMEOUT_S:-$(env_file_value RUN_SHIP_TIMEOUT_S)}"
+SHIP_TIMEOUT_S="${SHIP_TIMEOUT_S:-60}"
 
 # Each service in its own process group (job control), so Ctrl-C reaches only this script
 # and the services stop in the order below, not all at once.
