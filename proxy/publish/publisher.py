@@ -55,6 +55,7 @@ class Publisher:
         self._sending = False
         self._open = asyncio.Event()
         self._open.set()
+        self._stopped = False
         self.outage = False
         """True from a failed publish until Redis accepts records again."""
 
@@ -64,6 +65,9 @@ class Publisher:
 
     def submit(self, pending: PendingRecord) -> None:
         """Queue a record for publishing; never blocks and never raises (safe in ``finally``)."""
+        if self._stopped:
+            self._spool.append([pending])
+            return
         try:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -102,6 +106,7 @@ class Publisher:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        self._stopped = True  # from now on, submit goes straight to the spool
         # 3. A batch cut mid-round-trip may have landed too: spooled anyway, like a timeout.
         if self._sending:
             self._metrics.records_ambiguous.inc(len(self._inflight))

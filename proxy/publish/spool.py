@@ -78,6 +78,7 @@ class Spool:
         self._foreign_bytes = 0
         self._was_full = False
         self._overflowed = False
+        self._closed = False
         self.writable = True
         """False after a write failed, until one succeeds."""
 
@@ -148,6 +149,9 @@ class Spool:
         """
         for pending in records:
             size_bytes = len(pending.payload) + 1
+            if self._closed:  # a call that outlived the shutdown's time limit
+                self._lose(pending, "spool_closed")
+                continue
             if self.size_bytes + size_bytes > self._max_bytes:
                 self._overflowed = True
                 self._lose(pending, "spool_full")
@@ -189,6 +193,7 @@ class Spool:
         if self._task is None:
             return
         await self.flush()
+        self._closed = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

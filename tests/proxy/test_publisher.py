@@ -134,3 +134,20 @@ async def test_a_full_queue_spills_into_the_spool(redis_url: str, tmp_path: Path
     # Once records wait in the spool, the queued ones go behind them, not around them.
     assert _spooled(tmp_path) == [p.payload for p in pending[5:] + pending[:5]]
     await redis.aclose()
+
+
+async def test_a_record_submitted_after_stop_is_spooled_or_counted(
+    redis_url: str, tmp_path: Path
+) -> None:
+    redis, metrics = _client(redis_url), Metrics()
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    await publisher.stop(timeout_s=5)
+    late, too_late = make_pending(2)
+
+    publisher.submit(late)  # a call that finished during shutdown
+    await spool.close()
+    publisher.submit(too_late)  # ... or after everything closed: lost, but never silently
+
+    assert _spooled(tmp_path) == [late.payload]
+    assert metrics.totals()["proxy_records_dropped_total"] == 1
+    await redis.aclose()
