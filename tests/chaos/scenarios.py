@@ -8,6 +8,9 @@ to drain runs from the end of the load to that point.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +36,13 @@ def _proxy_total(proxies: list[Service], name: str) -> int:
     return total
 
 
-def _finish(stack: Stack, title: str, tally: Tally, notes: str = "", **extra: int) -> Outcome:
+def _finish(
+    stack: Stack, title: str, tally: Tally, notes: str = "", recovery_s: float = 0.0,
+    **extra: int,
+) -> Outcome:
+    """Wait for the stack to settle and judge; ``recovery_s``: time already spent recovering."""
     seen, drain_s = wait_until_landed(stack.log_dir, tally.succeeded_ids, _settled(stack))
-    outcome = judge(title, tally.calls, tally.succeeded_ids, seen, drain_s)
+    outcome = judge(title, tally.calls, tally.succeeded_ids, seen, recovery_s + drain_s)
     spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
     outcome.spooled = extra.get("spooled", spooled)
     outcome.ambiguous = _proxy_total(stack.proxies, "proxy_records_ambiguous_total")
@@ -144,6 +151,38 @@ def proxy_killed_with_spool(workdir: Path) -> Outcome:
         note = f"{spooled} records in {segments} segment(s) at the kill"
         return _finish(stack, "5. proxy kill -9 with a full spool, restarted", tally, note,
                        spooled=spooled)
+
+
+def proxy_host_lost(workdir: Path) -> Outcome:
+    """Redis down, the proxy spools; its host is lost for good (SIGKILL, never restarted).
+    Its spool folder, carried off the dead disk, is replayed with ``shipper replay``
+    twice (idempotent) while a shipper runs and Redis is back."""
+    with Stack(workdir) as stack:
+        proxy = stack.add_proxy()
+        stack.add_shipper()
+        stack.redis.shutdown()
+        with Load([proxy.url], threads=THREADS, max_calls=800) as load:
+            load.wait_calls(800)
+            tally = load.stop()
+        deadline = time.monotonic() + 20
+        while proxy.metric("proxy_records_spooled_total") < len(tally.succeeded_ids):
+            assert time.monotonic() < deadline, "the spool did not take every record"
+            time.sleep(0.05)
+        spooled = int(proxy.metric("proxy_records_spooled_total"))
+        proxy.kill()
+        rescued = workdir / "rescued-spool"
+        shutil.move(stack.spool_dir, rescued)
+        stack.redis.start()
+        started = time.monotonic()
+        for _ in range(2):
+            replay = subprocess.run(
+                [sys.executable, "-m", "shipper", "replay", "--spool", str(rescued),
+                 "--no-progress"],
+                cwd=workdir, env=stack.env(), capture_output=True, text=True, timeout=120,
+            )
+            assert replay.returncode == 0, replay.stdout + replay.stderr
+        return _finish(stack, "6. proxy host lost, spool replayed", tally, "replayed twice",
+                       recovery_s=time.monotonic() - started, spooled=spooled)
 
 
 def redis_hang(workdir: Path) -> Outcome:
