@@ -38,7 +38,7 @@ def _proxy_total(proxies: list[Service], name: str) -> int:
 
 def _finish(
     stack: Stack, title: str, tally: Tally, notes: str = "", recovery_s: float = 0.0,
-    **extra: int,
+    fault_events: int = 0, **extra: int,
 ) -> Outcome:
     """Wait for the stack to settle and judge; ``recovery_s``: time already spent recovering."""
     seen, drain_s = wait_until_landed(stack.log_dir, tally.succeeded_ids, _settled(stack))
@@ -46,6 +46,7 @@ def _finish(
     spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
     outcome.spooled = extra.get("spooled", spooled)
     outcome.ambiguous = _proxy_total(stack.proxies, "proxy_records_ambiguous_total")
+    outcome.fault_events = fault_events
     failed = tally.calls - len(tally.succeeded_ids)
     outcome.notes = "; ".join(filter(None, [notes, f"{failed} calls failed" if failed else ""]))
     return outcome
@@ -65,7 +66,8 @@ def shipper_kills(workdir: Path) -> Outcome:
                 victim.kill()
                 victim.start()
             tally = load.stop()
-        return _finish(stack, "1. kill -9 a shipper x12, two shippers", tally, f"{kills} kills")
+        title = "1. kill -9 a shipper x12, two shippers"
+        return _finish(stack, title, tally, f"{kills} kills", fault_events=kills)
 
 
 def redis_outage(workdir: Path) -> Outcome:
@@ -80,7 +82,9 @@ def redis_outage(workdir: Path) -> Outcome:
             stack.redis.start()
             time.sleep(1.5)
             tally = load.stop()
-        return _finish(stack, f"2. Redis stopped {OUTAGE_S:.0f} s under load", tally)
+        spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
+        title = f"2. Redis stopped {OUTAGE_S:.0f} s under load"
+        return _finish(stack, title, tally, fault_events=spooled)
 
 
 def redis_restart_with_backlog(workdir: Path) -> Outcome:
@@ -107,7 +111,7 @@ def redis_restart_with_backlog(workdir: Path) -> Outcome:
         stack.add_shipper()
         note = f"backlog {backlog} before the crash, {restored} after"
         title = "3. Redis restarted with a backlog (AOF)"
-        return _finish(stack, title, tally, note, spooled=spooled)
+        return _finish(stack, title, tally, note, fault_events=restored, spooled=spooled)
 
 
 def storage_outage(workdir: Path) -> Outcome:
@@ -125,7 +129,9 @@ def storage_outage(workdir: Path) -> Outcome:
             away.rename(stack.log_dir)
             time.sleep(1.5)
             tally = load.stop()
-        return _finish(stack, f"4. local storage unavailable {OUTAGE_S:.0f} s", tally)
+        retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
+        title = f"4. local storage unavailable {OUTAGE_S:.0f} s"
+        return _finish(stack, title, tally, f"{retries} storage retries", fault_events=retries)
 
 
 def proxy_killed_with_spool(workdir: Path) -> Outcome:
@@ -150,7 +156,7 @@ def proxy_killed_with_spool(workdir: Path) -> Outcome:
         proxy.start()
         note = f"{spooled} records in {segments} segment(s) at the kill"
         return _finish(stack, "5. proxy kill -9 with a full spool, restarted", tally, note,
-                       spooled=spooled)
+                       fault_events=segments, spooled=spooled)
 
 
 def proxy_host_lost(workdir: Path) -> Outcome:
@@ -182,7 +188,8 @@ def proxy_host_lost(workdir: Path) -> Outcome:
             )
             assert replay.returncode == 0, replay.stdout + replay.stderr
         return _finish(stack, "6. proxy host lost, spool replayed", tally, "replayed twice",
-                       recovery_s=time.monotonic() - started, spooled=spooled)
+                       recovery_s=time.monotonic() - started, fault_events=spooled,
+                       spooled=spooled)
 
 
 def redis_hang(workdir: Path) -> Outcome:
@@ -197,7 +204,9 @@ def redis_hang(workdir: Path) -> Outcome:
             stack.redis.resume()
             time.sleep(1.5)
             tally = load.stop()
-        return _finish(stack, f"7. Redis hung (SIGSTOP) {OUTAGE_S:.0f} s", tally)
+        ambiguous = _proxy_total(stack.proxies, "proxy_records_ambiguous_total")
+        title = f"7. Redis hung (SIGSTOP) {OUTAGE_S:.0f} s"
+        return _finish(stack, title, tally, fault_events=ambiguous)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ writing to a local folder. Every process can be killed, stopped and started agai
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,17 @@ class Service:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+    def events(self, name: str) -> int:
+        """How many times this service logged the event ``name`` (LOG_FORMAT=json)."""
+        count = 0
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                try:
+                    count += json.loads(line).get("event") == name
+                except ValueError:
+                    pass
+        return count
 
     def metric(self, name: str) -> float:
         text = httpx.get(f"{self.url}/metrics", timeout=5).text

@@ -47,6 +47,8 @@ class Outcome:
     drain_s: float
     spooled: int = 0
     ambiguous: int = 0
+    fault_events: int = 0
+    """Evidence that the fault happened (what it counts is the scenario's)."""
     notes: str = ""
 
     @property
