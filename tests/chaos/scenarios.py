@@ -106,7 +106,7 @@ def redis_restart_with_backlog(workdir: Path) -> Outcome:
         backlog = stack.backlog()
         stack.redis.stop()  # SIGKILL
         stack.redis.start()
-        restored = stack.backlog()
+        restored = stack.backlog_when_up()
         stack.add_shipper()
         stack.add_shipper()
         note = f"backlog {backlog} before the crash, {restored} after"

@@ -147,7 +147,6 @@ class Stack:
             SPOOL_DIR=str(self.spool_dir),
             LOG_FORMAT="json",
             REDIS_TIMEOUT_S="1",
-            PUBLISH_TIMEOUT_S="0.5",
             SPOOL_DRAIN_INTERVAL_S="0.2",
             SHIPPER_BLOCK_MS="200",
             SHIPPER_CLAIM_IDLE_MS="1000",
@@ -174,7 +173,7 @@ class Stack:
         return service
 
     def backlog(self) -> int:
-        """Stream entries not yet shipped (0 while Redis is down counts as unknown: -1)."""
+        """Stream entries not yet shipped; -1 while Redis does not answer (or loads its AOF)."""
         client = redis.Redis.from_url(self.redis.url, socket_timeout=2)
         try:
             length = int(client.xlen(DEFAULT_STREAM))
@@ -187,6 +186,13 @@ class Stack:
             return -1
         finally:
             client.close()
+
+    def backlog_when_up(self, timeout_s: float = 30) -> int:
+        """``backlog`` once Redis answers again (after a restart it first loads its AOF)."""
+        deadline = time.monotonic() + timeout_s
+        while (count := self.backlog()) < 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return count
 
     def spooled_segments(self) -> int:
         return len(segment_paths(self.spool_dir))

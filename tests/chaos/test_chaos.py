@@ -1,9 +1,10 @@
 """The chaos scenarios as tests: nothing missing, nothing twice, every line a record.
 
-One exception is stated, not hidden: a publish that timed out against a hung Redis may
-have been applied as well as spooled, and only the shipper's per-id check (the
-shipper-hardening work) keeps such a record from landing twice. Until that check is
-on this branch, scenario 7 allows at most one extra copy per ambiguous publish.
+One exception is stated, not hidden: a publish that timed out (a hung Redis, or a
+machine so loaded that a reply came after ``PUBLISH_TIMEOUT_S``) may have been applied
+as well as spooled, and only the shipper's per-id check (the shipper-hardening work)
+keeps such a record from landing twice. Until that check is on this branch, a scenario
+may show at most one extra copy per ambiguous publish, and no other.
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ def test_every_answered_call_lands_once(scenario: Scenario, tmp_path: Path) -> N
     assert outcome.calls == outcome.expected, f"calls failed: {outcome.notes}"
     assert outcome.missing == 0
     assert outcome.invalid_lines == 0
-    if scenario.key == "redis_hang":
-        assert outcome.duplicated <= outcome.ambiguous
-    else:
-        assert outcome.duplicated == 0
+    assert outcome.duplicated <= outcome.ambiguous
     if scenario.key in ("proxy_killed_with_spool", "proxy_host_lost"):
         assert outcome.spooled == outcome.expected
