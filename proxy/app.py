@@ -81,7 +81,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = _runtime(settings)
-        runtime.publishing.start()
+        await runtime.publishing.start()
         if runtime.key_cache is not None:
             await runtime.key_cache.start(settings.redis_timeout_s)
         app.state.runtime = runtime

@@ -98,6 +98,8 @@ class Drainer:
 
     async def drain_once(self) -> bool:
         """One pass over the folder; True when this proxy still has records to re-publish."""
+        if not self._spool.writable:
+            await self._spool.check_writable()
         others = await asyncio.to_thread(_others, self._spool.folder, self._spool.own_paths())
         self._spool.note_others(len(others), sum(size for _, size in others))
         if not (others or self._spool.holds_records or self._publisher.outage):

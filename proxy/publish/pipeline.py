@@ -40,8 +40,9 @@ class Publishing:
     publisher: Publisher
     drainer: Drainer
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start writing, publishing, and draining what an earlier run left in the spool."""
+        await self.spool.check_writable()  # /ready tells the truth from the first request
         self.spool.start()
         self.publisher.start()
         self.drainer.start()

@@ -80,6 +80,20 @@ def release(segment: OwnSegment) -> None:
     os.close(segment.fd)
 
 
+def probe(folder: Path, writer: str) -> None:
+    """Create the folder if needed and write, fsync and remove a file in it; raises ``OSError``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".probe-{writer}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"probe\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def _fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -36,7 +36,7 @@ from typing import Literal
 
 from proxy.metrics import Metrics
 from proxy.publish.records import PendingRecord
-from proxy.publish.segments import OwnSegment, append, create_segment, delete, release
+from proxy.publish.segments import OwnSegment, append, create_segment, delete, probe, release
 from shared.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,21 @@ class Spool:
     def start(self) -> None:
         """Start the background task that writes and fsyncs appended records."""
         self._task = asyncio.create_task(self._run(), name="spool-writer")
+
+    async def check_writable(self) -> bool:
+        """Try a write in the folder now (at start-up, and while it is known to fail)."""
+        try:
+            await asyncio.to_thread(probe, self.folder, self.writer)
+        except OSError as exc:
+            if self.writable:
+                log_event(
+                    logger, "spool_unwritable", logging.ERROR,
+                    folder=str(self.folder), error=str(exc),
+                )
+            self.writable = False
+        else:
+            self.writable = True
+        return self.writable
 
     def append(self, records: Sequence[PendingRecord]) -> None:
         """Hand records over to be written durably; never blocks.

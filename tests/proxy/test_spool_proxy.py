@@ -103,3 +103,21 @@ def test_sigterm_with_redis_hung_spools_the_queue_and_a_restart_drains_it(
         time.sleep(0.05)
     stream_ids = [entry.record.id for entry in read_records_from_stream(redis_server.url, 6)]
     assert set(ids) <= set(stream_ids)
+
+
+def test_ready_is_503_only_while_neither_redis_nor_the_spool_can_take_a_record(
+    start_proxy: StartProxy, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "spool-on-a-lost-disk"
+    blocked.write_text("a file where the folder should be")  # root ignores chmod
+    proxy = start_proxy(SPOOL_DIR=str(blocked), SPOOL_DRAIN_INTERVAL_S="0.1")
+    assert httpx.get(f"{proxy.url}/ready").status_code == 200  # Redis answers
+    redis_server.stop()
+
+    assert httpx.get(f"{proxy.url}/ready").status_code == 503
+    assert httpx.get(f"{proxy.url}/health").json()["spool"]["writable"] is False
+    blocked.unlink()
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{proxy.url}/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the spool's recovery was never noticed"
+        time.sleep(0.1)
