@@ -15,9 +15,12 @@ from tests.proxy.conftest import read_records as read_records_from_stream
 from tests.support.redis_server import RedisServer
 
 
-def _call(proxy: RunningProxy) -> str:
+def _client(proxy: RunningProxy) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.base_url, api_key=CLIENT_KEY, max_retries=0)
+
+
+def _call(client: openai.OpenAI) -> str:
     """One chat completion through the SDK; the record id the proxy answered with."""
-    client = openai.OpenAI(base_url=proxy.base_url, api_key=CLIENT_KEY, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
     )
@@ -33,10 +36,11 @@ def test_an_outage_is_spooled_shown_in_health_and_drained_when_redis_returns(
     start_proxy: StartProxy, redis_server: RedisServer
 ) -> None:
     proxy = start_proxy(SPOOL_DRAIN_INTERVAL_S="0.1")
+    client = _client(proxy)
     redis_server.stop()
 
     started = time.monotonic()
-    ids = [_call(proxy) for _ in range(8)]
+    ids = [_call(client) for _ in range(8)]
     assert time.monotonic() - started < 4  # no call waited on Redis
 
     proxy.wait_for_metric("proxy_records_spooled_total", 8)
@@ -52,20 +56,22 @@ def test_an_outage_is_spooled_shown_in_health_and_drained_when_redis_returns(
     proxy.wait_for_metric("proxy_records_drained_total", 8)
     assert httpx.get(f"{proxy.url}/health").json()["spooling"] is False
     assert proxy.metric("proxy_records_dropped_total") == 0
-    after = _call(proxy)  # straight to Redis again
+    after = _call(client)  # straight to Redis again
     assert read_records_from_stream(redis_server.url, 9)[-1].record.id == after
 
 
 def test_reject_policy_answers_503_when_the_spool_is_full(
     start_proxy: StartProxy, redis_server: RedisServer
 ) -> None:
-    proxy = start_proxy(SPOOL_MAX_BYTES="60000", SPOOL_FULL_POLICY="reject")
+    # A record is ~1.7 KB: the reserve (5% of the cap) must hold one.
+    proxy = start_proxy(SPOOL_MAX_BYTES="40000", SPOOL_FULL_POLICY="reject")
+    client = _client(proxy)
     redis_server.stop()
 
     refused, answered = None, 0
-    while refused is None and answered < 100:  # a record is ~1.7 KB
+    while refused is None and answered < 100:
         try:
-            _call(proxy)
+            _call(client)
         except openai.APIStatusError as exc:
             refused = exc
         else:
@@ -85,10 +91,11 @@ def test_sigterm_with_redis_hung_spools_the_queue_and_a_restart_drains_it(
 ) -> None:
     spool_dir = tmp_path / "shared-spool"
     proxy = start_proxy(SPOOL_DIR=str(spool_dir), PUBLISH_TIMEOUT_S="0.5")
-    _call(proxy)  # Redis connections in the pool, as after normal traffic
+    client = _client(proxy)
+    _call(client)  # Redis connections in the pool, as after normal traffic
     redis_server.pause()
     try:
-        ids = [_call(proxy) for _ in range(5)]
+        ids = [_call(client) for _ in range(5)]
         assert httpx.get(f"{proxy.url}/ready", timeout=3).status_code == 200
         proxy.stop()  # SIGTERM
         assert "proxy_stopped" in proxy.log()  # a clean shutdown, not a kill
