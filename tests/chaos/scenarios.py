@@ -41,7 +41,7 @@ def _finish(
     fault_events: int = 0, **extra: int,
 ) -> Outcome:
     """Wait for the stack to settle and judge; ``recovery_s``: time already spent recovering."""
-    seen, drain_s = wait_until_landed(stack.log_dir, tally.succeeded_ids, _settled(stack))
+    seen, drain_s = wait_until_landed(stack.files, tally.succeeded_ids, _settled(stack))
     outcome = judge(title, tally.calls, tally.succeeded_ids, seen, recovery_s + drain_s)
     spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
     outcome.spooled = extra.get("spooled", spooled)
@@ -134,6 +134,24 @@ def storage_outage(workdir: Path) -> Outcome:
         return _finish(stack, title, tally, f"{retries} storage retries", fault_events=retries)
 
 
+def azure_outage(workdir: Path) -> Outcome:
+    """Azure Blob storage (Azurite, data kept on disk) stopped for a few seconds under load."""
+    with Stack(workdir, storage="azure") as stack:
+        assert stack.azurite is not None
+        proxy = stack.add_proxy()
+        stack.add_shipper()
+        with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
+            load.wait_calls(300)
+            stack.azurite.stop()
+            time.sleep(OUTAGE_S)
+            stack.azurite.start()
+            time.sleep(1.5)
+            tally = load.stop()
+        retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
+        title = f"4b. Azure storage (Azurite) stopped {OUTAGE_S:.0f} s"
+        return _finish(stack, title, tally, f"{retries} storage retries", fault_events=retries)
+
+
 def proxy_killed_with_spool(workdir: Path) -> Outcome:
     """Redis down, the proxy spools; SIGKILL it once its spool is written; Redis back;
     the proxy restarted on the same folder drains the dead process's segments."""
@@ -221,6 +239,7 @@ SCENARIOS = [
     Scenario("redis_outage", redis_outage),
     Scenario("redis_restart_with_backlog", redis_restart_with_backlog),
     Scenario("storage_outage", storage_outage),
+    Scenario("azure_outage", azure_outage),
     Scenario("proxy_killed_with_spool", proxy_killed_with_spool),
     Scenario("redis_hang", redis_hang),
 ]

@@ -15,17 +15,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import redis
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
 
 from shared.spool_format import segment_paths
 from shared.streams import CONSUMER_GROUP, DEFAULT_STREAM
+from tests.chaos.verify import local_files
+from tests.support.azurite import Azurite
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
+AZURE_CONTAINER = "chaos-logs"
 _OWN_PREFIXES = ("OPENAI_", "PROXY_", "REDIS_", "AUTH_", "SPOOL_", "SHIPPER_", "LOCAL_", "AZURE_",
                  "STORAGE_", "PUBLISH_", "LOG_")
 
@@ -116,18 +122,21 @@ class Service:
 class Stack:
     """Redis, the fake upstream, and any number of proxies and shippers; a context manager."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, storage: Literal["local", "azure"] = "local") -> None:
         self.workdir = workdir
         self.log_dir = workdir / "logs"
         self.spool_dir = workdir / "spool"
         self.redis = RedisServer(workdir / "redis", appendonly=True)
         self.upstream = FakeUpstream()
+        self.azurite = Azurite(workdir / "azurite", persistent=True) if storage == "azure" else None
         self.proxies: list[Service] = []
         self.shippers: list[Service] = []
 
     def __enter__(self) -> Stack:
         self.redis.start()
         self.upstream.start()
+        if self.azurite is not None:
+            self.azurite.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -135,6 +144,22 @@ class Stack:
             service.kill()
         self.upstream.stop()
         self.redis.stop()
+        if self.azurite is not None:
+            self.azurite.stop()
+
+    def files(self) -> list[bytes]:
+        """The contents of every JSONL file the shippers wrote, local or in the container."""
+        if self.azurite is None:
+            return local_files(self.log_dir)
+        service = BlobServiceClient.from_connection_string(self.azurite.connection_string)
+        container = service.get_container_client(AZURE_CONTAINER)
+        try:
+            names = [b.name for b in container.list_blobs() if b.name.endswith(".jsonl")]
+            return [container.download_blob(name).readall() for name in sorted(names)]
+        except ResourceNotFoundError:
+            return []
+        finally:
+            service.close()
 
     def env(self, **overrides: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
@@ -152,6 +177,12 @@ class Stack:
             SHIPPER_CLAIM_IDLE_MS="1000",
             SHIPPER_RETRY_MAX_S="0.5",
         )
+        if self.azurite is not None:
+            base.update(
+                STORAGE_TYPE="azure",
+                AZURE_STORAGE_CONNECTION_STRING=self.azurite.connection_string,
+                AZURE_STORAGE_CONTAINER=AZURE_CONTAINER,
+            )
         base.update(overrides)
         return base
 

@@ -18,19 +18,25 @@ class Landed:
     invalid_lines: int
 
 
-def landed(log_dir: Path) -> Landed:
-    """Read every ``*.jsonl`` file; a line that is not one JSON object with an id is invalid."""
+def count_lines(files: Iterable[bytes]) -> Landed:
+    """Count the ids in the files' contents; a line that is not a JSON record is invalid."""
     counts: Counter[str] = Counter()
     invalid = 0
-    if log_dir.is_dir():
-        for path in sorted(log_dir.glob("*.jsonl")):
-            for line in path.read_bytes().splitlines():
-                try:
-                    record = json.loads(line)
-                    counts[record["id"]] += 1
-                except (ValueError, KeyError, TypeError):
-                    invalid += 1
+    for content in files:
+        for line in content.splitlines():
+            try:
+                record = json.loads(line)
+                counts[record["id"]] += 1
+            except (ValueError, KeyError, TypeError):
+                invalid += 1
     return Landed(counts, invalid)
+
+
+def local_files(log_dir: Path) -> list[bytes]:
+    """The contents of every ``*.jsonl`` file in ``log_dir`` (none while it is unusable)."""
+    if not log_dir.is_dir():
+        return []
+    return [path.read_bytes() for path in sorted(log_dir.glob("*.jsonl"))]
 
 
 @dataclass
@@ -57,13 +63,16 @@ class Outcome:
 
 
 def wait_until_landed(
-    log_dir: Path, expected: Iterable[str], settled: Callable[[], bool], timeout_s: float = 60
+    files: Callable[[], list[bytes]],
+    expected: Iterable[str],
+    settled: Callable[[], bool],
+    timeout_s: float = 60,
 ) -> tuple[Landed, float]:
     """Poll the files until every expected id is there and ``settled()``; the time it took."""
     wanted = set(expected)
     started = time.monotonic()
     while True:
-        seen = landed(log_dir)
+        seen = count_lines(files())
         if wanted <= set(seen.counts) and settled():
             return seen, time.monotonic() - started
         if time.monotonic() - started > timeout_s:
