@@ -87,7 +87,7 @@ class Metrics:
         )
         self.records_ambiguous = Counter(
             "proxy_records_ambiguous_total",
-            "Records whose XADD timed out: spooled anyway (they may also have landed).",
+            "Records whose XADD got no answer (timeout, connection lost): spooled, maybe landed.",
             registry=self.registry,
         )
         self.records_drained = Counter(

@@ -17,10 +17,9 @@ import os
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from proxy.metrics import Metrics
+from proxy.publish.outcomes import ROUND_TRIP_ERRORS, never_sent
 from proxy.publish.publisher import Publisher
 from proxy.publish.segments import OwnSegment, delete
 from proxy.publish.spool import Spool
@@ -124,7 +123,7 @@ class Drainer:
     async def _redis_answers(self) -> bool:
         try:
             await asyncio.wait_for(self._redis.ping(), self._timeout_s)
-        except (TimeoutError, RedisError, OSError):
+        except ROUND_TRIP_ERRORS:
             return False
         return True
 
@@ -180,12 +179,9 @@ class Drainer:
                 results = await asyncio.wait_for(
                     pipe.execute(raise_on_error=False), self._timeout_s
                 )
-        except (TimeoutError, RedisTimeoutError):
-            # They may have landed: re-sent later under the same ids.
-            self._metrics.records_ambiguous.inc(len(chunk))
-            log_event(logger, "spool_drain_failed", logging.WARNING, error="timeout")
-            return 0
-        except (RedisError, OSError) as exc:
+        except ROUND_TRIP_ERRORS as exc:
+            if not never_sent(exc):  # they may have landed: re-sent later under the same ids
+                self._metrics.records_ambiguous.inc(len(chunk))
             log_event(logger, "spool_drain_failed", logging.WARNING, error=type(exc).__name__)
             return 0
         accepted = 0

@@ -15,10 +15,9 @@ import time
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from proxy.metrics import Metrics
+from proxy.publish.outcomes import ROUND_TRIP_ERRORS, never_sent
 from proxy.publish.records import PendingRecord
 from proxy.publish.spool import Spool
 from shared.logs import log_event
@@ -146,11 +145,11 @@ class Publisher:
                 results = await asyncio.wait_for(
                     pipe.execute(raise_on_error=False), self._timeout_s
                 )
-        except (TimeoutError, RedisTimeoutError):
+        except ROUND_TRIP_ERRORS as exc:
             self._sending = False
-            self._unanswered(batch)
-            return
-        except (RedisError, OSError) as exc:
+            if not never_sent(exc):
+                self._unanswered(batch, exc)
+                return
             results = [exc] * len(batch)
         self._sending = False
         failed = []
@@ -178,16 +177,17 @@ class Publisher:
         self.outage = bool(failed)
         self._spool.append(failed)
 
-    def _unanswered(self, batch: list[PendingRecord]) -> None:
+    def _unanswered(self, batch: list[PendingRecord], exc: BaseException) -> None:
         # Redis may have applied the XADDs: the spooled copies keep their ids.
         self.outage = True
         self._metrics.publish_failures.inc(len(batch))
         self._metrics.records_ambiguous.inc(len(batch))
         log_event(
             logger,
-            "publish_timed_out",
+            "publish_unanswered",
             logging.WARNING,
             records=len(batch),
+            error=type(exc).__name__,
             timeout_s=self._timeout_s,
             first_record_id=batch[0].record_id,
         )

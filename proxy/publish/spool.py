@@ -3,8 +3,9 @@
 This is the one place the spool's protocol is told; other modules point here.
 
 - A record the publisher cannot get into Redis — the ``XADD`` failed, or did not answer
-  within ``PUBLISH_TIMEOUT_S`` (then it may also have landed: it is counted as ambiguous,
-  and keeps its ``id``, by which the shipper recognises a second copy) — is appended to
+  within ``PUBLISH_TIMEOUT_S``, or the connection broke before the reply (then it may
+  also have landed: it is counted as ambiguous, see ``outcomes.py``, and keeps its
+  ``id``, by which the shipper recognises a second copy) — is appended to
   this proxy's own segment files (format: ``shared.spool_format``). Appends are buffered
   and written by one background task in a worker thread, one ``fdatasync`` per group
   (group commit), so spooling never adds latency to a client's call.

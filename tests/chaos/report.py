@@ -29,9 +29,10 @@ the files is compared with the `X-Proxy-Record-Id` of every call that succeeded.
   **invalid lines**: lines that are not one JSON record.
 - **time to drain**: from the end of the load until every expected record is in a file,
   the stream is empty, nothing is pending and the spool folder is empty.
-- **spooled**: records the proxy wrote to its spool; **ambiguous**: publishes that timed
-  out (spooled anyway; Redis may have applied them too, so only the shipper's per-id
-  check can keep them from landing twice).
+- **spooled**: records the proxy wrote to its spool; **ambiguous**: publishes that got
+  no answer — timed out, or the connection closed before the reply (spooled anyway;
+  Redis may have applied them too, so only the shipper's per-id check can keep them
+  from landing twice).
 
 Regenerate with `make chaos` (this file) or run the same scenarios as tests with
 `make test` / `pytest tests/chaos`. The protocol is described in

@@ -1,7 +1,8 @@
 """The chaos scenarios as tests: nothing missing, nothing twice, every line a record.
 
-One exception is stated, not hidden: a publish that timed out (a hung Redis, or a
-machine so loaded that a reply came after ``PUBLISH_TIMEOUT_S``) may have been applied
+One exception is stated, not hidden: a publish that got no answer (a hung Redis, a
+Redis shutting down mid-reply, or a machine so loaded that a reply came after
+``PUBLISH_TIMEOUT_S``) may have been applied
 as well as spooled, and only the shipper's per-id check (the shipper-hardening work)
 keeps such a record from landing twice. Until that check is on this branch, a scenario
 may show at most one extra copy per ambiguous publish, and no other.

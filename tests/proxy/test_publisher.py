@@ -87,6 +87,7 @@ async def test_a_refused_publish_is_spooled_and_so_are_the_records_after_it(
     assert totals["proxy_record_publish_failures_total"] >= 1
     assert totals["proxy_records_dropped_total"] == 0
     assert totals["proxy_records_published_total"] == 0
+    assert totals["proxy_records_ambiguous_total"] == 0  # refused: certainly not applied
     await redis.aclose()
 
 
@@ -150,4 +151,27 @@ async def test_a_record_submitted_after_stop_is_spooled_or_counted(
 
     assert _spooled(tmp_path) == [late.payload]
     assert metrics.totals()["proxy_records_dropped_total"] == 1
+    await redis.aclose()
+
+
+async def test_a_connection_closed_before_the_reply_is_ambiguous(tmp_path: Path) -> None:
+    async def swallow_then_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read(1)  # the XADDs arrived, as far as anyone can tell
+        writer.close()
+
+    server = await asyncio.start_server(swallow_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    redis, metrics = _client(f"redis://127.0.0.1:{port}/0"), Metrics()
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    pending = make_pending(3)
+
+    _submit_all(publisher, pending)
+    await publisher.stop(timeout_s=5)
+    await spool.close()
+    server.close()
+
+    assert _spooled(tmp_path) == [p.payload for p in pending]
+    assert metrics.totals()["proxy_records_ambiguous_total"] == 3
     await redis.aclose()
