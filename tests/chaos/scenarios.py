@@ -21,7 +21,7 @@ from tests.chaos.stack import Service, Stack
 from tests.chaos.verify import Outcome, judge, wait_until_landed
 
 THREADS = 4
-OUTAGE_S = 4.0
+OUTAGE_S = 3.0
 
 
 def _settled(stack: Stack) -> Callable[[], bool]:
@@ -61,7 +61,7 @@ def shipper_kills(workdir: Path) -> Outcome:
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
             load.wait_calls(200)
             for number in range(kills):
-                time.sleep(0.6)
+                time.sleep(0.5)
                 victim = shippers[number % 2]
                 victim.kill()
                 victim.start()
@@ -76,11 +76,11 @@ def redis_outage(workdir: Path) -> Outcome:
         proxy = stack.add_proxy()
         stack.add_shipper()
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
-            load.wait_calls(300)
+            load.wait_calls(200)
             stack.redis.shutdown()
             time.sleep(OUTAGE_S)
             stack.redis.start()
-            time.sleep(1.5)
+            time.sleep(1.0)
             tally = load.stop()
         spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
         title = f"2. Redis stopped {OUTAGE_S:.0f} s under load"
@@ -92,11 +92,11 @@ def redis_restart_with_backlog(workdir: Path) -> Outcome:
     (SIGKILL) once the proxy is idle; AOF must bring the whole backlog back."""
     with Stack(workdir) as stack:
         proxy = stack.add_proxy()
-        with Load([proxy.url], threads=THREADS, max_calls=1600) as load:
+        with Load([proxy.url], threads=THREADS, max_calls=1200) as load:
             load.wait_calls(500)
             stack.redis.shutdown()
             stack.redis.start()
-            load.wait_calls(1600)
+            load.wait_calls(1200)
             tally = load.stop()
         spooled = int(proxy.metric("proxy_records_spooled_total"))
         deadline = time.monotonic() + 30
@@ -120,14 +120,14 @@ def storage_outage(workdir: Path) -> Outcome:
         proxy = stack.add_proxy()
         stack.add_shipper()
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
-            load.wait_calls(300)
+            load.wait_calls(200)
             away = stack.log_dir.with_name("logs.away")
             stack.log_dir.rename(away)
             stack.log_dir.write_text("storage unavailable")
             time.sleep(OUTAGE_S)
             stack.log_dir.unlink()
             away.rename(stack.log_dir)
-            time.sleep(1.5)
+            time.sleep(1.0)
             tally = load.stop()
         retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
         title = f"4. local storage unavailable {OUTAGE_S:.0f} s"
@@ -141,11 +141,11 @@ def azure_outage(workdir: Path) -> Outcome:
         proxy = stack.add_proxy()
         stack.add_shipper()
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
-            load.wait_calls(300)
+            load.wait_calls(200)
             stack.azurite.stop()
             time.sleep(OUTAGE_S)
             stack.azurite.start()
-            time.sleep(1.5)
+            time.sleep(1.0)
             tally = load.stop()
         retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
         title = f"4b. Azure storage (Azurite) stopped {OUTAGE_S:.0f} s"
@@ -159,8 +159,8 @@ def proxy_killed_with_spool(workdir: Path) -> Outcome:
         proxy = stack.add_proxy()
         stack.add_shipper()
         stack.redis.shutdown()
-        with Load([proxy.url], threads=THREADS, max_calls=800) as load:
-            load.wait_calls(800)
+        with Load([proxy.url], threads=THREADS, max_calls=600) as load:
+            load.wait_calls(600)
             tally = load.stop()
         # SIGKILL loses what is only in memory; wait until every answered call is on disk.
         deadline = time.monotonic() + 20
@@ -185,8 +185,8 @@ def proxy_host_lost(workdir: Path) -> Outcome:
         proxy = stack.add_proxy()
         stack.add_shipper()
         stack.redis.shutdown()
-        with Load([proxy.url], threads=THREADS, max_calls=800) as load:
-            load.wait_calls(800)
+        with Load([proxy.url], threads=THREADS, max_calls=600) as load:
+            load.wait_calls(600)
             tally = load.stop()
         deadline = time.monotonic() + 20
         while proxy.metric("proxy_records_spooled_total") < len(tally.succeeded_ids):
@@ -216,11 +216,11 @@ def redis_hang(workdir: Path) -> Outcome:
         proxy = stack.add_proxy()
         stack.add_shipper()
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
-            load.wait_calls(300)
+            load.wait_calls(200)
             stack.redis.pause()
             time.sleep(OUTAGE_S)
             stack.redis.resume()
-            time.sleep(1.5)
+            time.sleep(1.0)
             tally = load.stop()
         ambiguous = _proxy_total(stack.proxies, "proxy_records_ambiguous_total")
         title = f"7. Redis hung (SIGSTOP) {OUTAGE_S:.0f} s"
