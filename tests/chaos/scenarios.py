@@ -92,11 +92,11 @@ def redis_restart_with_backlog(workdir: Path) -> Outcome:
     (SIGKILL) once the proxy is idle; AOF must bring the whole backlog back."""
     with Stack(workdir) as stack:
         proxy = stack.add_proxy()
-        with Load([proxy.url], threads=THREADS, max_calls=1200) as load:
-            load.wait_calls(500)
+        with Load([proxy.url], threads=THREADS, max_calls=800) as load:
+            load.wait_calls(300)
             stack.redis.shutdown()
             stack.redis.start()
-            load.wait_calls(1200)
+            load.wait_calls(800)
             tally = load.stop()
         spooled = int(proxy.metric("proxy_records_spooled_total"))
         deadline = time.monotonic() + 30
