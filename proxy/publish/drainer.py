@@ -128,7 +128,7 @@ class Drainer:
         return True
 
     async def _drain_own(self, segment: OwnSegment) -> bool:
-        if not await self._republish(segment.path):
+        if await self._republish(segment.path) is None:
             return False
         try:
             await asyncio.to_thread(delete, segment)
@@ -142,21 +142,23 @@ class Drainer:
         fd = await asyncio.to_thread(try_lock, path)
         if fd is None:
             return True  # its writer is alive, or another drainer has it
-        drained = False
+        records: int | None = None
         try:
-            drained = await self._republish(path)
-            if drained:
+            records = await self._republish(path)
+            if records is not None:
                 with contextlib.suppress(FileNotFoundError):
                     await asyncio.to_thread(os.unlink, path)
         finally:
             os.close(fd)
-            if not drained:
+            if records is None:
                 self._progress.pop(path, None)  # whoever locks it next starts over
-        if drained:
-            self._drained(path, None, adopted=True)
-        return drained
+        if records is None:
+            return False
+        self._drained(path, records, adopted=True)
+        return True
 
-    async def _republish(self, path: Path) -> bool:
+    async def _republish(self, path: Path) -> int | None:
+        """Every record of the segment into the stream: how many, or None when cut short."""
         records = await asyncio.to_thread(lambda: list(read_records(path)))
         done = self._progress.get(path, 0)
         while done < len(records):
@@ -166,9 +168,9 @@ class Drainer:
             self._progress[path] = done
             self._metrics.records_drained.inc(accepted)
             if accepted < len(chunk):
-                return False
+                return None
         self._progress.pop(path, None)
-        return True
+        return len(records)
 
     async def _xadd(self, chunk: list[bytes]) -> int:
         """How many of ``chunk``, from its start, the stream accepted."""
@@ -192,7 +194,7 @@ class Drainer:
             accepted += 1
         return accepted
 
-    def _drained(self, path: Path, records: int | None, *, adopted: bool) -> None:
+    def _drained(self, path: Path, records: int, *, adopted: bool) -> None:
         log_event(
             logger,
             "spool_segment_drained",
