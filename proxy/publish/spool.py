@@ -16,7 +16,8 @@ This is the one place the spool's protocol is told; other modules point here.
   of this proxy's segments is done.
 - Each process writes segments named after itself and keeps their locks until they
   are drained. A segment whose lock is free belongs to a proxy that stopped or died; any
-  proxy sharing the folder (the same one restarted, or a sibling) adopts and drains it.
+  proxy sharing the folder (the same one restarted, or a sibling) adopts and drains it,
+  alongside its own new records: order is kept per writer, not across writers.
 - ``SPOOL_MAX_BYTES`` caps the bytes of all segments in the folder. With
   ``SPOOL_FULL_POLICY=drop`` (the default) the proxy keeps serving, and each record that
   does not fit is counted in ``proxy_records_dropped_total`` and logged as an error
