@@ -79,7 +79,8 @@ class Metrics:
         self._add_spool_metrics()
 
     def _add_spool_metrics(self) -> None:
-        # The spool's view (proxy/publish/spool.py): what waits on this proxy's disk.
+        # The spool's view (proxy/publish/spool.py): what waits on this proxy's disk. With
+        # several workers, each sees the whole shared folder (max) but only its own records (sum).
         self.records_spooled = Counter(
             "proxy_records_spooled_total",
             "Records written (fsynced) to the spool because Redis failed or did not answer.",
@@ -98,26 +99,31 @@ class Metrics:
         self.spooling = Gauge(
             "proxy_spooling",
             "1 while this proxy sends new records to the spool instead of Redis.",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.spool_records = Gauge(
             "proxy_spool_records",
             "Records this proxy spooled that are not yet re-published.",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.spool_bytes = Gauge(
             "proxy_spool_bytes",
             "Bytes of the segments in SPOOL_DIR (this proxy's and adopted ones).",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.spool_segments = Gauge(
             "proxy_spool_segments",
             "Segment files in SPOOL_DIR, from this proxy and from others.",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.spool_full = Gauge(
             "proxy_spool_full",
             "1 while the spool is at SPOOL_MAX_BYTES (records are lost, or calls refused).",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
 
