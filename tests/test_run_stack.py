@@ -1,7 +1,9 @@
-"""``make run``'s script when a service dies: the stack goes down, says which, exits non-zero."""
+"""``make run``'s script: Ctrl-C stops the stack in order, losing nothing; a service that
+dies takes the stack down, says which, and the script exits non-zero."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
+import openai
+import pytest
 
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
@@ -33,33 +37,77 @@ def _children(parent: int) -> dict[int, str]:
     return found
 
 
-def test_a_dead_proxy_takes_the_stack_down_by_name(
+@pytest.fixture
+def run_env(
     tmp_path: Path, redis_server: RedisServer, fake_upstream: FakeUpstream
-) -> None:
-    port = free_port()
-    env = {
+) -> dict[str, str]:
+    return {
         **{k: v for k, v in os.environ.items() if k != "PROXY_HOST"},
         "REDIS_URL": redis_server.url,
         "OPENAI_BASE_URL": fake_upstream.base_url,
         "OPENAI_API_KEY": "sk-run-test",
-        "PROXY_PORT": str(port),
+        "PROXY_PORT": str(free_port()),
         "LOCAL_LOG_DIR": str(tmp_path / "logs"),
     }
+
+
+def _start(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     with (tmp_path / "run.log").open("wb") as output:
         run = subprocess.Popen(
             [str(REPO / "scripts/run.sh")], cwd=tmp_path, env=env,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    url = f"http://127.0.0.1:{env['PROXY_PORT']}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return run, url
+        except httpx.TransportError:
+            pass
+        assert run.poll() is None and time.monotonic() < deadline, "no proxy"
+        time.sleep(0.1)
+
+
+def _landed_ids(log_dir: Path) -> list[str]:
+    return [
+        json.loads(line)["id"]
+        for path in log_dir.glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+
+
+def test_ctrl_c_stops_the_proxy_first_and_ships_what_is_left(
+    tmp_path: Path, run_env: dict[str, str]
+) -> None:
+    run, url = _start(tmp_path, run_env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert run.poll() is None and time.monotonic() < deadline, "no proxy"
-            time.sleep(0.1)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        ids = []
+        for _ in range(30):
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+            ids.append(raw.headers["x-proxy-record-id"])
+        os.killpg(run.pid, signal.SIGINT)  # at once: some records are still on their way
+
+        assert run.wait(timeout=60) == 0
+        log = (tmp_path / "run.log").read_text()
+        order = ["run: stopping the proxy", "proxy_stopped", "run: stopping the shipper",
+                 "shipper_stopped"]
+        assert [log.index(step) for step in order] == sorted(log.index(s) for s in order)
+        assert sorted(_landed_ids(Path(run_env["LOCAL_LOG_DIR"]))) == sorted(ids)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def test_a_dead_proxy_takes_the_stack_down_by_name(
+    tmp_path: Path, run_env: dict[str, str]
+) -> None:
+    run, _ = _start(tmp_path, run_env)
+    try:
         proxies = [pid for pid, cmd in _children(run.pid).items() if "-m proxy" in cmd]
         assert len(proxies) == 1
         os.kill(proxies[0], signal.SIGKILL)
@@ -67,6 +115,7 @@ def test_a_dead_proxy_takes_the_stack_down_by_name(
         assert run.wait(timeout=30) == 1
         log = (tmp_path / "run.log").read_text()
         assert "run: proxy exited" in log
+        port = run_env["PROXY_PORT"]
         assert f"Uvicorn running on http://127.0.0.1:{port}" in log  # local unless asked
         assert "shipper_stopped" in log  # the rest was stopped, not orphaned
     finally:
