@@ -62,7 +62,7 @@ class Metrics:
         )
         self.publish_failures = Counter(
             "proxy_record_publish_failures_total",
-            "Records whose XADD failed (handed to the fallback).",
+            "Records whose XADD failed or got no answer (spooled).",
             registry=self.registry,
         )
         self.records_dropped = Counter(
