@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from proxy.app import FORWARDED_METHODS
 from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
+from proxy.publish.admission import SpoolAdmission
 
 _FORWARDED_PREFIX = "/v1/"
 
@@ -23,7 +24,8 @@ class Dispatch:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self._forward = DateHeader(ForwardEndpoint())  # as FastAPI's stack would date it
+        # As FastAPI's stack would: dated, and refused while the spool is full (reject policy).
+        self._forward = DateHeader(SpoolAdmission(ForwardEndpoint()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
