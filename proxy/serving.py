@@ -19,7 +19,10 @@ import multiprocessing.util
 import os
 import queue
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -55,6 +58,16 @@ def log_off_the_loop() -> None:
     atexit.register(stop)
     # A uvicorn worker process ends through multiprocessing, which skips atexit.
     multiprocessing.util.Finalize(None, stop, exitpriority=0)
+    # uvicorn re-raises SIGTERM after its graceful shutdown, which skips atexit too: the
+    # shutdown's own events (proxy_stopped and its totals) would never be written.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, functools.partial(_flush_then_die, stop))
+
+
+def _flush_then_die(stop: Callable[[], None], signum: int, _: object) -> None:
+    stop()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 def configure_process(settings: ProxySettings) -> None:
