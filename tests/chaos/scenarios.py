@@ -122,6 +122,7 @@ def storage_outage(workdir: Path) -> Outcome:
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
             load.wait_calls(200)
             away = stack.log_dir.with_name("logs.away")
+            stack.log_dir.mkdir(parents=True, exist_ok=True)  # a slow shipper may not have yet
             stack.log_dir.rename(away)
             stack.log_dir.write_text("storage unavailable")
             time.sleep(OUTAGE_S)
