@@ -242,5 +242,6 @@ SCENARIOS = [
     Scenario("storage_outage", storage_outage),
     Scenario("azure_outage", azure_outage),
     Scenario("proxy_killed_with_spool", proxy_killed_with_spool),
+    Scenario("proxy_host_lost", proxy_host_lost),
     Scenario("redis_hang", redis_hang),
 ]
