@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
@@ -33,6 +32,7 @@ from proxy.settings import ProxySettings
 from proxy.upstream import new_client
 from shared import __version__
 from shared.logs import log_event
+from shared.redis_client import connect
 
 logger = logging.getLogger("proxy")
 
@@ -44,10 +44,8 @@ def _runtime(settings: ProxySettings) -> Runtime:
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     )
     metrics = Metrics(settings.prometheus_multiproc_dir)
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
+    redis = connect(
+        settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
     )
     publishing = build_publishing(settings, metrics)
     static_keys = [key for key, _ in settings.static_key_pairs]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
-from redis.asyncio import Redis
 
 from proxy.auth import Authenticator
 from proxy.keys.cache import KeyCache
@@ -14,6 +13,7 @@ from proxy.publish.pipeline import Publishing
 from proxy.publish.publisher import Publisher
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
+from shared.redis_client import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,7 @@ class Runtime:
 
     settings: ProxySettings
     client: httpx.AsyncClient
-    redis: Redis
+    redis: RedisClient
     publisher: Publisher
     metrics: Metrics
     authenticator: Authenticator

@@ -6,13 +6,13 @@ variable names are public (DESIGN.md, "Configuration").
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.streams import DEFAULT_STREAM
+from shared.streams import DEFAULT_STREAM, hash_tag
 
 
 class CommonSettings(BaseSettings):
@@ -25,6 +25,8 @@ class CommonSettings(BaseSettings):
 
     redis_url: str = "redis://localhost:6379/0"
     redis_stream: str = Field(default=DEFAULT_STREAM, min_length=1)
+    redis_cluster: bool = False
+    """Talk to a Redis Cluster; every script and transaction then stays on one slot."""
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -32,6 +34,15 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _redis_url_has_a_scheme(cls, value: str) -> str:
         return validate_redis_url(value)
+
+    @model_validator(mode="after")
+    def _one_slot(self) -> Self:
+        if self.redis_cluster and hash_tag(self.redis_stream) is None:
+            raise ValueError(
+                "REDIS_CLUSTER=true needs a hash-tagged REDIS_STREAM, such as {proxy}:exchanges, "
+                "so that the stream and the keys derived from it share one slot"
+            )
+        return self
 
 
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix")

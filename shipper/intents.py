@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from shared.redis_client import RedisClient
 from shipper.sink import Placement
-from shipper.source import LUA_SPLIT_IDS, RedisClient, join_ids, json_ids, mapped_redis_errors
+from shipper.source import LUA_SPLIT_IDS, join_ids, json_ids, mapped_redis_errors
 
 # KEYS: stream, intents, shipped. ARGV: group, consumer ('' = no ownership to check),
 # placement, JSON record ids, joined owners (one per record), force ('1': record although

@@ -15,7 +15,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import CommonSettings
-from shared.streams import hash_tag
 
 MIB = 1024 * 1024
 
@@ -53,7 +52,6 @@ class ShipperSettings(CommonSettings):
     shipper_redis_timeout_s: float = Field(default=5.0, gt=0)
     shipper_dead_letter_max_entries: int = Field(default=100_000, ge=1)
     shipper_shipped_ids_retention_s: float = Field(default=3 * 24 * 3600.0, gt=0)
-    redis_cluster: bool = False
 
     @model_validator(mode="after")
     def _azure_credentials(self) -> ShipperSettings:
@@ -64,15 +62,6 @@ class ShipperSettings(CommonSettings):
             raise ValueError(
                 "STORAGE_TYPE=azure needs AZURE_STORAGE_CONNECTION_STRING, "
                 "or AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _one_slot(self) -> ShipperSettings:
-        if self.redis_cluster and hash_tag(self.redis_stream) is None:
-            raise ValueError(
-                "REDIS_CLUSTER=true needs a hash-tagged REDIS_STREAM, such as {proxy}:exchanges, "
-                "so that the stream and the shipper's keys share one slot"
             )
         return self
 

@@ -14,12 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from shared.redis_client import RedisClient
 from shared.streams import (
     CONSUMER_GROUP,
     dead_letter_cut_key,
@@ -29,7 +26,6 @@ from shared.streams import (
 )
 
 Fields = dict[bytes, bytes]
-RedisClient = aioredis.Redis | RedisCluster
 
 
 class SourceUnavailable(Exception):
@@ -165,26 +161,6 @@ def join_ids(entry_ids: Sequence[str]) -> str:
 def json_ids(record_ids: Sequence[str]) -> str:
     """Record ids as one script argument (``cjson.decode`` in the script)."""
     return json.dumps(list(record_ids))
-
-
-def connect(
-    redis_url: str, *, timeout_s: float = 5.0, block_ms: int = 0, cluster: bool = False
-) -> RedisClient:
-    """A client whose every call ends within ``timeout_s`` (plus ``block_ms`` for blocking reads).
-
-    No client-side retries: a retried script could run twice, and the worker retries anyway.
-    """
-    options: dict[str, Any] = {
-        "socket_connect_timeout": timeout_s,
-        "socket_timeout": timeout_s + block_ms / 1000,
-        "socket_keepalive": True,
-        "health_check_interval": 30,
-        "decode_responses": False,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if cluster:
-        return RedisCluster.from_url(redis_url, **options)
-    return aioredis.Redis.from_url(redis_url, **options)
 
 
 def _entries(raw: Sequence[tuple[bytes, Fields | None]]) -> list[StreamEntry]:

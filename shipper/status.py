@@ -16,9 +16,10 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
+from shared.redis_client import connect
 from shared.streams import CONSUMER_GROUP, dead_letter_cut_key, dead_letter_stream
 from shipper.settings import ShipperSettings
-from shipper.source import SourceUnavailable, connect, mapped_redis_errors
+from shipper.source import SourceUnavailable, mapped_redis_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class Backlog:
 async def read_backlog(settings: ShipperSettings) -> Backlog:
     """Query Redis once; raises ``SourceUnavailable`` when it cannot be reached."""
     client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
-                     cluster=settings.redis_cluster)
+                     cluster=settings.redis_cluster, keepalive=True)
     stream = settings.redis_stream
     try:
         with mapped_redis_errors():

@@ -12,18 +12,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-
 from proxy.auth import KeyStore, StaticKeyStore
 from proxy.keys.entry import KeyEntry
 from proxy.keys.store import KeysUnavailable, RedisKeys
 from proxy.settings import ProxySettings
 from shared.logs import log_event
+from shared.redis_client import RedisClient
 
 logger = logging.getLogger(__name__)
 
 
-def key_store_for(settings: ProxySettings, redis: Redis) -> tuple[KeyStore, KeyCache | None]:
+def key_store_for(settings: ProxySettings, redis: RedisClient) -> tuple[KeyStore, KeyCache | None]:
     """What ``AUTH_MODE=keys`` looks keys up in: ``PROXY_API_KEYS``, plus Redis via a cache."""
     static = StaticKeyStore(settings.static_key_pairs)
     if settings.auth_mode != "keys":

@@ -15,11 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-
 from proxy.keys.entry import KEY_PREFIX, KeyEntry, new_key, sha256_hex
 from proxy.keys.store import KeysUnavailable, RedisKeys, redis_errors
 from proxy.settings import ProxySettings
+from shared.redis_client import RedisClient, connect
 
 EXIT_NOT_FOUND = 1
 EXIT_CONFIG = 2
@@ -56,12 +55,10 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def _connect(settings: ProxySettings) -> Redis:
+def _connect(settings: ProxySettings) -> RedisClient:
     try:
-        return Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
+        return connect(
+            settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
         )
     except ValueError as exc:
         raise CommandError(

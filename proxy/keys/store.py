@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from proxy.keys.entry import KeyEntry
 from shared.logs import log_event
+from shared.redis_client import RedisClient
 from shared.streams import KEYS_ENTRIES, KEYS_LAST_USED, KEYS_VERSION
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _parsed(raw: dict[bytes, bytes]) -> list[KeyEntry]:
 class RedisKeys:
     """The key entries, the version counter and the last-used times in Redis."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._mark_used = redis.register_script(_MARK_USED)
 

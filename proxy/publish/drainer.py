@@ -16,14 +16,13 @@ import logging
 import os
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from proxy.metrics import Metrics
 from proxy.publish.outcomes import ROUND_TRIP_ERRORS, never_sent
 from proxy.publish.publisher import Publisher
 from proxy.publish.segments import OwnSegment, delete
 from proxy.publish.spool import Spool
 from shared.logs import log_event
+from shared.redis_client import RedisClient
 from shared.spool_format import read_records, segment_paths, try_lock
 from shared.streams import RECORD_FIELD
 
@@ -52,7 +51,7 @@ class Drainer:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         stream: str,
         spool: Spool,
         publisher: Publisher,

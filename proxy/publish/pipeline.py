@@ -10,16 +10,13 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from proxy.metrics import Metrics
 from proxy.publish.drainer import Drainer
 from proxy.publish.publisher import Publisher
 from proxy.publish.spool import Spool
 from proxy.settings import ProxySettings
 from shared.logs import log_event
+from shared.redis_client import RedisClient, connect
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +31,7 @@ def writer_name() -> str:
 class Publishing:
     """Everything between a finished record and the stream."""
 
-    redis: Redis
+    redis: RedisClient
     """Its own client, without automatic retries: a retried XADD could land twice."""
     spool: Spool
     publisher: Publisher
@@ -69,11 +66,11 @@ class Publishing:
 
 def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
     """The publishing pipeline for ``settings`` (not started)."""
-    redis = Redis.from_url(
+    redis = connect(
         settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=min(settings.redis_timeout_s, settings.publish_timeout_s),
-        retry=Retry(NoBackoff(), 0),
+        timeout_s=settings.redis_timeout_s,
+        connect_timeout_s=min(settings.redis_timeout_s, settings.publish_timeout_s),
+        cluster=settings.redis_cluster,
     )
     spool = Spool(
         Path(settings.spool_dir),

@@ -14,13 +14,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
-
 from proxy.metrics import Metrics
 from proxy.publish.outcomes import ROUND_TRIP_ERRORS, never_sent
 from proxy.publish.records import PendingRecord
 from proxy.publish.spool import Spool
 from shared.logs import log_event
+from shared.redis_client import RedisClient
 from shared.streams import RECORD_FIELD
 
 __all__ = ["PendingRecord", "Publisher"]
@@ -33,7 +32,7 @@ class Publisher:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         stream: str,
         metrics: Metrics,
         spool: Spool,

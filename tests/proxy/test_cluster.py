@@ -1,0 +1,72 @@
+"""The proxy on a real Redis Cluster of three masters: keys and records on one slot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from pydantic import ValidationError
+from redis.cluster import RedisCluster as SyncCluster
+
+from proxy.settings import ProxySettings
+from shared.streams import KEYS_ENTRIES, RECORD_FIELD
+from tests.proxy.conftest import StartProxy
+from tests.support.redis_cluster import RedisCluster
+
+STREAM = "{proxy}:exchanges"
+
+
+def test_a_cluster_needs_a_hash_tagged_stream() -> None:
+    with pytest.raises(ValidationError, match="hash-tagged"):
+        ProxySettings(_env_file=None, redis_cluster=True,  # type: ignore[call-arg]
+                      redis_stream="proxy:exchanges")
+
+
+def test_keys_and_records_work_on_a_three_master_cluster(
+    start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    with RedisCluster(tmp_path / "cluster") as cluster:
+        cluster_env = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "true", "REDIS_STREAM": STREAM}
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+        created = subprocess.run(
+            [sys.executable, "-m", "proxy", "keys", "create", "--user", "alice"],
+            env=cli_env | cluster_env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        )
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+
+        proxy = start_proxy(AUTH_MODE="keys", **cluster_env)
+        assert httpx.get(f"{proxy.url}/ready", timeout=5).status_code == 200
+        client = openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=0)
+        deadline = time.monotonic() + 10
+        while True:  # the replica loads the keys from the cluster in the background
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+                break
+            except openai.AuthenticationError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        record_id = raw.headers["x-proxy-record-id"]
+
+        redis = SyncCluster.from_url(cluster.url)
+        try:
+            deadline = time.monotonic() + 10
+            while not (entries := redis.xrange(STREAM)):
+                assert time.monotonic() < deadline, "no record reached the stream"
+                time.sleep(0.05)
+            records = [json.loads(fields[RECORD_FIELD.encode()]) for _, fields in entries]
+            assert [(r["id"], r["user_id"]) for r in records] == [(record_id, "alice")]
+            # The stream and the keys really sit on different masters' slots.
+            assert redis.keyslot(STREAM) != redis.keyslot(KEYS_ENTRIES)
+        finally:
+            redis.close()
