@@ -6,10 +6,11 @@ variable names are public (DESIGN.md, "Configuration").
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.streams import DEFAULT_STREAM, hash_tag
@@ -41,6 +42,29 @@ class CommonSettings(BaseSettings):
             raise ValueError(
                 "REDIS_CLUSTER=true needs a hash-tagged REDIS_STREAM, such as {proxy}:exchanges, "
                 "so that the stream and the keys derived from it share one slot"
+            )
+        return self
+
+
+class StorageSettings(CommonSettings):
+    """Where the JSONL files are: what the shipper writes and the explorer reads."""
+
+    storage_type: Literal["local", "azure"] = "local"
+    local_log_dir: Path = Path("logs")
+    azure_storage_connection_string: SecretStr | None = None
+    azure_storage_account_name: str | None = None
+    azure_storage_account_key: SecretStr | None = None
+    azure_storage_container: str = Field(default="proxy-logs", min_length=3, max_length=63)
+
+    @model_validator(mode="after")
+    def _azure_credentials(self) -> Self:
+        if self.storage_type == "azure" and not (
+            self.azure_storage_connection_string
+            or (self.azure_storage_account_name and self.azure_storage_account_key)
+        ):
+            raise ValueError(
+                "STORAGE_TYPE=azure needs AZURE_STORAGE_CONNECTION_STRING, "
+                "or AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY"
             )
         return self
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import StorageSettings
 
 MIB = 1024 * 1024
 
@@ -24,16 +22,9 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class ShipperSettings(CommonSettings):
+class ShipperSettings(StorageSettings):
     """Everything the shipper reads from its environment."""
 
-    storage_type: Literal["local", "azure"] = "local"
-    local_log_dir: Path = Path("logs")
-
-    azure_storage_connection_string: SecretStr | None = None
-    azure_storage_account_name: str | None = None
-    azure_storage_account_key: SecretStr | None = None
-    azure_storage_container: str = Field(default="proxy-logs", min_length=3, max_length=63)
     azure_rollover_blocks: int = Field(default=49_000, ge=1, le=50_000)
 
     shipper_batch_max_records: int = Field(default=1000, ge=1)
@@ -52,18 +43,6 @@ class ShipperSettings(CommonSettings):
     shipper_redis_timeout_s: float = Field(default=5.0, gt=0)
     shipper_dead_letter_max_entries: int = Field(default=100_000, ge=1)
     shipper_shipped_ids_retention_s: float = Field(default=3 * 24 * 3600.0, gt=0)
-
-    @model_validator(mode="after")
-    def _azure_credentials(self) -> ShipperSettings:
-        if self.storage_type == "azure" and not (
-            self.azure_storage_connection_string
-            or (self.azure_storage_account_name and self.azure_storage_account_key)
-        ):
-            raise ValueError(
-                "STORAGE_TYPE=azure needs AZURE_STORAGE_CONNECTION_STRING, "
-                "or AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY"
-            )
-        return self
 
     @property
     def claim_interval_s(self) -> float:
