@@ -1,0 +1,128 @@
+"""The container files, checked without a Docker engine: hadolint, ``docker compose config``,
+and the promises of CONTAINER.md that are visible in the files themselves."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.containers.specs import (
+    REPO,
+    Dockerfile,
+    compose_config,
+    hadolint_binary,
+    run_compose,
+    service,
+)
+
+DOCKERFILES = ["Dockerfile.proxy", "Dockerfile.shipper"]
+DEFAULT_SERVICES = {"redis", "volumes-init", "proxy", "lb", "shipper"}
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("compose-project")
+
+
+@pytest.fixture(scope="module")
+def config(project_dir: Path) -> dict[str, Any]:
+    return compose_config(project_dir)
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_hadolint_finds_nothing(name: str) -> None:
+    result = subprocess.run(
+        [hadolint_binary(), "--no-color", name], cwd=REPO, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("profiles", [(), ("azurite",), ("explorer",), ("azurite", "explorer")])
+def test_compose_config_is_valid(project_dir: Path, profiles: tuple[str, ...]) -> None:
+    flags = [arg for profile in profiles for arg in ("--profile", profile)]
+    result = run_compose(*flags, "config", "--quiet", project_dir=project_dir)
+    assert result.returncode == 0, result.stderr
+
+
+def test_profiles_add_their_services_only(project_dir: Path, config: dict[str, Any]) -> None:
+    assert set(config["services"]) == DEFAULT_SERVICES
+    azurite = compose_config(project_dir, "azurite")
+    assert set(azurite["services"]) == DEFAULT_SERVICES | {"azurite", "shipper-azurite"}
+    explorer = compose_config(project_dir, "explorer")
+    assert set(explorer["services"]) == DEFAULT_SERVICES | {"explorer"}
+
+
+@pytest.mark.parametrize("name", ["proxy", "shipper"])
+def test_replicas_can_scale(config: dict[str, Any], name: str) -> None:
+    spec = config["services"][name]
+    assert "container_name" not in spec
+    assert not spec.get("ports"), "a fixed host port allows one replica only"
+
+
+def test_one_entry_point_on_port_8000_runs_the_checked_config(config: dict[str, Any]) -> None:
+    lb = config["services"]["lb"]
+    assert {(port["published"], port["target"]) for port in lb["ports"]} >= {("8000", 8000)}
+    mounts = {volume["target"]: volume["source"] for volume in lb["volumes"]}
+    assert Path(mounts["/usr/local/etc/haproxy/haproxy.cfg"]).relative_to(
+        config["services"]["proxy"]["build"]["context"]
+    ) == Path("deploy/haproxy.cfg")
+
+
+def test_replicas_share_one_spool_volume_and_logs_reach_the_host(config: dict[str, Any]) -> None:
+    proxy_mounts = {v["target"]: v for v in config["services"]["proxy"]["volumes"]}
+    assert proxy_mounts["/data/spool"]["type"] == "volume"
+    assert proxy_mounts["/data/spool"]["source"] in config["volumes"]
+    logs = {v["target"]: v for v in config["services"]["shipper"]["volumes"]}["/data/logs"]
+    assert logs["type"] == "bind"
+
+
+def test_every_service_restarts_and_waits_for_a_healthy_redis(config: dict[str, Any]) -> None:
+    for name in ("proxy", "shipper"):
+        spec = config["services"][name]
+        assert spec["restart"] == "unless-stopped"
+        assert spec["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_dot_env_configures_the_services_but_not_how_they_find_each_other(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(
+        "OPENAI_BASE_URL=http://upstream.example/v1\nREDIS_URL=redis://localhost:6379/0\n"
+        "APP_UID=1234\n"
+    )
+    config = compose_config(tmp_path)
+    for name in ("proxy", "shipper"):
+        spec = config["services"][name]
+        assert spec["environment"]["OPENAI_BASE_URL"] == "http://upstream.example/v1"
+        assert spec["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+        assert spec["user"] == "1234:10001"
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_images_run_as_non_root_with_a_healthcheck_and_a_graceful_stop(name: str) -> None:
+    dockerfile = Dockerfile.read(REPO / name)
+    assert all(image.startswith("python:3.11-slim") for image in dockerfile.base_images)
+    assert dockerfile.user and dockerfile.user.split(":")[0] not in ("0", "root")
+    assert dockerfile.healthcheck and dockerfile.cmd[0] == "python"
+    assert dockerfile.stop_signal == "SIGTERM"
+    for source in dockerfile.copies:
+        assert (REPO / source).exists(), f"{name} copies {source}, which is not in the repo"
+    assert not any(".env" in key for key in dockerfile.env), "settings come at run time"
+
+
+def test_docker_stop_waits_longer_than_the_services_drain(config: dict[str, Any]) -> None:
+    # uvicorn's graceful shutdown is 30 s, the shipper's SHIPPER_SHUTDOWN_TIMEOUT_S 20 s.
+    assert service(config, "proxy").stop_grace_s > 30
+    assert service(config, "shipper").stop_grace_s > 20
+
+
+def test_the_build_context_leaves_secrets_and_local_state_out() -> None:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*", "an allow-list: everything is left out unless named"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert not allowed & {".env", "logs", "spool", ".venv", ".tools", "tests"}
