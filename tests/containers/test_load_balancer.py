@@ -1,0 +1,182 @@
+"""The compose entry point, for real: Debian's ``haproxy`` on ``deploy/haproxy.cfg`` in front
+of three real proxies started from the compose file, with replicas that come and go.
+
+What differs from production is in ``tests/containers/haproxy.py``: addresses only. Each
+replica listens on its own loopback address (127.0.0.21, .22, ...) and a tiny DNS server
+answers ``proxy`` with the live ones, as Docker's DNS does for ``--scale proxy=3``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.containers.dns import ServiceDns
+from tests.containers.haproxy import HAProxy
+from tests.containers.processes import ServiceProcess
+from tests.containers.specs import Localized, compose_config, localize, service
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+
+SETTLE_S = 6.0
+"""DNS hold (2 s) + one health-check interval (2 s) + margin: how long a change may take."""
+
+
+@dataclass
+class Replicas:
+    """Proxy replicas on one port, each on its own loopback address."""
+
+    base: Localized
+    port: int
+    workdir: Path
+    running: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def start(self, address: str) -> ServiceProcess:
+        # The image's healthcheck asks its own 127.0.0.1; here that is the replica's address.
+        local = Localized(
+            argv=self.base.argv, env={**self.base.env, "PROXY_HOST": address},
+            healthcheck=[part.replace("127.0.0.1", address) for part in self.base.healthcheck],
+        )
+        replica = ServiceProcess(f"proxy-{address}", local, self.workdir).start()
+        self.running[address] = replica
+        return replica
+
+    def calls_served(self, address: str) -> float:
+        """``proxy_requests_total`` of one replica, from its own ``/metrics``."""
+        text = httpx.get(f"http://{address}:{self.port}/metrics", timeout=5).text
+        return sum(
+            float(line.split()[-1]) for line in text.splitlines()
+            if line.startswith("proxy_requests_total{")
+        )
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, redis_server: RedisServer, fake_upstream: FakeUpstream
+) -> Iterator[Replicas]:
+    proxy = service(compose_config(tmp_path / "project"), "proxy")
+    port = free_port()
+    base = localize(
+        proxy,
+        hosts={"redis:6379": redis_server.port},
+        listen_ports={"PROXY_PORT": port},
+        data_dir=tmp_path / "data",  # one spool folder for all, like the shared volume
+        extra_env={"OPENAI_BASE_URL": fake_upstream.base_url, "OPENAI_API_KEY": "sk-test"},
+    )
+    group = Replicas(base=base, port=port, workdir=tmp_path / "replicas")
+    yield group
+    for replica in group.running.values():
+        replica.kill()
+
+
+def _wait_until(
+    predicate: Callable[[], bool], timeout_s: float, what: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what()}")
+        time.sleep(0.2)
+
+
+class CallLoop:
+    """Clients calling through the load balancer without pause, recording each outcome."""
+
+    def __init__(self, base_url: str, clients: int = 2) -> None:
+        self.outcomes: list[tuple[float, str]] = []  # (monotonic time, "" or the error)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(base_url,), daemon=True)
+            for _ in range(clients)
+        ]
+
+    def _run(self, base_url: str) -> None:
+        client = openai.OpenAI(base_url=base_url, api_key="sk-client", max_retries=0, timeout=10)
+        while not self._stop.is_set():
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+                self.outcomes.append((time.monotonic(), ""))
+            except openai.OpenAIError as exc:
+                self.outcomes.append((time.monotonic(), repr(exc)))
+            time.sleep(0.01)
+
+    def __enter__(self) -> CallLoop:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def failures_since(self, since: float) -> list[str]:
+        return [error for at, error in self.outcomes if at >= since and error]
+
+    def calls_since(self, since: float) -> int:
+        return sum(1 for at, _ in self.outcomes if at >= since)
+
+
+def test_calls_spread_over_replicas_that_come_and_go(
+    tmp_path: Path, replicas: Replicas
+) -> None:
+    first = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
+    for address in first:
+        replicas.start(address)
+    for address in first:
+        replicas.running[address].wait_healthy()
+    with ServiceDns("proxy") as dns:
+        dns.set_addresses(first)
+        lb = HAProxy(tmp_path / "lb", dns_port=dns.port, replica_port=replicas.port).start()
+        try:
+            _wait_until(
+                lambda: lb.up_addresses() == set(first), SETTLE_S * 2,
+                lambda: f"3 replicas UP: {lb.servers()}",
+            )
+            client = openai.OpenAI(base_url=f"{lb.url}/v1", api_key="sk-client", max_retries=0)
+            for _ in range(30):
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+            served = {address: replicas.calls_served(address) for address in first}
+            assert sum(served.values()) == 30
+            assert min(served.values()) >= 5, f"calls not spread: {served}"
+
+            with CallLoop(f"{lb.url}/v1") as loop:
+                time.sleep(0.5)
+                # A replica goes away (docker stop) and a new one comes up elsewhere.
+                gone, new = first[0], "127.0.0.24"
+                dns.set_addresses(first[1:])
+                stopped_at = time.monotonic()
+                # uvicorn re-raises SIGTERM once drained: exit by that signal, not a kill.
+                assert replicas.running[gone].stop("SIGTERM", grace_s=45) == -15
+                assert "proxy_stopped" in replicas.running[gone].log()
+                replicas.start(new).wait_healthy()
+                dns.set_addresses([*first[1:], new])
+                changed_at = time.monotonic()
+                _wait_until(
+                    lambda: new in lb.up_addresses(), SETTLE_S * 2,
+                    lambda: f"the new replica UP: {lb.servers()}",
+                )
+                settled_at = changed_at + SETTLE_S
+                time.sleep(max(0.0, settled_at - time.monotonic()) + 3.0)
+
+            during = loop.failures_since(stopped_at)
+            assert loop.calls_since(settled_at) >= 20
+            assert loop.failures_since(settled_at) == [], during
+            assert replicas.calls_served(new) >= 5, "the new replica gets no calls"
+            assert gone not in lb.up_addresses()
+            # Connection failures are retried on another replica: not one call failed.
+            assert during == []
+        finally:
+            lb.stop()
