@@ -1,0 +1,189 @@
+"""Each compose service's command and environment, read from ``docker-compose.yml`` and the
+Dockerfiles, run on this machine against local Redis/Azurite and the real code.
+
+The mapping from containers to this machine is in ``tests/containers/specs.py``; what the
+tests add themselves is only what an operator's ``.env`` would hold (the upstream URL, a
+token). A service's health is its image's own HEALTHCHECK command; ``docker stop`` is the
+image's STOPSIGNAL with compose's ``stop_grace_period``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import redis
+from azure.storage.blob import BlobServiceClient
+
+from shared.streams import DEFAULT_STREAM, RECORD_FIELD
+from tests.containers.processes import ServiceProcess
+from tests.containers.specs import compose_config, localize, service
+from tests.factories import make_record
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.ports import free_port, wait_for_port
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    """Processes a test starts; whatever is still running at the end is killed."""
+    processes: list[ServiceProcess] = []
+    yield processes
+    for process in processes:
+        process.kill()
+
+
+def _config(tmp_path: Path, *profiles: str) -> dict[str, Any]:
+    return compose_config(tmp_path / "project", *profiles)
+
+
+def _redis_from_compose(
+    config: dict[str, Any], tmp_path: Path, started: list[ServiceProcess]
+) -> tuple[int, ServiceProcess]:
+    """The compose ``redis`` command on a free port; its data under the test's folder."""
+    spec = service(config, "redis")
+    port = free_port()
+    local = localize(spec, hosts={}, listen_ports={}, data_dir=tmp_path / "data")
+    local.argv += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path / "redis")]
+    local.healthcheck += ["-p", str(port)]
+    (tmp_path / "redis").mkdir()
+    process = ServiceProcess("redis", local, tmp_path).start()
+    started.append(process)
+    process.wait_healthy()
+    return port, process
+
+
+def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what}")
+        time.sleep(0.1)
+
+
+def test_redis_keeps_an_aof_and_never_evicts(
+    tmp_path: Path, started: list[ServiceProcess]
+) -> None:
+    port, _ = _redis_from_compose(_config(tmp_path), tmp_path, started)
+    client = redis.Redis(port=port, decode_responses=True)
+    settings = {
+        name: client.config_get(name)[name]
+        for name in ("appendonly", "appendfsync", "maxmemory-policy")
+    }
+    assert settings == {
+        "appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction",
+    }
+    client.xadd(DEFAULT_STREAM, {RECORD_FIELD: "{}"})
+    client.close()
+    assert list((tmp_path / "redis").rglob("*.aof")), "no append-only file written"
+
+
+def test_proxy_and_shipper_ship_a_call_and_stop_gracefully(
+    tmp_path: Path, started: list[ServiceProcess], fake_upstream: FakeUpstream
+) -> None:
+    config = _config(tmp_path)
+    redis_port, _ = _redis_from_compose(config, tmp_path, started)
+    hosts = {"redis:6379": redis_port}
+    data = tmp_path / "data"
+    proxy_port = free_port()
+    proxy = ServiceProcess("proxy", localize(
+        service(config, "proxy"), hosts=hosts, listen_ports={"PROXY_PORT": proxy_port},
+        data_dir=data,
+        extra_env={"OPENAI_BASE_URL": fake_upstream.base_url, "OPENAI_API_KEY": "sk-test"},
+    ), tmp_path / "proxy").start()
+    started.append(proxy)
+    shipper = ServiceProcess("shipper", localize(
+        service(config, "shipper"), hosts=hosts,
+        listen_ports={"SHIPPER_METRICS_PORT": free_port()}, data_dir=data,
+    ), tmp_path / "shipper").start()
+    started.append(shipper)
+    proxy.wait_healthy()
+    shipper.wait_healthy()
+
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{proxy_port}/v1", api_key="sk-client", max_retries=0
+    )
+    response = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]
+    )
+    record_id = response.headers["x-proxy-record-id"]
+    logs = data / "logs"  # the shipper's LOCAL_LOG_DIR, the ./logs bind mount
+    _wait_for(
+        lambda: any(record_id in path.read_text() for path in logs.glob("*.jsonl")),
+        timeout_s=20, what="the call's record in a file under the logs volume",
+    )
+
+    for process, event in ((proxy, "proxy_stopped"), (shipper, "shipper_stopped")):
+        spec = service(config, process.name)
+        code = process.stop(spec.stop_signal, grace_s=spec.stop_grace_s)
+        assert code in (0, -15), f"{process.name} was killed after the grace period"
+        assert event in process.log()
+
+
+def test_azurite_profile_ships_to_azurite(
+    tmp_path: Path, started: list[ServiceProcess]
+) -> None:
+    config = _config(tmp_path, "azurite")
+    redis_port, _ = _redis_from_compose(config, tmp_path, started)
+    azurite_spec = service(config, "azurite")
+    blob_port = free_port()
+    azurite_local = localize(azurite_spec, hosts={}, listen_ports={}, data_dir=tmp_path / "data")
+    argv = [arg.replace("0.0.0.0", "127.0.0.1") for arg in azurite_local.argv]
+    argv[argv.index("--blobPort") + 1] = str(blob_port)
+    argv[argv.index("--location") + 1] = str(tmp_path / "azurite")
+    azurite_local.argv = argv
+    azurite = ServiceProcess("azurite", azurite_local, tmp_path / "azurite").start()
+    started.append(azurite)
+    wait_for_port(blob_port, timeout_s=30)
+
+    spec = service(config, "shipper-azurite")
+    local = localize(
+        spec, hosts={"redis:6379": redis_port, "azurite:10000": blob_port},
+        listen_ports={"SHIPPER_METRICS_PORT": free_port()}, data_dir=tmp_path / "data",
+    )
+    shipper = ServiceProcess("shipper-azurite", local, tmp_path / "shipper").start()
+    started.append(shipper)
+    shipper.wait_healthy()
+
+    record = make_record(user_id="alice")
+    stream = local.env.get("REDIS_STREAM", DEFAULT_STREAM)
+    redis.Redis(port=redis_port).xadd(stream, {RECORD_FIELD: record.to_json()})
+    blobs = BlobServiceClient.from_connection_string(
+        local.env["AZURE_STORAGE_CONNECTION_STRING"]
+    ).get_container_client(local.env["AZURE_STORAGE_CONTAINER"])
+
+    def shipped() -> bool:
+        try:
+            return any(
+                record.id in blobs.download_blob(blob.name).readall().decode()
+                for blob in blobs.list_blobs()
+            )
+        except Exception:  # the container appears with the first append
+            return False
+
+    _wait_for(shipped, timeout_s=30, what="the record in an Azurite blob")
+    assert shipper.stop("SIGTERM", grace_s=spec.stop_grace_s) == 0
+
+
+def test_explorer_profile_serves_the_logs_volume(
+    tmp_path: Path, started: list[ServiceProcess]
+) -> None:
+    config = _config(tmp_path, "explorer")
+    spec = service(config, "explorer")
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    record = make_record(user_id="alice")
+    (data / "logs" / "alice_gpt-4o-mini_20260101.jsonl").write_bytes(record.to_json() + b"\n")
+    local = localize(
+        spec, hosts={}, listen_ports={"EXPLORER_PORT": free_port()}, data_dir=data,
+        extra_env={"EXPLORER_TOKEN": "explorer-test-token"},
+    )
+    explorer = ServiceProcess("explorer", local, tmp_path / "explorer").start()
+    started.append(explorer)
+    explorer.wait_healthy()
+    assert explorer.stop("SIGTERM", grace_s=spec.stop_grace_s) is not None
