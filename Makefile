@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 
-.PHONY: install tools test lint run bench chaos clean
+.PHONY: install tools test lint run bench chaos clean check-containers
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ test: install tools
 lint: install
 	$(PY) -m ruff check proxy shipper shared explorer tests bench
 	$(PY) -m mypy
+
+# The container files without a Docker engine (CONTAINER.md, "How this is checked").
+check-containers: install tools
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest tests/containers -q
 
 run: install
 	scripts/run.sh

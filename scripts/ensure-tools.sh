@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests and `make run` need when the machine lacks it.
-#   ensure-tools.sh            redis-server and Azurite (what `make test` needs)
+#   ensure-tools.sh            redis-server, Azurite and HAProxy (what `make test` needs)
 #   ensure-tools.sh redis      only redis-server (what `make run` needs)
 #   ensure-tools.sh bench      nginx, wrk and LiteLLM's proxy (what `make bench` adds)
 # redis-server comes from Debian's package; Azurite from the npm package, into .tools/.
@@ -61,4 +61,10 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
     echo "ensure-tools: installing chromium"
     apt_install chromium
+fi
+
+# HAProxy: tests/containers runs the compose entry point's config (deploy/haproxy.cfg) for real.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+    echo "ensure-tools: installing haproxy"
+    apt_install haproxy
 fi

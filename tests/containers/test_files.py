@@ -90,9 +90,9 @@ def test_every_service_restarts_and_waits_for_a_healthy_redis(config: dict[str, 
 def test_dot_env_configures_the_services_but_not_how_they_find_each_other(
     tmp_path: Path,
 ) -> None:
+    example = (REPO / ".env.example").read_text()
     (tmp_path / ".env").write_text(
-        "OPENAI_BASE_URL=http://upstream.example/v1\nREDIS_URL=redis://localhost:6379/0\n"
-        "APP_UID=1234\n"
+        f"{example}\nOPENAI_BASE_URL=http://upstream.example/v1\nAPP_UID=1234\n"
     )
     config = compose_config(tmp_path)
     for name in ("proxy", "shipper"):
