@@ -126,3 +126,29 @@ def test_the_build_context_leaves_secrets_and_local_state_out() -> None:
     assert rules[0] == "*", "an allow-list: everything is left out unless named"
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     assert not allowed & {".env", "logs", "spool", ".venv", ".tools", "tests"}
+
+
+def test_volumes_init_hands_the_mounted_folders_to_the_images_user(
+    config: dict[str, Any],
+) -> None:
+    init = config["services"]["volumes-init"]
+    owner, *folders = init["command"][1:]
+    assert init["command"][0] == "chown"
+    assert set(folders) == {volume["target"] for volume in init["volumes"]}
+    for name in DOCKERFILES:
+        assert Dockerfile.read(REPO / name).user == owner, "APP_UID's default is the image's"
+    for name in ("proxy", "shipper"):
+        spec = config["services"][name]
+        assert spec["user"] == owner
+        assert {v["target"] for v in spec["volumes"]} <= set(folders)
+        assert spec["depends_on"]["volumes-init"]["condition"] == (
+            "service_completed_successfully"
+        )
+
+
+def test_the_explorer_reads_the_logs_but_cannot_change_them(project_dir: Path) -> None:
+    explorer = compose_config(project_dir, "explorer")["services"]["explorer"]
+    logs = {v["target"]: v for v in explorer["volumes"]}["/data/logs"]
+    assert logs["read_only"] is True
+    assert explorer["environment"]["LOCAL_LOG_DIR"] == "/data/logs"
+    assert all(port["host_ip"] == "127.0.0.1" for port in explorer["ports"])

@@ -17,6 +17,7 @@ from typing import Any
 import openai
 import pytest
 import redis
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
 from shared.streams import DEFAULT_STREAM, RECORD_FIELD
@@ -163,7 +164,7 @@ def test_azurite_profile_ships_to_azurite(
                 record.id in blobs.download_blob(blob.name).readall().decode()
                 for blob in blobs.list_blobs()
             )
-        except Exception:  # the container appears with the first append
+        except ResourceNotFoundError:  # the container appears with the first append
             return False
 
     _wait_for(shipped, timeout_s=30, what="the record in an Azurite blob")
