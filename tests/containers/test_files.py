@@ -3,6 +3,7 @@ and the promises of CONTAINER.md that are visible in the files themselves."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,23 @@ def test_the_explorer_reads_the_logs_but_cannot_change_them(project_dir: Path) -
     assert logs["read_only"] is True
     assert explorer["environment"]["LOCAL_LOG_DIR"] == "/data/logs"
     assert all(port["host_ip"] == "127.0.0.1" for port in explorer["ports"])
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_each_image_holds_every_package_its_code_imports(name: str) -> None:
+    copied = {
+        source.rstrip("/") for source in Dockerfile.read(REPO / name).copies
+        if (REPO / source / "__init__.py").exists()
+    }
+    for package in copied:
+        for module in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(module.read_text())):
+                names = (
+                    [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                    else []
+                )
+                for imported in names:
+                    top = imported.partition(".")[0]
+                    if (REPO / top / "__init__.py").exists():
+                        assert top in copied, f"{module.relative_to(REPO)} imports {top}"
