@@ -18,9 +18,9 @@ import httpx
 import openai
 import pytest
 
-from tests.containers.dns import ServiceDns
 from tests.containers.haproxy import HAProxy
 from tests.containers.processes import ServiceProcess
+from tests.containers.service_dns import ServiceDns
 from tests.containers.specs import Localized, compose_config, localize, service
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
