@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import redis
@@ -28,6 +29,9 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.timeout(90)
+
+TOKEN = "explorer-test-token-3f9a"
+"""What an operator puts in .env as EXPLORER_TOKEN for the explorer profile."""
 
 
 @pytest.fixture
@@ -182,9 +186,13 @@ def test_explorer_profile_serves_the_logs_volume(
     (data / "logs" / "alice_gpt-4o-mini_20260101.jsonl").write_bytes(record.to_json() + b"\n")
     local = localize(
         spec, hosts={}, listen_ports={"EXPLORER_PORT": free_port()}, data_dir=data,
-        extra_env={"EXPLORER_TOKEN": "explorer-test-token"},
+        extra_env={"EXPLORER_TOKEN": TOKEN},
     )
     explorer = ServiceProcess("explorer", local, tmp_path / "explorer").start()
     started.append(explorer)
     explorer.wait_healthy()
+    page = f"http://127.0.0.1:{local.env['EXPLORER_PORT']}/records/{record.id}"
+    assert httpx.get(page, timeout=30).status_code in (401, 403)
+    shown = httpx.get(page, headers={"X-Explorer-Token": TOKEN}, timeout=30)
+    assert shown.status_code == 200 and record.id in shown.text
     assert explorer.stop("SIGTERM", grace_s=spec.stop_grace_s) is not None
