@@ -146,6 +146,9 @@ class Service:
     name: str
     argv: list[str]
     env: dict[str, str]
+    """The image's ENV overlaid with compose's ``environment:``."""
+    compose_env: dict[str, str]
+    """Compose's ``environment:`` alone: it wins over ``.env`` (``env_file``)."""
     healthcheck: list[str]
     """The check's command (without compose's ``CMD``), empty when there is none."""
     stop_signal: str
@@ -178,6 +181,7 @@ def service(config: Mapping[str, Any], name: str) -> Service:
         name=name,
         argv=[*entrypoint, *command],
         env={**dockerfile.env, **(spec.get("environment") or {})},
+        compose_env=dict(spec.get("environment") or {}),
         healthcheck=list(check[1:]),
         stop_signal=spec.get("stop_signal") or dockerfile.stop_signal or "SIGTERM",
         stop_grace_s=_duration_s(spec.get("stop_grace_period", "10s")),
@@ -208,7 +212,8 @@ def localize(
     becomes ``127.0.0.1:local_port``. ``listen_ports``: ``{"PROXY_PORT": free_port}``, the
     variables that say where the service itself listens. ``/data/...`` becomes
     ``data_dir/...``; a ``0.0.0.0`` bind becomes ``127.0.0.1``. ``extra_env`` is what an
-    operator's ``.env`` would add (an upstream URL, a token): never what the files set.
+    operator's ``.env`` would add (an upstream URL, a token, ``PROXY_WORKERS``): like
+    ``env_file``, it overrides the image's ENV but never compose's ``environment:``.
     """
     env: dict[str, str] = {}
     for name, value in svc.env.items():
@@ -224,8 +229,8 @@ def localize(
             raise AssertionError(f"{svc.name} does not set {name}: nothing to map")
         env[name] = str(port)
     for name, value in (extra_env or {}).items():
-        if name in env:
-            raise AssertionError(f"{svc.name} sets {name} itself; the test must not override it")
+        if name in svc.compose_env:
+            raise AssertionError(f"compose sets {name} for {svc.name}; .env cannot change it")
         env[name] = value
     env["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     return Localized(

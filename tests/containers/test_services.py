@@ -99,7 +99,11 @@ def test_proxy_and_shipper_ship_a_call_and_stop_gracefully(
     proxy = ServiceProcess("proxy", localize(
         service(config, "proxy"), hosts=hosts, listen_ports={"PROXY_PORT": proxy_port},
         data_dir=data,
-        extra_env={"OPENAI_BASE_URL": fake_upstream.base_url, "OPENAI_API_KEY": "sk-test"},
+        # As an operator's .env would: two worker processes behind the container's port.
+        extra_env={
+            "OPENAI_BASE_URL": fake_upstream.base_url, "OPENAI_API_KEY": "sk-test",
+            "PROXY_WORKERS": "2",
+        },
     ), tmp_path / "proxy").start()
     started.append(proxy)
     shipper = ServiceProcess("shipper", localize(
