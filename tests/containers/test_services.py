@@ -10,7 +10,7 @@ image's STOPSIGNAL with compose's ``stop_grace_period``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tests.containers.specs import compose_config, localize, service
 from tests.factories import make_record
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port, wait_for_port
+from tests.support.redis_server import redis_server_binary
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -49,21 +50,23 @@ def _config(tmp_path: Path, *profiles: str) -> dict[str, Any]:
 
 def _redis_from_compose(
     config: dict[str, Any], tmp_path: Path, started: list[ServiceProcess]
-) -> tuple[int, ServiceProcess]:
+) -> int:
     """The compose ``redis`` command on a free port; its data under the test's folder."""
     spec = service(config, "redis")
     port = free_port()
     local = localize(spec, hosts={}, listen_ports={}, data_dir=tmp_path / "data")
+    assert local.argv[0] == "redis-server"
+    local.argv[0] = redis_server_binary()
     local.argv += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path / "redis")]
     local.healthcheck += ["-p", str(port)]
     (tmp_path / "redis").mkdir()
     process = ServiceProcess("redis", local, tmp_path).start()
     started.append(process)
     process.wait_healthy()
-    return port, process
+    return port
 
 
-def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -74,7 +77,7 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 def test_redis_keeps_an_aof_and_never_evicts(
     tmp_path: Path, started: list[ServiceProcess]
 ) -> None:
-    port, _ = _redis_from_compose(_config(tmp_path), tmp_path, started)
+    port = _redis_from_compose(_config(tmp_path), tmp_path, started)
     client = redis.Redis(port=port, decode_responses=True)
     settings = {
         name: client.config_get(name)[name]
@@ -92,7 +95,7 @@ def test_proxy_and_shipper_ship_a_call_and_stop_gracefully(
     tmp_path: Path, started: list[ServiceProcess], fake_upstream: FakeUpstream
 ) -> None:
     config = _config(tmp_path)
-    redis_port, _ = _redis_from_compose(config, tmp_path, started)
+    redis_port = _redis_from_compose(config, tmp_path, started)
     hosts = {"redis:6379": redis_port}
     data = tmp_path / "data"
     proxy_port = free_port()
@@ -138,7 +141,7 @@ def test_azurite_profile_ships_to_azurite(
     tmp_path: Path, started: list[ServiceProcess]
 ) -> None:
     config = _config(tmp_path, "azurite")
-    redis_port, _ = _redis_from_compose(config, tmp_path, started)
+    redis_port = _redis_from_compose(config, tmp_path, started)
     azurite_spec = service(config, "azurite")
     blob_port = free_port()
     azurite_local = localize(azurite_spec, hosts={}, listen_ports={}, data_dir=tmp_path / "data")
