@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
+from proxy import log_thread
 from proxy.auth import Authenticator
 from proxy.forward import ForwardEndpoint
 from proxy.headers import DateHeader
@@ -102,6 +103,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
             await runtime.client.aclose()
             await runtime.redis.aclose()
             log_event(logger, "proxy_stopped", **runtime.metrics.totals())
+            log_thread.stop()
 
     # No slash redirects: a bare /v1 is a 404 like any other unknown URL, not a 307.
     app = FastAPI(

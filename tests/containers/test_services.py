@@ -106,9 +106,12 @@ def test_proxy_and_shipper_ship_a_call_and_stop_gracefully(
     proxy = ServiceProcess("proxy", localize(
         service(config, "proxy"), hosts=hosts, listen_ports={"PROXY_PORT": proxy_port},
         data_dir=data,
-        # As an operator's .env would. The image's PROXY_WORKERS=1: with 2, main at 04e7f6b
-        # cuts the stream on SIGTERM (workers exit at once); reported, not hidden here.
-        extra_env={"OPENAI_BASE_URL": fake_upstream.base_url, "OPENAI_API_KEY": "sk-test"},
+        # As an operator's .env would; two workers, so that each one's graceful stop counts.
+        extra_env={
+            "OPENAI_BASE_URL": fake_upstream.base_url,
+            "OPENAI_API_KEY": "sk-test",
+            "PROXY_WORKERS": "2",
+        },
     ), tmp_path / "proxy").start()
     started.append(proxy)
     shipper = ServiceProcess("shipper", localize(
@@ -142,6 +145,7 @@ def test_proxy_and_shipper_ship_a_call_and_stop_gracefully(
     assert "".join(text) == "".join(f"token{k} " for k in range(LONG_STREAM_CHUNKS))
     # uvicorn re-raises SIGTERM once drained: exit by that signal, not a kill.
     assert proxy.stop(proxy_spec.stop_signal, grace_s=proxy_spec.stop_grace_s) in (0, -15)
+    assert proxy.log().count("proxy_stopped") == 2  # each worker's totals were written
 
     logs = data / "logs"  # the shipper's LOCAL_LOG_DIR, the ./logs bind mount
     _wait_for(
