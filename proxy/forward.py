@@ -20,7 +20,6 @@ import anyio
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from proxy.capture.record_size import bounded_json
 from proxy.capture.recording import RecordBuilder
 from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
@@ -31,7 +30,6 @@ from proxy.headers import (
     presented_secrets,
     upstream_request_headers,
 )
-from proxy.publish.publisher import PendingRecord
 from proxy.runtime import Runtime
 from proxy.upstream import upstream_errors
 from shared.ids import new_record_id
@@ -221,17 +219,8 @@ class Exchange:
 
     def _queue_record(self) -> None:
         record = self._record.build()
-        # Scrubbed even when it was refused: a wrong key may still be someone's key.
         presented = [*presented_secrets(self._headers), *self._record.query_secrets]
-        scrubber = self._runtime.scrubber
-        payload = bounded_json(
-            record,
-            self._settings.record_max_bytes,
-            lambda shown: scrubber.scrub(shown.to_json(), presented),
-        )
-        self._runtime.publisher.submit(PendingRecord(record.id, payload))
-        status = record.response.status_code if record.response else None
-        self._runtime.metrics.count_request(self._method, status or 499, record.model)
+        status = self._runtime.publish_record(record, self._method, presented)
         log_event(
             logger,
             "upstream_request_completed",

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import httpx
 
 from proxy.auth import Authenticator
+from proxy.capture.record_size import bounded_json
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
 from proxy.publish.pipeline import Publishing
-from proxy.publish.publisher import Publisher
+from proxy.publish.publisher import PendingRecord, Publisher
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
+from shared.record import Record
 from shared.redis_client import RedisClient
 
 
@@ -31,3 +33,19 @@ class Runtime:
     """The publisher with its spool and drainer (``publisher`` is its front door)."""
     key_cache: KeyCache | None = None
     """The Redis-managed keys (``AUTH_MODE=keys`` only), refreshed during the lifespan."""
+
+    def publish_record(self, record: Record, method: str, presented: list[str]) -> int | None:
+        """Scrub, bound and hand ``record`` to the publisher, and count the request.
+
+        ``presented`` are the credentials this exchange carried: scrubbed even when
+        refused, since a wrong key may still be someone's key. Returns the status.
+        """
+        payload = bounded_json(
+            record,
+            self.settings.record_max_bytes,
+            lambda shown: self.scrubber.scrub(shown.to_json(), presented),
+        )
+        self.publisher.submit(PendingRecord(record.id, payload))
+        status = record.response.status_code if record.response else None
+        self.metrics.count_request(method, status or 499, record.model)
+        return status

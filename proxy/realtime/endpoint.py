@@ -24,10 +24,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from proxy.auth import presented_credential
-from proxy.capture.record_size import bounded_json
 from proxy.errors import ProxyError
 from proxy.headers import RECORD_ID_HEADER, presented_secrets
-from proxy.publish.publisher import PendingRecord
 from proxy.realtime.events import Direction, SessionLog
 from proxy.realtime.handshake import (
     check_origin,
@@ -239,21 +237,12 @@ class RealtimeSession:
 
     def _queue_record(self) -> None:
         record = self._record.build()
-        # Scrubbed even when refused: a wrong key may still be someone's key.
         presented = [
             *presented_secrets(self._headers),
             *([self._protocol_key] if self._protocol_key else []),
             *self._record.query_secrets,
         ]
-        scrubber = self._runtime.scrubber
-        payload = bounded_json(
-            record,
-            self._settings.record_max_bytes,
-            lambda shown: scrubber.scrub(shown.to_json(), presented),
-        )
-        self._runtime.publisher.submit(PendingRecord(record.id, payload))
-        status = record.response.status_code if record.response else None
-        self._runtime.metrics.requests.labels("GET", str(status or 499)).inc()
+        status = self._runtime.publish_record(record, "GET", presented)
         close = self._record.close
         log_event(
             logger,

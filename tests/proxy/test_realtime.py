@@ -6,6 +6,7 @@ reached the upstream, and what the session's one record holds.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -160,6 +162,21 @@ async def test_a_session_is_relayed_and_recorded_with_audio_hashed(
     raw = entry.raw.decode()
     assert CLIENT_KEY not in raw and UPSTREAM_KEY not in raw
     assert base64.b64encode(CLIENT_AUDIO).decode()[:64] not in raw
+
+    # The session is counted like any call and ends with its own log event.
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{realtime_proxy.url}/metrics")).text
+    counted = [
+        line for line in metrics.splitlines()
+        if line.startswith("proxy_requests_total{") and 'status="101"' in line
+    ]
+    assert len(counted) == 1 and f'model="{MODEL}"' in counted[0], counted
+    for _ in range(100):  # the log thread writes shortly after
+        if "realtime_session_completed" in realtime_proxy.log():
+            break
+        await asyncio.sleep(0.02)
+    assert "realtime_session_completed" in realtime_proxy.log()
+    assert "record_build_failed" not in realtime_proxy.log()
 
 
 async def test_the_upstream_closing_is_relayed_with_its_code(
