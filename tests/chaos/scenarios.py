@@ -8,6 +8,8 @@ to drain runs from the end of the load to that point.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +24,8 @@ from tests.chaos.verify import Outcome, judge, wait_until_landed
 
 THREADS = 4
 OUTAGE_S = 3.0
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 def _settled(stack: Stack) -> Callable[[], bool]:
@@ -114,6 +118,14 @@ def redis_restart_with_backlog(workdir: Path) -> Outcome:
         return _finish(stack, title, tally, note, fault_events=restored, spooled=spooled)
 
 
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE):
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), str(a))
+
+
 def storage_outage(workdir: Path) -> Outcome:
     """The log folder replaced by a file for a few seconds under load (root ignores chmod)."""
     with Stack(workdir) as stack:
@@ -121,13 +133,13 @@ def storage_outage(workdir: Path) -> Outcome:
         stack.add_shipper()
         with Load([proxy.url], threads=THREADS, max_calls=6000) as load:
             load.wait_calls(200)
-            away = stack.log_dir.with_name("logs.away")
+            blocker = stack.log_dir.with_name("logs.blocker")
+            blocker.write_text("storage unavailable")
             stack.log_dir.mkdir(parents=True, exist_ok=True)  # a slow shipper may not have yet
-            stack.log_dir.rename(away)
-            stack.log_dir.write_text("storage unavailable")
+            # Swapped in one step: a shipper that re-creates its folder finds no gap.
+            _exchange(stack.log_dir, blocker)
             time.sleep(OUTAGE_S)
-            stack.log_dir.unlink()
-            away.rename(stack.log_dir)
+            _exchange(stack.log_dir, blocker)
             time.sleep(1.0)
             tally = load.stop()
         retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
