@@ -1,6 +1,6 @@
 """The proxy's FastAPI app: the factory, and the lifespan that owns shared resources.
 
-Start-up creates the one ``httpx.AsyncClient``, the Redis client and the publishing
+Start-up creates the one ``Upstream``, the Redis client and the publishing
 pipeline (publisher, spool, drainer). Shutdown (after uvicorn stopped taking requests
 and let in-flight ones finish): publish or spool every queued record within its time
 limit, close the clients, log totals.
@@ -30,7 +30,7 @@ from proxy.refusals import refuse_route
 from proxy.routes import router
 from proxy.runtime import Runtime
 from proxy.settings import ProxySettings
-from proxy.upstream import new_client
+from proxy.upstream import Upstream
 from shared import __version__
 from shared.logs import log_event
 from shared.redis_client import connect
@@ -54,7 +54,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
     passthrough_secret = settings.passthrough_user_id_secret
     return Runtime(
         settings=settings,
-        client=new_client(settings),
+        upstream=Upstream(settings),
         redis=redis,
         publisher=publishing.publisher,
         metrics=metrics,
@@ -100,7 +100,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
             if runtime.key_cache is not None:
                 await runtime.key_cache.stop(settings.redis_timeout_s)
             await runtime.publishing.stop(settings.shutdown_drain_timeout_s)
-            await runtime.client.aclose()
+            await runtime.upstream.aclose()
             await runtime.redis.aclose()
             log_event(logger, "proxy_stopped", **runtime.metrics.totals())
             log_thread.stop()

@@ -12,6 +12,7 @@ response is relayed (as Starlette's ``StreamingResponse`` does). The sequence::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -100,9 +101,12 @@ class Exchange:
     async def run(self) -> None:
         """Relay the exchange, then queue its record whatever happened."""
         self._runtime.metrics.inflight_streams.inc()
+        # A plain task rather than a task group: cancelling an anyio group formats a task
+        # repr each time, which cost more than the rest of the relay's bookkeeping.
+        watcher: asyncio.Task[None] | None = None
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._watch_disconnect, group.cancel_scope)
+            with anyio.CancelScope() as scope:
+                watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(scope))
                 try:
                     await self._forward()
                 except ProxyError as exc:
@@ -112,7 +116,6 @@ class Exchange:
                 except Exception:
                     logger.exception("proxy_internal_error")
                     await self._answer_error(InternalError("The proxy failed unexpectedly."))
-                group.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             self._record.fail("proxy_stopped", "The proxy stopped before the exchange completed.")
             raise
@@ -120,6 +123,8 @@ class Exchange:
             self._record.fail("proxy_error", f"{type(exc).__name__} in the proxy")
             raise
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self._runtime.metrics.inflight_streams.dec()
             # No await from here on: the record is queued even if this task is cancelled.
             self._finish()
@@ -145,13 +150,11 @@ class Exchange:
             # A streamed body keeps the client's framing: with a Content-Length, httpx
             # sends it as such instead of chunked (some upstreams refuse chunked uploads).
             headers.append(("content-length", str(content_length)))
-        request = self._runtime.client.build_request(
-            self._method, url, headers=headers, content=content
-        )
+        request = self._runtime.upstream.request(self._method, url, headers, content)
         self._settings.upstream.check(request.url)
         started = time.monotonic()
         with upstream_errors("before answering"):
-            response = await self._runtime.client.send(request, stream=True)
+            response = await self._runtime.upstream.send(request)
         self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)
         try:
             await self._relay(response)
@@ -208,6 +211,7 @@ class Exchange:
         while (await self._receive())["type"] != "http.disconnect":
             pass
         if not self._response_complete:
+            # Cancels ``_forward`` at its next await; ``run`` records and cleans up.
             self._record.fail("client_disconnected", _DISCONNECT_MESSAGE)
             scope.cancel()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from proxy.auth import Authenticator
 from proxy.capture.record_size import bounded_json
 from proxy.keys.cache import KeyCache
@@ -14,6 +12,7 @@ from proxy.publish.pipeline import Publishing
 from proxy.publish.publisher import PendingRecord, Publisher
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
+from proxy.upstream import Upstream
 from shared.record import Record
 from shared.redis_client import RedisClient
 
@@ -23,7 +22,7 @@ class Runtime:
     """The process-wide collaborators of the proxy."""
 
     settings: ProxySettings
-    client: httpx.AsyncClient
+    upstream: Upstream
     redis: RedisClient
     publisher: Publisher
     metrics: Metrics

@@ -1,13 +1,12 @@
-"""The one shared HTTP client to the upstream, and the mapping of its errors.
+"""The one shared way to the upstream, and the mapping of its errors.
 
 httpx exceptions are turned into the proxy's own errors here and nowhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
@@ -16,34 +15,55 @@ from proxy.settings import ProxySettings
 from proxy.upstream_transport import AiohttpTransport
 
 
-def new_client(settings: ProxySettings) -> httpx.AsyncClient:
-    """The process-wide client: explicit timeouts and limits, no redirects, no env proxies."""
-    timeout = httpx.Timeout(
-        connect=settings.upstream_connect_timeout_s,
-        read=settings.upstream_read_timeout_s,
-        write=settings.upstream_write_timeout_s,
-        pool=settings.upstream_pool_timeout_s,
-    )
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_keepalive_connections,
-        keepalive_expiry=settings.upstream_keepalive_expiry_s,
-    )
-    aiohttp = settings.upstream_transport == "aiohttp"
-    client = httpx.AsyncClient(
-        timeout=timeout,
-        limits=limits,
-        follow_redirects=False,
-        trust_env=False,
-        transport=AiohttpTransport(limits) if aiohttp else None,
-        # One client serves every caller: a cookie the upstream sets for one must never
-        # ride along on another's request, so the jar accepts none.
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-    )
-    # No default headers of httpx's own: the client's Accept-Encoding, User-Agent and
-    # Accept go upstream as sent (a gzip the client did not ask for would reach it raw).
-    client.headers.clear()
-    return client
+class Upstream:
+    """The one way upstream: httpx requests and responses over one pooled transport.
+
+    httpx's API (``httpx.Request``, ``httpx.Response.aiter_raw``, its exceptions) without
+    ``httpx.AsyncClient``'s per-request layers: cookies, auth flow, redirects and event
+    hooks are all things a relay must not apply, and they cost more CPU per request than
+    the transport itself (``bench/README.md``, "Profile"). Nothing is added to a request
+    but ``Host`` and its body's framing: no default headers, no cookies, no redirects.
+    """
+
+    def __init__(self, settings: ProxySettings) -> None:
+        self._timeout = httpx.Timeout(
+            connect=settings.upstream_connect_timeout_s,
+            read=settings.upstream_read_timeout_s,
+            write=settings.upstream_write_timeout_s,
+            pool=settings.upstream_pool_timeout_s,
+        ).as_dict()
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_keepalive_connections,
+            keepalive_expiry=settings.upstream_keepalive_expiry_s,
+        )
+        self._transport: httpx.AsyncBaseTransport = (
+            AiohttpTransport(limits)
+            if settings.upstream_transport == "aiohttp"
+            # No proxies from the environment: the upstream is reached directly.
+            else httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        )
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        headers: list[tuple[str, str]] | None = None,
+        content: bytes | AsyncIterator[bytes] | None = None,
+    ) -> httpx.Request:
+        """A request to send: the caller checks its URL before ``send``."""
+        return httpx.Request(
+            method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The upstream's answer, its body not read yet (``aiter_raw``, then ``aclose``)."""
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 @contextmanager

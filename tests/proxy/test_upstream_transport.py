@@ -1,4 +1,4 @@
-"""The shared upstream client over aiohttp: bytes as sent, errors as httpx's, no cookie jar."""
+"""The shared way upstream: bytes as sent, errors as httpx's, no cookie jar, either transport."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from proxy.errors import UpstreamUnreachable
 from proxy.settings import ProxySettings
-from proxy.upstream import new_client, upstream_errors
+from proxy.upstream import Upstream, upstream_errors
 from tests.support.ports import free_port, wait_for_port
 
 
@@ -44,23 +44,25 @@ async def test_a_cookie_set_for_one_caller_never_reaches_the_next(
     upstream: str, transport: str
 ) -> None:
     settings = ProxySettings(_env_file=None, upstream_transport=transport)  # type: ignore[call-arg]
-    client = new_client(settings)
+    client = Upstream(settings)
     try:
         seen = []
         for _ in range(2):
-            response = await client.send(client.build_request("GET", f"{upstream}/a%2Fb?x=%2F"))
+            response = await client.send(client.request("GET", f"{upstream}/a%2Fb?x=%2F"))
             seen.append(response.headers["x-cookie"])
             assert response.headers["x-raw-path"] == "/a%2Fb"  # not re-quoted
+            assert b"".join([chunk async for chunk in response.aiter_raw()]) == b"ok"
+            await response.aclose()
     finally:
         await client.aclose()
     assert seen == ["none", "none"]
 
 
 async def test_a_refused_connection_is_unreachable_not_a_timeout() -> None:
-    client = new_client(ProxySettings(_env_file=None))  # type: ignore[call-arg]
+    client = Upstream(ProxySettings(_env_file=None))  # type: ignore[call-arg]
     try:
         with pytest.raises(UpstreamUnreachable), upstream_errors("before answering"):
-            await client.send(client.build_request("GET", f"http://127.0.0.1:{free_port()}/"))
+            await client.send(client.request("GET", f"http://127.0.0.1:{free_port()}/"))
     finally:
         await client.aclose()
 
@@ -73,9 +75,9 @@ async def test_an_error_of_the_body_source_is_raised_as_itself(upstream: str) ->
         yield b"a" * 1000
         raise Refused
 
-    client = new_client(ProxySettings(_env_file=None))  # type: ignore[call-arg]
+    client = Upstream(ProxySettings(_env_file=None))  # type: ignore[call-arg]
     try:
         with pytest.raises(Refused):
-            await client.send(client.build_request("POST", f"{upstream}/", content=body()))
+            await client.send(client.request("POST", f"{upstream}/", content=body()))
     finally:
         await client.aclose()
