@@ -11,6 +11,7 @@ this module ever be wrong.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote_from_bytes, unquote, unquote_to_bytes
 
 import httpx
@@ -24,6 +25,8 @@ _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 _QUERY_SAFE = "".join(chr(byte) for byte in range(0x21, 0x7F))
 _DOT_SEGMENTS = frozenset({b".", b".."})
 _FORBIDDEN_BYTES = frozenset({*range(0x20), 0x7F, ord("/"), ord("\\")})
+_CACHED_PATHS = 1024
+_CACHED_PATH_BYTES = 256
 
 
 def _segment(raw: bytes) -> bytes:
@@ -83,6 +86,9 @@ class UpstreamBase:
         self._path = self.url.raw_path.split(b"?")[0].rstrip(b"/")
         self._query = self.url.query
         self._origin = (self.url.scheme, self.url.host, self.url.port)
+        self._url_without_query = lru_cache(maxsize=_CACHED_PATHS)(
+            lambda raw_path: self._build(raw_path, b"")
+        )
 
     @property
     def secrets(self) -> list[str]:
@@ -98,6 +104,13 @@ class UpstreamBase:
 
     def url_for(self, raw_path: bytes, query: bytes) -> httpx.URL:
         """The upstream URL for a client's raw path and raw query string."""
+        if not query and len(raw_path) <= _CACHED_PATH_BYTES:
+            # Most calls repeat a few paths; parsing a URL costs more than the rest of
+            # building it. Only paths without a query: a query may carry a credential.
+            return self._url_without_query(raw_path)
+        return self._build(raw_path, query)
+
+    def _build(self, raw_path: bytes, query: bytes) -> httpx.URL:
         path = self._path + b"/" + forwarded_path(raw_path)
         joined = b"&".join(part for part in (self._query, _ascii_query(query)) if part)
         url = self.url.copy_with(raw_path=path + b"?" + joined if joined else path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 import aiohttp
 import httpx
@@ -45,6 +46,19 @@ def _httpx_errors() -> Iterator[None]:
         raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
     except aiohttp.ClientError as exc:
         raise httpx.TransportError(str(exc) or type(exc).__name__) from exc
+
+
+def _yarl_url(url: str) -> yarl.URL:
+    # As encoded by the client: yarl would otherwise re-quote it (%2F -> /).
+    if "?" in url:
+        return yarl.URL(url, encoded=True)
+    return _yarl_url_without_query(url)
+
+
+@lru_cache(maxsize=1024)
+def _yarl_url_without_query(url: str) -> yarl.URL:
+    """Parsed once per path: most calls repeat a few (never a query, which may hold a key)."""
+    return yarl.URL(url, encoded=True)
 
 
 class _RequestBody:
@@ -151,8 +165,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _httpx_errors():
             return await self._session.request(
                 request.method,
-                # As encoded by the client: yarl would otherwise re-quote it (%2F -> /).
-                yarl.URL(str(request.url), encoded=True),
+                _yarl_url(str(request.url)),
                 headers=headers,
                 data=body,
                 allow_redirects=False,
