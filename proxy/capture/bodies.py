@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from python_multipart.multipart import parse_options_header
@@ -33,7 +34,9 @@ _TEXT_SUBTYPES = frozenset(
 )
 
 
+@lru_cache(maxsize=256)
 def _media_type(content_type: str | None) -> tuple[str, dict[bytes, bytes]]:
+    # Cached: calls repeat a few content types (the options are only ever read).
     media, options = parse_options_header(content_type or "")
     return media.decode("latin-1").lower(), options
 

@@ -7,9 +7,9 @@ chunk is also fed to the record's capture, which keeps only what the record need
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
-import anyio
 from starlette.types import Receive
 
 from proxy.capture.bodies import BodyCapture
@@ -32,7 +32,7 @@ class RequestBody:
         self._max_bytes = max_bytes
         self._read_whole_below_bytes = read_whole_below_bytes
         self._received = 0
-        self.done = anyio.Event()
+        self.done = asyncio.Event()
 
     async def content(
         self, content_length: int | None, chunked: bool

@@ -141,9 +141,8 @@ class Publisher:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for pending in batch:
                     pipe.xadd(self._stream, {RECORD_FIELD: pending.payload})
-                results = await asyncio.wait_for(
-                    pipe.execute(raise_on_error=False), self._timeout_s
-                )
+                async with asyncio.timeout(self._timeout_s):
+                    results = await pipe.execute(raise_on_error=False)
         except ROUND_TRIP_ERRORS as exc:
             self._sending = False
             if not never_sent(exc):
