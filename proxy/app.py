@@ -8,6 +8,7 @@ limit, close the clients, log totals.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,6 +95,11 @@ def create_app(settings: ProxySettings) -> FastAPI:
         )
         for event, message in settings.startup_warnings():
             log_event(logger, event, logging.WARNING, message=message)
+        # What start-up built lives as long as the process: kept out of every later
+        # collection, a full one no longer walks the hundreds of thousands of objects of
+        # the imported libraries (a pause of tens of milliseconds in the tail latency).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
