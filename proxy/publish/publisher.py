@@ -1,7 +1,7 @@
 """Publishing records to the Redis stream, off the response path.
 
 ``submit`` never waits: it puts the record on a bounded in-memory queue that a
-background task drains, several ``XADD``s per round trip, each bounded by
+background task drains, several ``XADD``s per round trip (``LINGER_S``), each bounded by
 ``PUBLISH_TIMEOUT_S``. A record that cannot be published goes to the spool; the spool's
 module docstring tells the whole outage protocol.
 """
@@ -25,6 +25,12 @@ from shared.streams import RECORD_FIELD
 __all__ = ["PendingRecord", "Publisher"]
 
 logger = logging.getLogger(__name__)
+
+LINGER_S = 0.002
+"""How long a record waits for others to share its round trip to Redis. One ``XADD``
+costs redis-py about 100 us of CPU per round trip, four in a pipeline about 50 us each:
+at a few calls at a time, this halves the publishing work, and a record reaches the
+stream at most 2 ms later."""
 
 
 class Publisher:
@@ -117,6 +123,8 @@ class Publisher:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self._queue.qsize() + 1 < self._batch_size:
+                await asyncio.sleep(LINGER_S)
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._inflight = batch
