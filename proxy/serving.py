@@ -77,6 +77,8 @@ def serve(settings: ProxySettings) -> None:
         port=settings.proxy_port,
         log_config=None,
         access_log=False,
+        # Nothing reads the client's address; X-Forwarded-* headers pass upstream as sent.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         # The client sees the upstream's date and server headers, not a second pair.
         server_header=False,
