@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from shared.naming import file_stem
 from shared.record import Record
 from shared.streams import RECORD_FIELD
+from shipper.canonical import CANONICAL_START, canonical_fields
 from shipper.source import StreamEntry
 
 _RECORD_KEY = RECORD_FIELD.encode()
 _T = TypeVar("_T")
-_CANONICAL_START = b'{"schema_version":'
 
 
 @dataclass(slots=True)
@@ -48,17 +48,22 @@ def parse_entry(entry: StreamEntry, max_line_bytes: int) -> Entry | Rejected:
     raw = (entry.fields or {}).get(_RECORD_KEY)
     if raw is None:
         return Rejected(entry, f"no '{RECORD_FIELD}' field")
-    try:
-        record = Record.from_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        return Rejected(entry, f"invalid record: {where}: {first['msg']}")
-    line = _line(raw, record)
+    fields = canonical_fields(raw)
+    if fields is not None:
+        record_id, line = fields.record_id, raw + b"\n"
+        stem = _stem(fields.user_id, fields.model, fields.day)
+    else:
+        try:
+            record = Record.from_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            return Rejected(entry, f"invalid record: {where}: {first['msg']}")
+        record_id, line = record.id, _line(raw, record)
+        stem = _stem(record.user_id, record.model, record.timestamp.date())
     if len(line) > max_line_bytes:
         return Rejected(entry, f"record too large: {len(line)} bytes > {max_line_bytes}")
-    stem = _stem(record.user_id, record.model, record.timestamp.date())
-    return Entry(entry.entry_id, record.id, stem, line)
+    return Entry(entry.entry_id, record_id, stem, line)
 
 
 def _line(raw: bytes, record: Record) -> bytes:
@@ -68,7 +73,7 @@ def _line(raw: bytes, record: Record) -> bytes:
     # (JSON allows a raw CR or LF between tokens), lack ``schema_version``, or carry a
     # timestamp that validation turned into UTC (naive, or another offset).
     if (
-        raw.startswith(_CANONICAL_START)
+        raw.startswith(CANONICAL_START)
         and b"\n" not in raw
         and b"\r" not in raw
         and b'"timestamp":"%s"' % record.timestamp.isoformat().encode() in raw
