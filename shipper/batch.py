@@ -23,6 +23,7 @@ from shipper.source import StreamEntry
 
 _RECORD_KEY = RECORD_FIELD.encode()
 _T = TypeVar("_T")
+FIRST_GUESS_BYTES = 8 * 1024
 
 
 @dataclass(slots=True)
@@ -171,6 +172,25 @@ def _parse_batch(batch: Sequence[StreamEntry], max_append_bytes: int) -> ParsedB
         else:
             parsed.append(result)
     return ParsedBatch(deleted_ids, rejected, chunks_by_file(parsed, max_append_bytes))
+
+
+class ReadSize:
+    """How many entries to ask for: about one batch's bytes, judged by the last read's
+    records (the first read assumes ``FIRST_GUESS_BYTES`` each), at most ``max_records``."""
+
+    def __init__(self, max_records: int, max_batch_bytes: int) -> None:
+        self.max_records = max_records
+        self.max_batch_bytes = max_batch_bytes
+        self._entry_bytes = FIRST_GUESS_BYTES
+
+    def count(self) -> int:
+        return max(1, min(self.max_records, self.max_batch_bytes // self._entry_bytes))
+
+    def observe(self, entries: Sequence[StreamEntry]) -> None:
+        """Learn the size of records from a read."""
+        sizes = [_raw_bytes(entry) for entry in entries if entry.fields]
+        if sizes:
+            self._entry_bytes = max(1, sum(sizes) // len(sizes))
 
 
 def split_by_bytes(entries: Sequence[StreamEntry], max_bytes: int) -> list[list[StreamEntry]]:

@@ -27,7 +27,7 @@ class ShipperSettings(StorageSettings):
 
     azure_rollover_blocks: int = Field(default=49_000, ge=1, le=50_000)
 
-    shipper_batch_max_records: int = Field(default=1000, ge=1)
+    shipper_batch_max_records: int = Field(default=5000, ge=1)
     shipper_batch_max_bytes: int = Field(default=8 * MIB, ge=1024)
     shipper_block_ms: int = Field(default=2000, ge=10)
     shipper_claim_idle_ms: int = Field(default=30_000, ge=100)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from shared.logs import log_event
 from shared.redis_client import connect
 from shared.streams import RECORD_FIELD
-from shipper.batch import Chunk, ParsedBatch, Rejected, parse_batches
+from shipper.batch import Chunk, ParsedBatch, ReadSize, Rejected, parse_batches
 from shipper.delivery import Delivery, backoff_s
 from shipper.intents import IntentLedger
 from shipper.parking import Parking
@@ -82,6 +82,8 @@ class Worker:
                                  heartbeat_s, asyncio.Semaphore(_PARALLEL_APPENDS),
                                  self.telemetry.storage_failed)
         self.parking = Parking(max_records=settings.shipper_batch_max_records)
+        self.read_size = ReadSize(settings.shipper_batch_max_records,
+                                  settings.shipper_batch_max_bytes)
         self.stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -181,25 +183,26 @@ class Worker:
     async def _ship_own_pending(self) -> None:
         after = "0"
         while not self.stopping.is_set():
-            entries = await self.source.read(after, self.settings.shipper_batch_max_records, None)
+            entries = await self.source.read(after, self.read_size.count(), None)
             if not entries:
                 return
+            self.read_size.observe(entries)
             await self._ship(entries)
             after = entries[-1].entry_id
 
     async def _claim_and_tidy(self) -> None:
         settings = self.settings
         while not self.stopping.is_set():
-            claimed = await self.source.claim_idle(
-                settings.shipper_claim_idle_ms, settings.shipper_batch_max_records
-            )
+            count = self.read_size.count()
+            claimed = await self.source.claim_idle(settings.shipper_claim_idle_ms, count)
             if not claimed:
                 break
+            self.read_size.observe(claimed)
             self.totals.entries_claimed_total += len(claimed)
             log_event(logger, "entries_claimed", entries=len(claimed),
                       first_id=claimed[0].entry_id, last_id=claimed[-1].entry_id)
             await self._ship(claimed)
-            if len(claimed) < settings.shipper_batch_max_records:
+            if len(claimed) < count:
                 break
         removed = await self.source.forget_stale_consumers(
             int(settings.shipper_stale_consumer_s * 1000)
@@ -223,9 +226,8 @@ class Worker:
         # Parsed here, in the read-ahead task, a batch's records are validated while the loop
         # would otherwise wait on the appends of the batch in hand.
         settings = self.settings
-        entries = await self.source.read(
-            ">", settings.shipper_batch_max_records, settings.shipper_block_ms
-        )
+        entries = await self.source.read(">", self.read_size.count(), settings.shipper_block_ms)
+        self.read_size.observe(entries)
         batches = self._parse(entries)
         for batch in batches:
             batch.fresh = True

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 
 from shared.naming import file_stem
 from shared.record import Record
-from shipper.batch import Entry, Rejected, chunks_by_file, parse_entry, split_by_bytes
+from shipper.batch import (
+    FIRST_GUESS_BYTES,
+    Entry,
+    ReadSize,
+    Rejected,
+    chunks_by_file,
+    parse_entry,
+    split_by_bytes,
+)
 from shipper.source import StreamEntry
 from tests.factories import make_record
 
@@ -91,3 +99,16 @@ def test_a_record_in_another_form_is_rendered_as_one_canonical_line() -> None:
         assert parsed.line == record.to_json() + b"\n", what
         assert parsed.line.count(b"\n") == 1 and b"\r" not in parsed.line, what
         assert Record.from_json(parsed.line) == record, what
+
+
+def test_a_read_asks_for_about_one_batch_of_the_records_last_seen() -> None:
+    size = ReadSize(max_records=5000, max_batch_bytes=8 * FIRST_GUESS_BYTES * 100)
+    assert size.count() == 800
+    size.observe([StreamEntry(str(i), {b"record": b"x" * 2048}) for i in range(10)])
+    assert size.count() == 3200
+    size.observe([StreamEntry("1", {b"record": b"x" * 100}), StreamEntry("2", None)])
+    assert size.count() == 5000
+    size.observe([StreamEntry("3", None)])  # deleted entries tell nothing about sizes
+    assert size.count() == 5000
+    size.observe([StreamEntry("4", {b"record": b"x" * (1 << 30)})])
+    assert size.count() == 1
