@@ -184,13 +184,15 @@ class ReadSize:
         self._entry_bytes = FIRST_GUESS_BYTES
 
     def count(self) -> int:
-        return max(1, min(self.max_records, self.max_batch_bytes // self._entry_bytes))
+        # A margin for records above the mean: a read is one batch, not one and a sliver.
+        target_bytes = self.max_batch_bytes * 9 // 10
+        return max(1, min(self.max_records, target_bytes // self._entry_bytes))
 
     def observe(self, entries: Sequence[StreamEntry]) -> None:
         """Learn the size of records from a read."""
         sizes = [_raw_bytes(entry) for entry in entries if entry.fields]
         if sizes:
-            self._entry_bytes = max(1, sum(sizes) // len(sizes))
+            self._entry_bytes = max(1, -(-sum(sizes) // len(sizes)))
 
 
 def split_by_bytes(entries: Sequence[StreamEntry], max_bytes: int) -> list[list[StreamEntry]]:
