@@ -4,10 +4,11 @@ On start (and after every Redis outage) it first re-ships its own pending entrie
 then reads new ones; every so often it claims entries that dead shippers left
 pending, forgets long-dead consumers and stale intents. Each file's lines go
 through ``shipper.delivery`` (README, "Exactly once"). While a batch is written,
-the next one is read (at most one ahead), so Redis and the disk work at the same
-time. A file in backoff never holds back the batch's other files: they are
-acknowledged as they land, and the chunk is parked (``shipper.parking``) while the
-loop goes on. A file that can never be written goes to the dead-letter stream.
+the next one is read (at most one ahead) and the last one acknowledged (at most one
+in flight), so Redis and the disk work at the same time. A file in backoff never
+holds back the batch's other files: they are acknowledged as they land, and the
+chunk is parked (``shipper.parking``) while the loop goes on. A file that can never
+be written goes to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class Worker:
         self.read_size = ReadSize(settings.shipper_batch_max_records,
                                   settings.shipper_batch_max_bytes)
         self.stopping = asyncio.Event()
+        # The last batch's acknowledgement, sent while the next batch is written.
+        self._acking: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Stop reading; the batch in hand is still finished."""
@@ -113,6 +116,8 @@ class Worker:
                     if time.monotonic() >= next_claim_s:
                         await self._claim_and_tidy()
                         next_claim_s = time.monotonic() + settings.claim_interval_s
+                    if self._acking is not None and self._acking.done():
+                        await self._acked()  # raises what a finished acknowledgement raised
                     if ahead is None:
                         ahead = self._start_read()
                     batches = await self._read_new(ahead)
@@ -124,10 +129,11 @@ class Worker:
                     failures = 0
                     self.telemetry.round_ok()
                 except SourceUnavailable as exc:
-                    # What was read ahead, or parked, is re-shipped with our pending entries
-                    # on recovery.
+                    # What was read ahead, parked or being acknowledged is re-shipped with
+                    # our pending entries on recovery.
                     await _drop(ahead)
                     ahead = None
+                    await self._drop_acking()
                     await self.parking.cancel_all()
                     failures += 1
                     self.totals.redis_errors_total += 1
@@ -147,8 +153,10 @@ class Worker:
                     await self._pause(delay_s)
             await self._ship_read_ahead(ahead)
             await self.parking.drain()  # within the shutdown time limit of the caller
+            await self._last_acked()
         finally:
             await _drop(ahead)
+            await self._drop_acking()
             await self.parking.cancel_all()
 
     async def _pause(self, delay_s: float) -> None:
@@ -252,7 +260,10 @@ class Worker:
         for task in tasks:
             if task.done() and (error := task.exception()) is not None:
                 raise error
-        await acks.flush()
+        # At most one acknowledgement in flight: it overlaps the next batch's appends (their
+        # records are other entries; README, "Exactly once", holds in any order of the two).
+        await self._acked()
+        self._acking = asyncio.create_task(acks.flush())
         landed = [chunk for task, chunk in zip(tasks, chunks, strict=True) if task.done()]
         if landed:
             self.totals.batches_shipped_total += 1
@@ -260,6 +271,27 @@ class Worker:
             log_event(logger, "batch_shipped", records=sum(len(c.entries) for c in landed),
                       files=len({c.stem for c in landed}),
                       ms=round((time.perf_counter() - started_s) * 1000, 1))
+
+    async def _acked(self) -> None:
+        """Wait for the last batch's acknowledgement; raises what it raised."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            await acking
+
+    async def _last_acked(self) -> None:
+        try:
+            await self._acked()
+        except SourceUnavailable as exc:
+            log_event(logger, "ack_left_pending", logging.WARNING, error=str(exc))
+
+    async def _drop_acking(self) -> None:
+        """Forget an acknowledgement that failed or is cut short: its entries stay pending."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            acking.cancel()
+            await asyncio.wait({acking})
+            if not acking.cancelled():
+                acking.exception()
 
     async def _dead_letter(self, rejected: Rejected) -> None:
         await self.source.dead_letter(rejected.entry, rejected.reason)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 import redis
 
 from shared.naming import file_name, file_stem, parse_file_name
@@ -14,6 +16,7 @@ from shared.streams import dead_letter_stream, intents_key
 from shipper.settings import ShipperSettings
 from shipper.sink import Placement, Prepare
 from shipper.sink_local import LocalSink
+from shipper.source import SourceUnavailable
 from tests.factories import make_record
 from tests.shipper.conftest import (
     STREAM,
@@ -139,6 +142,31 @@ async def test_crash_between_append_and_ack_leaves_no_duplicate(
         await async_wait_for(lambda: _drained(redis_client), what="recovery")
     ids = shipped_ids(log_dir)
     assert sorted(ids) == sorted(record.id for record in records)
+
+
+async def test_an_acknowledgement_lost_while_the_next_batch_is_written_is_made_good(
+    shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = shipper_settings.model_copy(update={"shipper_batch_max_records": 20})
+    records = [make_record(user_id=f"u{i % 3}") for i in range(200)]
+    publish(records)
+    calls: list[int] = []
+    async with running_worker(settings) as worker:
+        finish = worker.source.finish
+
+        async def lose_the_second(entry_ids: Sequence[str], record_ids: Sequence[str]) -> None:
+            calls.append(len(entry_ids))
+            if len(calls) == 2:
+                raise SourceUnavailable("connection lost")
+            await finish(entry_ids, record_ids)
+
+        monkeypatch.setattr(worker.source, "finish", lose_the_second)
+        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+    assert calls[1] > 0 and worker.totals.redis_errors_total == 1
+    # Its entries were shipped again from our pending ones: found landed, not rewritten.
+    assert worker.totals.records_already_landed_total >= calls[1]
+    assert sorted(shipped_ids(log_dir)) == sorted(record.id for record in records)
 
 
 async def test_a_live_shipper_claims_what_a_dead_one_left_without_duplicates(
