@@ -257,9 +257,10 @@ class Worker:
         for task, chunk in zip(tasks, chunks, strict=True):
             if not task.done():
                 self.parking.park(task, len(chunk.entries))
-        for task in tasks:
-            if task.done() and (error := task.exception()) is not None:
-                raise error
+        # Every failed chunk's error is retrieved (asyncio would log the others at exit).
+        errors = [error for task in tasks if task.done() and (error := task.exception())]
+        if errors:
+            raise errors[0]
         # At most one acknowledgement in flight: it overlaps the next batch's appends (their
         # records are other entries; README, "Exactly once", holds in any order of the two).
         await self._acked()
