@@ -1,8 +1,9 @@
 """Logging off the event loop: log records are handed to a thread that writes them in batches,
 so a slow stderr never stalls a response.
 
-Handing a record over costs no wake-up: the writer sleeps ``FLUSH_INTERVAL_S`` between
-batches and writes each batch with one write per handler. Waking a thread for every
+Handing a record over wakes the writer at most once per ``FLUSH_INTERVAL_S`` (the first
+line after a quiet spell is written at once), and each batch is written with one write
+per handler. Waking a thread for every
 record (a ``QueueListener``) cost the event loop more than the rest of a request's
 bookkeeping (``bench/README.md``, "Profile").
 
@@ -27,34 +28,50 @@ FLUSH_INTERVAL_S = 0.05
 
 
 class _Handoff(logging.Handler):
-    """Appends the record as it is (``deque.append`` is thread-safe and wakes no one)."""
+    """Appends the record (``deque.append`` is thread-safe) and wakes the writer at most once
+    per ``FLUSH_INTERVAL_S``: the first line after a quiet spell is written at once."""
 
-    def __init__(self, waiting: collections.deque[logging.LogRecord]) -> None:
+    def __init__(
+        self, waiting: collections.deque[logging.LogRecord], wake: threading.Event
+    ) -> None:
         super().__init__()
         self._waiting = waiting
+        self._wake = wake
+        self._next_wake = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
         self._waiting.append(record)
+        now = time.monotonic()
+        if now >= self._next_wake:
+            self._next_wake = now + FLUSH_INTERVAL_S
+            self._wake.set()
 
 
 class _Writer(threading.Thread):
     """Writes what is waiting every ``FLUSH_INTERVAL_S``, and once more when stopped."""
 
     def __init__(
-        self, waiting: collections.deque[logging.LogRecord], handlers: list[logging.Handler]
+        self,
+        waiting: collections.deque[logging.LogRecord],
+        handlers: list[logging.Handler],
+        wake: threading.Event,
     ) -> None:
         super().__init__(name="log-writer", daemon=True)
         self._waiting = waiting
         self._handlers = handlers
-        self._stopping = threading.Event()
+        self._wake = wake
+        self._stopping = False
 
     def run(self) -> None:
-        while not self._stopping.wait(FLUSH_INTERVAL_S):
+        while not self._stopping:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()  # before draining: a record appended after it is drained too
             self._write_waiting()
         self._write_waiting()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping = True
+        self._wake.set()
         self.join()
 
     def _write_waiting(self) -> None:
@@ -105,8 +122,9 @@ def start() -> None:
         return
     waiting: collections.deque[logging.LogRecord] = collections.deque()
     _handlers = list(root.handlers)
-    _writer = _Writer(waiting, _handlers)
-    root.handlers[:] = [_Handoff(waiting)]
+    wake = threading.Event()
+    _writer = _Writer(waiting, _handlers, wake)
+    root.handlers[:] = [_Handoff(waiting, wake)]
     _writer.start()
     atexit.register(stop)
     # A uvicorn worker process ends through multiprocessing, which skips atexit.
