@@ -3,9 +3,8 @@ so a slow stderr never stalls a response.
 
 Handing a record over wakes the writer at most once per ``FLUSH_INTERVAL_S`` (the first
 line after a quiet spell is written at once), and each batch is written with one write
-per handler. Waking a thread for every
-record (a ``QueueListener``) cost the event loop more than the rest of a request's
-bookkeeping (``bench/README.md``, "Profile").
+per handler. Waking a thread for every record (a ``QueueListener``) cost the event loop
+more than the rest of a request's bookkeeping (``bench/README.md``, "Profile").
 
 ``start()`` moves the root logger's handlers behind the hand-over; ``stop()`` writes what
 is waiting and puts the handlers back, so what is logged after it (the server's last
@@ -48,7 +47,7 @@ class _Handoff(logging.Handler):
 
 
 class _Writer(threading.Thread):
-    """Writes what is waiting every ``FLUSH_INTERVAL_S``, and once more when stopped."""
+    """Writes what is waiting when woken or every ``FLUSH_INTERVAL_S``, and once more at stop."""
 
     def __init__(
         self,

@@ -123,11 +123,12 @@ class Publisher:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # In flight from now on: ``stop`` spools it if the task is cancelled mid-linger.
+            self._inflight = batch
             if self._queue.qsize() + 1 < self._batch_size:
                 await asyncio.sleep(LINGER_S)
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._inflight = batch
             try:
                 await self._open.wait()
                 if self._spool.holds_records:
