@@ -17,7 +17,6 @@ import json
 import logging
 import time
 
-import anyio
 import httpx
 from starlette.types import Receive, Scope, Send
 
@@ -93,6 +92,7 @@ class Exchange:
         )
         self._response_started = False
         self._response_complete = False
+        self._client_gone = False
 
     @property
     def record_id(self) -> str:
@@ -101,30 +101,31 @@ class Exchange:
     async def run(self) -> None:
         """Relay the exchange, then queue its record whatever happened."""
         self._runtime.metrics.inflight_streams.inc()
-        # A plain task rather than a task group: cancelling an anyio group formats a task
-        # repr each time, which cost more than the rest of the relay's bookkeeping.
-        watcher: asyncio.Task[None] | None = None
+        task = asyncio.current_task()
+        assert task is not None
+        # asyncio's own cancellation rather than an anyio scope: anyio looks up the async
+        # library on every scope, which cost more than the rest of the relay's bookkeeping.
+        watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(task))
         try:
-            with anyio.CancelScope() as scope:
-                watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(scope))
-                try:
-                    await self._forward()
-                except ProxyError as exc:
-                    await self._answer_error(exc)
-                except ClientDisconnected as exc:
-                    self._record.fail("client_disconnected", str(exc))
-                except Exception:
-                    logger.exception("proxy_internal_error")
-                    await self._answer_error(InternalError("The proxy failed unexpectedly."))
-        except anyio.get_cancelled_exc_class():
+            try:
+                await self._forward()
+            except ProxyError as exc:
+                await self._answer_error(exc)
+            except ClientDisconnected as exc:
+                self._record.fail("client_disconnected", str(exc))
+            except Exception:
+                logger.exception("proxy_internal_error")
+                await self._answer_error(InternalError("The proxy failed unexpectedly."))
+        except asyncio.CancelledError:
+            if self._client_gone and task.uncancel() == 0:
+                return  # the watcher's cancel alone: the record says the client left
             self._record.fail("proxy_stopped", "The proxy stopped before the exchange completed.")
             raise
         except BaseException as exc:
             self._record.fail("proxy_error", f"{type(exc).__name__} in the proxy")
             raise
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
             self._runtime.metrics.inflight_streams.dec()
             # No await from here on: the record is queued even if this task is cancelled.
             self._finish()
@@ -160,10 +161,10 @@ class Exchange:
             await self._relay(response)
             self._runtime.metrics.upstream_latency.observe(time.monotonic() - started)
         finally:
-            # Shielded: after a client disconnect this runs cancelled, and closing the
-            # upstream connection promptly is the point.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            # A cancel is delivered once, at the await it interrupts: this close runs in
+            # full after a client disconnect, and closing the upstream connection promptly
+            # is the point.
+            await response.aclose()
 
     def _upstream_url(self) -> httpx.URL:
         raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
@@ -205,15 +206,16 @@ class Exchange:
         await self._send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def _watch_disconnect(self, scope: anyio.CancelScope) -> None:
+    async def _watch_disconnect(self, exchange: asyncio.Task[None]) -> None:
         # Only once the body is read: until then ``receive`` belongs to the body stream.
         await self._body.done.wait()
         while (await self._receive())["type"] != "http.disconnect":
             pass
         if not self._response_complete:
-            # Cancels ``_forward`` at its next await; ``run`` records and cleans up.
+            # Cancels ``_forward`` at its current await; ``run`` records and cleans up.
             self._record.fail("client_disconnected", _DISCONNECT_MESSAGE)
-            scope.cancel()
+            self._client_gone = True
+            exchange.cancel()
 
     def _finish(self) -> None:
         try:
