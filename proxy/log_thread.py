@@ -1,10 +1,12 @@
-"""Logging off the event loop: log records are handed to a thread that writes them in batches,
-so a slow stderr never stalls a response.
+"""Logging off the event loop: each line is formatted where it is logged and handed to a
+thread that writes the lines in batches, so a slow stderr never stalls a response.
 
-Handing a record over wakes the writer at most once per ``FLUSH_INTERVAL_S`` (the first
+Handing a line over wakes the writer at most once per ``FLUSH_INTERVAL_S`` (the first
 line after a quiet spell is written at once), and each batch is written with one write
-per handler. Waking a thread for every record (a ``QueueListener``) cost the event loop
-more than the rest of a request's bookkeeping (``bench/README.md``, "Profile").
+per handler. The writer only joins and writes: while it holds the GIL the event loop
+waits, so it does as little as it can. Waking a thread for every record (a
+``QueueListener``) or formatting in the writer cost the event loop more than formatting
+the line itself (``bench/README.md``, "Profile").
 
 ``start()`` moves the root logger's handlers behind the hand-over; ``stop()`` writes what
 is waiting and puts the handlers back, so what is logged after it (the server's last
@@ -25,21 +27,41 @@ import time
 FLUSH_INTERVAL_S = 0.05
 """How long a log line may wait before it is written."""
 
+_Item = tuple[logging.Handler, "str | logging.LogRecord"]
+"""A stream handler's formatted line, or a record for any other handler to handle."""
+
 
 class _Handoff(logging.Handler):
-    """Appends the record (``deque.append`` is thread-safe) and wakes the writer at most once
-    per ``FLUSH_INTERVAL_S``: the first line after a quiet spell is written at once."""
+    """Formats the record for each handler and queues it (``deque.append`` is thread-safe),
+    waking the writer at most once per ``FLUSH_INTERVAL_S``."""
 
     def __init__(
-        self, waiting: collections.deque[logging.LogRecord], wake: threading.Event
+        self,
+        handlers: list[logging.Handler],
+        waiting: collections.deque[_Item],
+        wake: threading.Event,
     ) -> None:
         super().__init__()
+        self._handlers = handlers
         self._waiting = waiting
         self._wake = wake
         self._next_wake = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._waiting.append(record)
+        for handler in self._handlers:
+            if record.levelno < handler.level:
+                continue
+            if not isinstance(handler, logging.StreamHandler):
+                self._waiting.append((handler, record))
+                continue
+            if not handler.filter(record):
+                continue
+            try:
+                line = handler.format(record) + handler.terminator
+            except Exception:
+                handler.handleError(record)
+                continue
+            self._waiting.append((handler, line))
         now = time.monotonic()
         if now >= self._next_wake:
             self._next_wake = now + FLUSH_INTERVAL_S
@@ -51,7 +73,7 @@ class _Writer(threading.Thread):
 
     def __init__(
         self,
-        waiting: collections.deque[logging.LogRecord],
+        waiting: collections.deque[_Item],
         handlers: list[logging.Handler],
         wake: threading.Event,
     ) -> None:
@@ -64,7 +86,7 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         while not self._stopping:
             self._wake.wait(FLUSH_INTERVAL_S)
-            self._wake.clear()  # before draining: a record appended after it is drained too
+            self._wake.clear()  # before draining: a line appended after it is drained too
             self._write_waiting()
         self._write_waiting()
 
@@ -74,38 +96,27 @@ class _Writer(threading.Thread):
         self.join()
 
     def _write_waiting(self) -> None:
-        batch: list[logging.LogRecord] = []
+        batch: list[_Item] = []
         while self._waiting:
             batch.append(self._waiting.popleft())
-        if batch:
-            for handler in self._handlers:
-                _write(handler, [r for r in batch if r.levelno >= handler.level])
+        for handler in self._handlers:
+            items = [item for owner, item in batch if owner is handler]
+            if items:
+                _write(handler, items)
 
 
-def _write(handler: logging.Handler, records: list[logging.LogRecord]) -> None:
+def _write(handler: logging.Handler, items: list[str | logging.LogRecord]) -> None:
     if not isinstance(handler, logging.StreamHandler):
-        for record in records:
-            handler.handle(record)
-        return
-    lines: list[str] = []
-    for record in records:
-        if not handler.filter(record):
-            continue
-        try:
-            lines.append(handler.format(record) + handler.terminator)
-        except Exception:
-            handler.handleError(record)
-        # Lets the event loop have the GIL back between two lines rather than after the
-        # whole batch (Python hands it over only every 5 ms otherwise).
-        time.sleep(0)
-    if not lines:
+        for record in items:
+            if isinstance(record, logging.LogRecord):
+                handler.handle(record)
         return
     with handler.lock or _NO_LOCK:
         try:
-            handler.stream.write("".join(lines))
+            handler.stream.write("".join(line for line in items if isinstance(line, str)))
             handler.flush()
         except Exception:
-            handler.handleError(records[-1])
+            handler.handleError(logging.makeLogRecord({"msg": "a batch of log lines"}))
 
 
 _NO_LOCK = threading.Lock()
@@ -119,11 +130,11 @@ def start() -> None:
     root = logging.getLogger()
     if _writer is not None or not root.handlers:
         return
-    waiting: collections.deque[logging.LogRecord] = collections.deque()
+    waiting: collections.deque[_Item] = collections.deque()
     _handlers = list(root.handlers)
     wake = threading.Event()
     _writer = _Writer(waiting, _handlers, wake)
-    root.handlers[:] = [_Handoff(waiting, wake)]
+    root.handlers[:] = [_Handoff(_handlers, waiting, wake)]
     _writer.start()
     atexit.register(stop)
     # A uvicorn worker process ends through multiprocessing, which skips atexit.
