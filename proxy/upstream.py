@@ -14,6 +14,9 @@ from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import ProxySettings
 from proxy.upstream_transport import AiohttpTransport
 
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+"""Methods httpx sends ``Content-Length: 0`` for when there is no body."""
+
 
 class Upstream:
     """The one way upstream: httpx requests and responses over one pooled transport.
@@ -26,12 +29,13 @@ class Upstream:
     """
 
     def __init__(self, settings: ProxySettings) -> None:
-        self._timeout = httpx.Timeout(
+        timeout = httpx.Timeout(
             connect=settings.upstream_connect_timeout_s,
             read=settings.upstream_read_timeout_s,
             write=settings.upstream_write_timeout_s,
             pool=settings.upstream_pool_timeout_s,
         ).as_dict()
+        self._extensions = {"timeout": timeout}
         limits = httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_keepalive_connections,
@@ -51,10 +55,31 @@ class Upstream:
         headers: list[tuple[str, str]] | None = None,
         content: bytes | AsyncIterator[bytes] | None = None,
     ) -> httpx.Request:
-        """A request to send: the caller checks its URL before ``send``."""
-        return httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
+        """A request to send: the caller checks its URL before ``send``.
+
+        A body in memory (or none) gets the headers httpx would give it, ``Host`` and
+        ``Content-Length``, without httpx's encoding step, which costs three times the
+        rest of building the request; a streamed body goes through httpx as given.
+        """
+        if content is not None and not isinstance(content, bytes):
+            return httpx.Request(
+                method, url, headers=headers, content=content, extensions=self._extensions
+            )
+        url = httpx.URL(url)
+        framing = (
+            [("content-length", str(len(content or b"")))]
+            if content is not None or method in _METHODS_WITH_BODY
+            else []
         )
+        request = httpx.Request(
+            method,
+            url,
+            headers=[("host", url.netloc.decode("ascii")), *(headers or []), *framing],
+            stream=httpx.ByteStream(content or b""),
+            extensions=self._extensions,
+        )
+        request.read()  # as httpx does for a body in memory: ``request.content`` is set
+        return request
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """The upstream's answer, its body not read yet (``aiter_raw``, then ``aclose``)."""

@@ -16,14 +16,23 @@ from tests.support.ports import free_port, wait_for_port
 
 
 async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
-    """Sets a cookie, and answers with the Cookie header and raw path it was sent."""
+    """Sets a cookie, and answers with the Cookie header, raw path and framing it was sent."""
     if scope["type"] != "http":
         return
     headers = dict(scope["headers"])
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
     await send({"type": "http.response.start", "status": 200, "headers": [
         (b"set-cookie", b"__cf_bm=someone-elses; Path=/"),
         (b"x-cookie", headers.get(b"cookie", b"none")),
         (b"x-raw-path", scope["raw_path"]),
+        (b"x-hosts", b",".join(value for name, value in scope["headers"] if name == b"host")),
+        (b"x-content-length", headers.get(b"content-length", b"none")),
+        (b"x-body", str(len(body)).encode()),
     ]})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -56,6 +65,28 @@ async def test_a_cookie_set_for_one_caller_never_reaches_the_next(
     finally:
         await client.aclose()
     assert seen == ["none", "none"]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize(
+    ("method", "content", "content_length"),
+    [("POST", b"hello", "5"), ("POST", None, "0"), ("PUT", b"", "0"), ("GET", None, "none"),
+     ("DELETE", b"{}", "2")],
+)
+async def test_a_body_in_memory_goes_with_one_host_and_its_length(
+    upstream: str, transport: str, method: str, content: bytes | None, content_length: str
+) -> None:
+    settings = ProxySettings(_env_file=None, upstream_transport=transport)  # type: ignore[call-arg]
+    client = Upstream(settings)
+    try:
+        request = client.request(method, f"{upstream}/x", [("x-a", "1")], content)
+        response = await client.send(request)
+        await response.aclose()
+    finally:
+        await client.aclose()
+    assert response.headers["x-hosts"] == upstream.removeprefix("http://")
+    assert response.headers["x-content-length"] == content_length
+    assert response.headers["x-body"] == str(len(content or b""))
 
 
 async def test_a_refused_connection_is_unreachable_not_a_timeout() -> None:
