@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import string
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.ids import new_record_id
+from shared.logs import _TextFormatter
 from shared.naming import (
     encode_component,
     encode_part,
@@ -161,3 +163,13 @@ def test_different_parts_never_share_a_name(left: str, right: str) -> None:
 def test_a_stray_tilde_is_not_a_log_file_name() -> None:
     with pytest.raises(ValueError):
         parse_file_name("a~b_m_20240101.jsonl")
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_a_text_log_line_starts_with_its_utc_time_to_the_millisecond(created: float) -> None:
+    formatter = _TextFormatter()
+    record = logging.makeLogRecord({"msg": "event_name", "name": "proxy.x", "levelname": "INFO"})
+    record.created, record.msecs = created, int((created - int(created)) * 1000)
+    stamp = formatter.format(record).split()[0]
+    expected = datetime.fromtimestamp(int(created), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert stamp == f"{expected}.{int(record.msecs):03d}Z"
