@@ -31,7 +31,7 @@ from proxy.headers import (
     upstream_request_headers,
 )
 from proxy.runtime import Runtime
-from proxy.upstream import upstream_errors
+from proxy.upstream import UpstreamErrors
 from shared.ids import new_record_id
 from shared.logs import log_event
 
@@ -154,7 +154,7 @@ class Exchange:
         request = self._runtime.upstream.request(self._method, url, headers, content)
         self._settings.upstream.check(request.url)
         started = time.monotonic()
-        with upstream_errors("before answering"):
+        with UpstreamErrors("before answering"):
             response = await self._runtime.upstream.send(request)
         self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)
         try:
@@ -180,7 +180,7 @@ class Exchange:
             }
         )
         self._response_started = True
-        with upstream_errors("while sending the response"):
+        with UpstreamErrors("while sending the response"):
             async for chunk in response.aiter_raw():
                 await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
                 self._record.response_chunk(chunk)

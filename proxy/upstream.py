@@ -5,8 +5,7 @@ httpx exceptions are turned into the proxy's own errors here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -91,14 +90,24 @@ class Upstream:
         await self._transport.aclose()
 
 
-@contextmanager
-def upstream_errors(during: str) -> Iterator[None]:
-    """Map httpx's errors raised inside the block; ``during`` says what was going on."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"The upstream timed out {during} ({type(exc).__name__}).") from exc
-    except httpx.TransportError as exc:
-        raise UpstreamUnreachable(
-            f"The upstream could not be reached {during} ({type(exc).__name__})."
-        ) from exc
+class UpstreamErrors:
+    """Map httpx's errors raised inside the block; ``during`` says what was going on.
+
+    A class rather than a ``@contextmanager``, which costs a generator on every use.
+    """
+
+    def __init__(self, during: str) -> None:
+        self._during = during
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, httpx.TimeoutException):
+            raise UpstreamTimeout(
+                f"The upstream timed out {self._during} ({type(exc).__name__})."
+            ) from exc
+        if isinstance(exc, httpx.TransportError):
+            raise UpstreamUnreachable(
+                f"The upstream could not be reached {self._during} ({type(exc).__name__})."
+            ) from exc

@@ -3,7 +3,7 @@
 The proxy keeps httpx's API (requests, responses, ``aiter_raw``, its exceptions) but
 not httpcore's pool, whose per-request bookkeeping dominated the proxy's CPU time under
 load (``bench/README.md``, "Profile"). aiohttp's errors are turned into httpx's here,
-so ``proxy.upstream.upstream_errors`` maps one family of exceptions as before.
+so ``proxy.upstream.UpstreamErrors`` maps one family of exceptions as before.
 
 Bytes pass unchanged both ways: no automatic headers beyond Host and the body's framing,
 no decompression, no redirects, no cookies.
@@ -11,8 +11,7 @@ no decompression, no redirects, no cookies.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterable, AsyncIterator
 from functools import lru_cache
 
 import aiohttp
@@ -25,27 +24,44 @@ _SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Cont
 _FRAMING_HEADERS = frozenset({b"transfer-encoding"})
 
 
-@contextmanager
-def _httpx_errors() -> Iterator[None]:
-    """aiohttp's exceptions as httpx's, the most specific first."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or type(exc).__name__) from exc
-    except aiohttp.SocketTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or type(exc).__name__) from exc
-    except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-        raise httpx.TimeoutException(str(exc) or type(exc).__name__) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
-    except (aiohttp.ClientOSError, aiohttp.ClientConnectionError) as exc:
-        raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.TransportError(str(exc) or type(exc).__name__) from exc
+def _as_httpx(exc: Exception) -> httpx.TransportError:
+    """aiohttp's exception as httpx's, the most specific first."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx.TimeoutException(message)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(message)
+    if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionError):
+        return httpx.ReadError(message)
+    return httpx.TransportError(message)
+
+
+class _HttpxErrors:
+    """Raises aiohttp's exceptions (and timeouts) as httpx's; a class rather than a
+    ``@contextmanager``, which costs a generator on every use."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, aiohttp.ClientError | TimeoutError):
+            raise _as_httpx(exc) from exc
+
+
+_httpx_errors = _HttpxErrors()  # holds no state: one serves every use
+
+
+@lru_cache(maxsize=64)
+def _client_timeout(
+    pool: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
 
 
 def _yarl_url(url: str) -> yarl.URL:
@@ -89,7 +105,7 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _httpx_errors():
+        with _httpx_errors:
             async for chunk in self._response.content.iter_any():
                 yield chunk
 
@@ -162,7 +178,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> aiohttp.ClientResponse:
         assert self._session is not None
         timeout = request.extensions.get("timeout", {})
-        with _httpx_errors():
+        with _httpx_errors:
             return await self._session.request(
                 request.method,
                 _yarl_url(str(request.url)),
@@ -170,11 +186,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body,
                 allow_redirects=False,
                 compress=None,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
+                timeout=_client_timeout(
+                    timeout.get("pool"), timeout.get("connect"), timeout.get("read")
                 ),
             )
 

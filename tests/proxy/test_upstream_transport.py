@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from proxy.errors import UpstreamUnreachable
 from proxy.settings import ProxySettings
-from proxy.upstream import Upstream, upstream_errors
+from proxy.upstream import Upstream, UpstreamErrors
 from tests.support.ports import free_port, wait_for_port
 
 
@@ -92,7 +92,7 @@ async def test_a_body_in_memory_goes_with_one_host_and_its_length(
 async def test_a_refused_connection_is_unreachable_not_a_timeout() -> None:
     client = Upstream(ProxySettings(_env_file=None))  # type: ignore[call-arg]
     try:
-        with pytest.raises(UpstreamUnreachable), upstream_errors("before answering"):
+        with pytest.raises(UpstreamUnreachable), UpstreamErrors("before answering"):
             await client.send(client.request("GET", f"http://127.0.0.1:{free_port()}/"))
     finally:
         await client.aclose()
