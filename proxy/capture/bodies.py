@@ -60,7 +60,8 @@ class BodyCapture:
         self._media, options = _media_type(content_type)
         self._head = bytearray()
         self._tail = b""
-        self._sha256 = hashlib.sha256()
+        # Started only once the body outgrows the head: until then the head holds all of it.
+        self._sha256: hashlib._Hash | None = None
         self.size = 0
         boundary = options.get(b"boundary")
         self._form = (
@@ -74,7 +75,11 @@ class BodyCapture:
         if not data:
             return
         self.size += len(data)
-        self._sha256.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
+        elif self.size > self._max_bytes:
+            self._sha256 = hashlib.sha256(self._head)
+            self._sha256.update(data)
         room = self._max_bytes - len(self._head)
         if room > 0:
             self._head += data[:room]
@@ -104,24 +109,27 @@ class BodyCapture:
         """The body as the record holds it (see the module docstring for the shapes)."""
         if self.size == 0:
             return None
-        meta: dict[str, Any] = {
-            "content_type": self._media or None,
-            "size": self.size,
-            "sha256": self._sha256.hexdigest(),
-        }
         if self._form is not None:
-            return {"multipart": True, **meta, **self._form.metadata()}
+            return {"multipart": True, **self._meta(), **self._form.metadata()}
         text = self._text()
         if text is None:
-            return {"binary": True, **meta}
+            return {"binary": True, **self._meta()}
         if self.truncated:
-            return {"truncated": True, **meta, "text": text}
+            return {"truncated": True, **self._meta(), "text": text}
         if _is_json(self._media):
             try:
                 return json.loads(text)
             except ValueError:
                 pass
         return text
+
+    def _meta(self) -> dict[str, Any]:
+        digest = self._sha256 or hashlib.sha256(self._head)
+        return {
+            "content_type": self._media or None,
+            "size": self.size,
+            "sha256": digest.hexdigest(),
+        }
 
     def _text(self) -> str | None:
         if not _is_textual(self._media):

@@ -6,6 +6,9 @@ import gzip
 import hashlib
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from proxy.capture.bodies import BodyCapture
 from proxy.capture.limits import CaptureLimits
 from proxy.capture.recording import ResponseCapture
@@ -40,6 +43,23 @@ def test_binary_is_metadata_only() -> None:
         "size": len(body),
         "sha256": hashlib.sha256(body).hexdigest(),
     }
+
+
+@given(
+    body=st.binary(min_size=1, max_size=300),
+    cap=st.integers(min_value=0, max_value=200),
+    step=st.integers(min_value=1, max_value=64),
+    content_type=st.sampled_from(["application/octet-stream", "text/plain"]),
+)
+def test_the_size_and_sha256_are_of_the_whole_body_whatever_the_cap_and_chunks(
+    body: bytes, cap: int, step: int, content_type: str
+) -> None:
+    result = capture(content_type, body, max_bytes=cap, step=step)
+    if isinstance(result, dict):  # metadata: binary, or text over the cap
+        assert result["size"] == len(body)
+        assert result["sha256"] == hashlib.sha256(body).hexdigest()
+    else:  # text within the cap, or text whose bytes are not UTF-8 (then binary)
+        assert len(body) <= cap and result == body.decode()
 
 
 def test_text_over_the_cap_is_truncated_and_marked() -> None:
