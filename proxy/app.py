@@ -8,7 +8,6 @@ limit, close the clients, log totals.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +31,7 @@ from proxy.routes import router
 from proxy.runtime import Runtime
 from proxy.settings import ProxySettings
 from proxy.upstream import Upstream
-from shared import __version__
+from shared import __version__, heap
 from shared.logs import log_event
 from shared.redis_client import connect
 
@@ -95,11 +94,9 @@ def create_app(settings: ProxySettings) -> FastAPI:
         )
         for event, message in settings.startup_warnings():
             log_event(logger, event, logging.WARNING, message=message)
-        # What start-up built lives as long as the process: kept out of every later
-        # collection, a full one no longer walks the hundreds of thousands of objects of
-        # the imported libraries (a pause of tens of milliseconds in the tail latency).
-        gc.collect()
-        gc.freeze()
+        # A full collection no longer walks the hundreds of thousands of objects of the
+        # imported libraries (a pause of tens of milliseconds in the tail latency).
+        heap.settle()
         try:
             yield
         finally:

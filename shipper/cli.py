@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared import heap
 from shared.logs import log_event, setup_logging
 from shared.settings import invalid_configuration
 from shipper.replay import run_replay
@@ -40,6 +41,7 @@ async def serve(settings: ShipperSettings) -> None:
               claim_idle_ms=settings.shipper_claim_idle_ms)
     telemetry = TelemetryServer(settings, worker.telemetry)
     await telemetry.start()
+    heap.settle()
     task = asyncio.create_task(worker.run())
     # Shutdown, in order: a signal stops reading; the batch in hand gets the time limit
     # to be written and acknowledged; past it the task is cancelled, and whatever was not
