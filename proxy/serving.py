@@ -11,10 +11,12 @@ Logging leaves the event loop in every serving process (``proxy.log_thread``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -24,6 +26,8 @@ from proxy.dispatch import Dispatch
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
 
+STARTUP_FAILURE = 3
+"""The exit status when the server could not start (as ``uvicorn.run``)."""
 GRACEFUL_SHUTDOWN_S = 30
 """How long uvicorn lets in-flight requests finish on SIGTERM before cutting them."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -69,18 +73,30 @@ def serve(settings: ProxySettings) -> None:
     else:
         os.environ[MULTIPROC_ENV] = str(_fresh_multiproc_dir(settings))
         app = "proxy.serving:worker_app"  # each worker builds its own from the environment
-    uvicorn.run(
-        app,
-        factory=workers > 1,
-        workers=workers,
-        host=settings.proxy_host,
-        port=settings.proxy_port,
-        log_config=None,
-        access_log=False,
+    options: dict[str, Any] = {
+        "factory": workers > 1,
+        "workers": workers,
+        "host": settings.proxy_host,
+        "port": settings.proxy_port,
+        # Accepts every waiting connection at once, not one per iteration (``proxy.accept``).
+        "loop": "proxy.accept:new_event_loop",
+        "log_config": None,
+        "access_log": False,
         # Nothing reads the client's address; X-Forwarded-* headers pass upstream as sent.
-        proxy_headers=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         # The client sees the upstream's date and server headers, not a second pair.
-        server_header=False,
-        date_header=False,
-    )
+        "server_header": False,
+        "date_header": False,
+    }
+    if workers > 1:
+        uvicorn.run(app, **options)  # binds the socket and hands it to each worker
+        return
+    # One process binds its socket first too, so that its server is created on a socket
+    # (``create_server(sock=...)``), the case ``proxy.accept`` serves.
+    config = uvicorn.Config(app, **options)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[config.bind_socket()])
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
