@@ -49,6 +49,14 @@ class RunningProxy:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout_s: float = 5.0) -> None:
+        """Poll the log until it holds ``text`` (lines reach it up to 50 ms late)."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the log:\n{self.log()}")
+            time.sleep(0.02)
+
     def metric(self, name: str) -> float:
         """The value of a metric without labels (0 when absent) from ``GET /metrics``."""
         text = httpx.get(f"{self.url}/metrics").text

@@ -98,7 +98,7 @@ def test_redis_down_the_call_still_succeeds_and_the_record_is_spooled(
     assert proxy.metric("proxy_records_published_total") == 0
     health = httpx.get(f"{proxy.url}/health").json()
     assert health["redis"]["reachable"] is False and health["spooling"] is True
-    assert "record_publish_failed" in proxy.log()
+    proxy.wait_for_log("record_publish_failed")
     assert UPSTREAM_KEY not in proxy.log() and CLIENT_KEY not in proxy.log()
 
 
