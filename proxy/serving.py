@@ -5,7 +5,9 @@ accepts from it. Before any worker starts, prometheus-client's multiprocess mode
 switched on with an empty folder (``PROMETHEUS_MULTIPROC_DIR``, created here when not
 given), so ``/metrics`` adds up every worker (``proxy.metrics``).
 
-Logging leaves the event loop in every serving process (``proxy.log_thread``).
+Every serving process runs uvloop with the proxy's own accept (``proxy.accept``), on a
+socket bound before the server starts; logging leaves its event loop
+(``proxy.log_thread``).
 """
 
 from __future__ import annotations
