@@ -2,15 +2,19 @@
 
 The proxy publishes ``Record.to_json()``; such bytes are written as they are. Proving
 that they are a valid record through pydantic builds a model per record, which is most
-of the shipper's CPU. ``canonical_fields`` proves the same from the parsed JSON with a
-stricter check: it answers only when the full validation would certainly accept the
-record and ``shipper.batch`` would write its bytes unchanged; otherwise it answers
-``None``, and the record goes through ``Record.from_json`` (which accepts it in another
-form, or rejects it with its reason). So no record is accepted here that the model
-rejects, and every answer here is the one the model would give.
+of the shipper's CPU. ``canonical_fields`` proves the same with a stricter check: it
+answers only when the full validation would certainly accept the record and
+``shipper.batch`` would write its bytes unchanged; otherwise it answers ``None``, and
+the record goes through ``Record.from_json`` (which accepts it in another form, or
+rejects it with its reason). So no record is accepted here that the model rejects, and
+every answer here is the one the model would give.
 
-The check knows ``Record``'s schema; ``SCHEMA_DIGEST`` pins it, and when the model
-changes the check stays off (every record takes the full path) until it is reviewed.
+The check decodes the record with msgspec into structs that mirror ``Record`` but keep
+the bodies as raw JSON: msgspec checks their syntax without building them. It does not
+check the UTF-8 inside a raw body, nor nesting as deep as pydantic refuses (about 200
+levels), so records that could hold either take the full path. The check knows
+``Record``'s schema; ``SCHEMA_DIGEST`` pins it, and when the model changes the check
+stays off (every record takes the full path) until it is reviewed.
 """
 
 from __future__ import annotations
@@ -18,11 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import NamedTuple
 
-from pydantic_core import from_json
+import msgspec
 
 from shared.record import Record
 
@@ -32,11 +35,9 @@ CANONICAL_START = b'{"schema_version":'
 SCHEMA_DIGEST = "2970d0a5edf77c65aa962ae37d995e7dee7799a1a4acdd7ba80a6fa7e4898328"
 """sha256 of ``Record.model_json_schema()`` (``schema_digest()``) the check was written for."""
 
-_FIELDS = frozenset(
-    {"schema_version", "id", "timestamp", "user_id", "model", "duration_ms", "ttfb_ms",
-     "request", "response", "error"}
-)
 _INT_LIMIT = 2**63
+_MAX_BRACKETS = 150
+"""Fewer opening brackets than this cannot nest as deep as pydantic refuses."""
 _ZERO = timedelta(0)
 
 
@@ -49,8 +50,43 @@ def schema_digest() -> str:
 ENABLED = schema_digest() == SCHEMA_DIGEST
 
 
-@dataclass(frozen=True, slots=True)
-class CanonicalFields:
+class _Request(msgspec.Struct, forbid_unknown_fields=True):
+    method: str
+    path: str
+    query: str = ""
+    headers: dict[str, str] = {}
+    body: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Response(msgspec.Struct, forbid_unknown_fields=True):
+    status_code: int | None = None
+    headers: dict[str, str] = {}
+    body: msgspec.Raw = msgspec.Raw(b"null")
+    streaming: bool = False
+
+
+class _Error(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    message: str
+
+
+class _Record(msgspec.Struct, forbid_unknown_fields=True):
+    schema_version: int
+    id: str
+    timestamp: str
+    request: _Request
+    user_id: str | None = None
+    model: str | None = None
+    duration_ms: float | None = None
+    ttfb_ms: float | None = None
+    response: _Response | None = None
+    error: _Error | None = None
+
+
+_decode = msgspec.json.Decoder(_Record).decode
+
+
+class CanonicalFields(NamedTuple):
     """What the shipper needs of a canonical record."""
 
     record_id: str
@@ -64,82 +100,50 @@ def canonical_fields(raw: bytes) -> CanonicalFields | None:
 
     ``None`` means "not proven here", never "invalid": the caller validates fully.
     """
-    if not ENABLED or not raw.startswith(CANONICAL_START) or b"\n" in raw or b"\r" in raw:
-        return None
-    try:
-        data = from_json(raw, allow_inf_nan=False)
-    except ValueError:
-        return None
-    if type(data) is not dict or not data.keys() <= _FIELDS:
-        return None
-    record_id = data.get("id")
-    user_id = data.get("user_id")
-    model = data.get("model")
-    timestamp = data.get("timestamp")
     if (
-        type(record_id) is not str
-        or not record_id
-        or not _is_int(data.get("schema_version"))
-        or not (user_id is None or type(user_id) is str)
-        or not (model is None or type(model) is str)
-        or not _optional_float(data.get("duration_ms"))
-        or not _optional_float(data.get("ttfb_ms"))
-        or not _request(data.get("request"))
-        or not _response(data.get("response"))
-        or not _error(data.get("error"))
-        or type(timestamp) is not str
+        not ENABLED
+        or not raw.startswith(CANONICAL_START)
+        or b"\n" in raw
+        or b"\r" in raw
+        or raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS
+        or not (raw.isascii() or _is_utf8(raw))
     ):
         return None
+    try:
+        record = _decode(raw)
+    except msgspec.DecodeError:  # malformed JSON, or not of the types above
+        return None
+    response = record.response
+    if (
+        not record.id
+        or not _is_int(record.schema_version)
+        or not _is_finite(record.duration_ms)
+        or not _is_finite(record.ttfb_ms)
+        or (response is not None and not _is_int(response.status_code))
+    ):
+        return None
+    timestamp = record.timestamp
     day = _utc_day(timestamp)
     # The line is the entry's bytes only if they carry the timestamp as the model renders it.
     if day is None or b'"timestamp":"%s"' % timestamp.encode() not in raw:
         return None
-    return CanonicalFields(record_id, user_id, model, day)
+    return CanonicalFields(record.id, record.user_id, record.model, day)
 
 
-def _is_int(value: Any) -> bool:
-    return type(value) is int and -_INT_LIMIT < value < _INT_LIMIT
-
-
-def _optional_float(value: Any) -> bool:
-    if value is None or _is_int(value):
-        return True
-    return type(value) is float and math.isfinite(value)
-
-
-def _str_map(value: Any) -> bool:
-    return type(value) is dict and all(type(item) is str for item in value.values())
-
-
-def _request(value: Any) -> bool:
-    return (
-        type(value) is dict
-        and type(value.get("method")) is str
-        and type(value.get("path")) is str
-        and type(value.get("query", "")) is str
-        and _str_map(value.get("headers", {}))
-    )
-
-
-def _response(value: Any) -> bool:
-    if value is None:
-        return True
-    if type(value) is not dict:
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
         return False
-    status = value.get("status_code")
-    return (
-        (status is None or _is_int(status))
-        and _str_map(value.get("headers", {}))
-        and type(value.get("streaming", False)) is bool
-    )
+    return True
 
 
-def _error(value: Any) -> bool:
-    return value is None or (
-        type(value) is dict
-        and type(value.get("type")) is str
-        and type(value.get("message")) is str
-    )
+def _is_int(value: int | None) -> bool:
+    return value is None or -_INT_LIMIT < value < _INT_LIMIT
+
+
+def _is_finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
 
 
 def _utc_day(timestamp: str) -> date | None:

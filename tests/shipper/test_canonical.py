@@ -44,6 +44,20 @@ _PATHS = [
     ("response", "headers", "content-type"), ("response", "streaming"),
     ("error",), ("error", "type"), ("error", "message"), ("extra",), ("request", "extra"),
 ]
+# JSON text for bodies, which the shortcut keeps unparsed: well-formed structure with
+# leaves that the two parsers might judge differently.
+_BODY_LEAVES = [
+    b"0", b"-0", b"1.5e-3", b"1E+2", b"1e400", b"01", b"1.", b"NaN", b"Infinity", b"true", b"tru",
+    b"null", b'"a"', b'"\\u00e9"', b'"\\ud83d\\ude00"', b'"\\ud800"', b'"\\udc00"', b'"\\x"',
+    b'"\xc3\xa9"', b'"\xff"', b'"\xed\xa0\x80"', b'"\xc0\x80"', b'"a\x01"', b'"a\tb"',
+]
+_bodies = st.recursive(
+    st.sampled_from(_BODY_LEAVES),
+    lambda inner: st.lists(inner, max_size=3).map(lambda items: b"[%s]" % b",".join(items))
+    | st.lists(st.tuples(st.sampled_from([b'"k"', b'"\\u006b"', b'"\xff"']), inner), max_size=3)
+    .map(lambda pairs: b"{%s}" % b",".join(b"%s:%s" % pair for pair in pairs)),
+    max_leaves=5,
+)
 _changes = st.lists(
     st.tuples(st.sampled_from(_PATHS), st.none() | st.tuples(_json)), min_size=1, max_size=2
 )
@@ -146,3 +160,26 @@ def test_every_answer_is_the_full_validations(
     event("shortcut" if canonical_fields(encoded) is not None else "full validation")
     _assert_same_as_full_validation(encoded)
 
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'"\\ud800"', b'"\xff"', b'"\xed\xa0\x80"', b'"\xc0\x80"', b'"\xf4\x90\x80\x80"', b'"a\x01b"',
+     b"1e400", b"NaN", b"-0", b"01", b"1.", b'{"a":1,"a":2}', b"[1,]",
+     b"[" * 140 + b"]" * 140, b"[" * 198 + b"]" * 198, b"[" * 300 + b"]" * 300],
+)
+def test_raw_bodies_are_judged_as_the_model_judges_them(body: bytes) -> None:
+    # The shortcut checks a body's syntax without parsing it; the full validation also
+    # refuses invalid UTF-8 and nesting deeper than pydantic allows.
+    raw = make_record(timestamp=datetime(2024, 10, 21, 23, 30, tzinfo=UTC)).to_json()
+    _assert_same_as_full_validation(raw.replace(b'"body":{', b'"body":%s,"x":{' % body, 1))
+    _assert_same_as_full_validation(raw.replace(b'"streaming":false', b'"body":%s' % body, 1))
+
+
+@settings(max_examples=500)
+@given(body=_bodies)
+def test_any_body_text_is_judged_as_the_model_judges_it(body: bytes) -> None:
+    raw = make_record(response=None).to_json()
+    edited = raw.replace(b'"request":{', b'"request":{"body":%s,' % body, 1)
+    event("shortcut" if canonical_fields(edited) is not None else "full validation")
+    _assert_same_as_full_validation(edited)
