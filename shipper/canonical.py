@@ -12,7 +12,7 @@ every answer here is the one the model would give.
 The check decodes the record with msgspec into structs that mirror ``Record`` but keep
 the bodies as raw JSON: msgspec checks their syntax without building them. It does not
 check the UTF-8 inside a raw body, nor nesting as deep as pydantic refuses (about 200
-levels), so records that could hold either take the full path. The check knows
+levels): records that could hold either are also parsed by pydantic's own parser. The check knows
 ``Record``'s schema; ``SCHEMA_DIGEST`` pins it, and when the model changes the check
 stays off (every record takes the full path) until it is reviewed.
 """
@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 import msgspec
+from pydantic_core import from_json
 
 from shared.record import Record
 
@@ -37,7 +38,7 @@ SCHEMA_DIGEST = "2970d0a5edf77c65aa962ae37d995e7dee7799a1a4acdd7ba80a6fa7e489832
 
 _INT_LIMIT = 2**63
 _MAX_BRACKETS = 150
-"""Fewer opening brackets than this cannot nest as deep as pydantic refuses."""
+"""Fewer opening brackets than this cannot nest as deep as pydantic's parser refuses."""
 _ZERO = timedelta(0)
 
 
@@ -105,10 +106,14 @@ def canonical_fields(raw: bytes) -> CanonicalFields | None:
         or not raw.startswith(CANONICAL_START)
         or b"\n" in raw
         or b"\r" in raw
-        or raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS
-        or not (raw.isascii() or _is_utf8(raw))
     ):
         return None
+    if not raw.isascii() or raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS:
+        # What msgspec leaves unchecked inside bodies, the parser of the full validation checks.
+        try:
+            from_json(raw, allow_inf_nan=False)
+        except ValueError:
+            return None
     try:
         record = _decode(raw)
     except msgspec.DecodeError:  # malformed JSON, or not of the types above
@@ -128,14 +133,6 @@ def canonical_fields(raw: bytes) -> CanonicalFields | None:
     if day is None or b'"timestamp":"%s"' % timestamp.encode() not in raw:
         return None
     return CanonicalFields(record.id, record.user_id, record.model, day)
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _is_int(value: int | None) -> bool:

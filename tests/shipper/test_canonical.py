@@ -12,6 +12,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from shared.record import RequestPart
 from shipper import canonical
 from shipper.batch import Entry, Rejected, parse_entry
 from shipper.canonical import canonical_fields
@@ -105,6 +106,9 @@ def test_records_published_by_the_proxy_take_the_shortcut() -> None:
         make_record(user_id=None, model=None, timestamp=moment.replace(microsecond=0)),
         make_record(error={"type": "upstream_timeout", "message": "no answer"}, ttfb_ms=3),
         make_record(response=None, duration_ms=None),
+        make_record(request=RequestPart(method="POST", path="/v1/chat/completions", body={
+            "messages": [{"role": "user", "content": "Grüße"}] * 200,
+        })),
     ]
     for record in records:
         raw = record.to_json()
@@ -166,7 +170,7 @@ def test_every_answer_is_the_full_validations(
     "body",
     [b'"\\ud800"', b'"\xff"', b'"\xed\xa0\x80"', b'"\xc0\x80"', b'"\xf4\x90\x80\x80"', b'"a\x01b"',
      b"1e400", b"NaN", b"-0", b"01", b"1.", b'{"a":1,"a":2}', b"[1,]",
-     b"[" * 140 + b"]" * 140, b"[" * 198 + b"]" * 198, b"[" * 300 + b"]" * 300],
+     *(b"[" * depth + b"]" * depth for depth in (140, 195, 196, 197, 198, 199, 300))],
 )
 def test_raw_bodies_are_judged_as_the_model_judges_them(body: bytes) -> None:
     # The shortcut checks a body's syntax without parsing it; the full validation also
