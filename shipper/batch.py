@@ -34,6 +34,11 @@ class Entry:
     record_id: str
     stem: str
     line: bytes
+    """The record's JSON on one line, without the newline (``payload`` adds it)."""
+
+    @property
+    def line_bytes(self) -> int:
+        return len(self.line) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,7 @@ def parse_entry(entry: StreamEntry, max_line_bytes: int) -> Entry | Rejected:
         return Rejected(entry, f"no '{RECORD_FIELD}' field")
     fields = canonical_fields(raw)
     if fields is not None:
-        record_id, line = fields.record_id, raw + b"\n"
+        record_id, line = fields.record_id, raw
         stem = _stem(fields.user_id, fields.model, fields.day)
     else:
         try:
@@ -62,8 +67,8 @@ def parse_entry(entry: StreamEntry, max_line_bytes: int) -> Entry | Rejected:
             return Rejected(entry, f"invalid record: {where}: {first['msg']}")
         record_id, line = record.id, _line(raw, record)
         stem = _stem(record.user_id, record.model, record.timestamp.date())
-    if len(line) > max_line_bytes:
-        return Rejected(entry, f"record too large: {len(line)} bytes > {max_line_bytes}")
+    if len(line) + 1 > max_line_bytes:
+        return Rejected(entry, f"record too large: {len(line) + 1} bytes > {max_line_bytes}")
     return Entry(entry.entry_id, record_id, stem, line)
 
 
@@ -79,8 +84,8 @@ def _line(raw: bytes, record: Record) -> bytes:
         and b"\r" not in raw
         and b'"timestamp":"%s"' % record.timestamp.isoformat().encode() in raw
     ):
-        return raw + b"\n"
-    return record.to_json() + b"\n"
+        return raw
+    return record.to_json()
 
 
 @lru_cache(maxsize=4096)
@@ -98,11 +103,16 @@ class Chunk:
 
     @property
     def payload(self) -> bytes:
-        return b"".join(entry.line for entry in self.entries)
+        return payload(self.entries)
 
     @property
     def size_bytes(self) -> int:
-        return sum(len(entry.line) for entry in self.entries)
+        return sum(entry.line_bytes for entry in self.entries)
+
+
+def payload(entries: Iterable[Entry]) -> bytes:
+    """The entries' lines, each ended by a newline, in one copy."""
+    return b"\n".join([*(entry.line for entry in entries), b""])
 
 
 def chunks_by_file(entries: Iterable[Entry], max_append_bytes: int) -> list[Chunk]:
@@ -113,7 +123,7 @@ def chunks_by_file(entries: Iterable[Entry], max_append_bytes: int) -> list[Chun
     chunks: list[Chunk] = []
     for stem, lines in by_stem.items():
         chunks.extend(
-            Chunk(stem, part) for part in _runs(lines, lambda e: len(e.line), max_append_bytes)
+            Chunk(stem, part) for part in _runs(lines, lambda e: e.line_bytes, max_append_bytes)
         )
     return chunks
 

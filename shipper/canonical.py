@@ -12,7 +12,8 @@ every answer here is the one the model would give.
 The check decodes the record with msgspec into structs that mirror ``Record`` but keep
 the bodies as raw JSON: msgspec checks their syntax without building them. It does not
 check the UTF-8 inside a raw body, nor nesting as deep as pydantic refuses (about 200
-levels): records that could hold either are also parsed by pydantic's own parser. The check knows
+levels): records that could hold either (all but small ASCII ones with few brackets) are
+also parsed by pydantic's own parser. The check knows
 ``Record``'s schema; ``SCHEMA_DIGEST`` pins it, and when the model changes the check
 stays off (every record takes the full path) until it is reviewed.
 """
@@ -39,6 +40,7 @@ SCHEMA_DIGEST = "2970d0a5edf77c65aa962ae37d995e7dee7799a1a4acdd7ba80a6fa7e489832
 _INT_LIMIT = 2**63
 _MAX_BRACKETS = 150
 """Fewer opening brackets than this cannot nest as deep as pydantic's parser refuses."""
+_SCAN_MAX_BYTES = 4096
 _ZERO = timedelta(0)
 
 
@@ -108,7 +110,7 @@ def canonical_fields(raw: bytes) -> CanonicalFields | None:
         or b"\r" in raw
     ):
         return None
-    if not raw.isascii() or raw.count(b"[") + raw.count(b"{") >= _MAX_BRACKETS:
+    if not _small_flat_ascii(raw):
         # What msgspec leaves unchecked inside bodies, the parser of the full validation checks.
         try:
             from_json(raw, allow_inf_nan=False)
@@ -133,6 +135,16 @@ def canonical_fields(raw: bytes) -> CanonicalFields | None:
     if day is None or b'"timestamp":"%s"' % timestamp.encode() not in raw:
         return None
     return CanonicalFields(record.id, record.user_id, record.model, day)
+
+
+def _small_flat_ascii(raw: bytes) -> bool:
+    """Whether ``raw`` is too small and flat for pydantic's parser to refuse what msgspec took."""
+    # Past a few KiB, counting brackets costs more than that parser.
+    return (
+        len(raw) <= _SCAN_MAX_BYTES
+        and raw.isascii()
+        and raw.count(b"[") + raw.count(b"{") < _MAX_BRACKETS
+    )
 
 
 def _is_int(value: int | None) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.logs import log_event
 from shared.naming import file_name
-from shipper.batch import Entry
+from shipper.batch import Entry, payload
 from shipper.intents import IntentLedger
 from shipper.sink import AppendConflict, PermanentStorageError, Placement, Sink, StorageError
 from shipper.totals import Totals
@@ -104,7 +104,7 @@ class Delivery:
             try:
                 async with self._appends:
                     placement = await self.sink.append(
-                        stem, b"".join(line.line for line in pending), attempt.prepare
+                        stem, payload(pending), attempt.prepare
                     )
             except AppendConflict:
                 conflicts += 1

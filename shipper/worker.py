@@ -322,7 +322,7 @@ class Worker:
         if not outcome.failed:
             self.telemetry.storage_ok()
         for line in outcome.failed:
-            entry = StreamEntry(line.entry_id, {_RECORD_KEY: line.line.rstrip(b"\n")})
+            entry = StreamEntry(line.entry_id, {_RECORD_KEY: line.line})
             await self.source.dead_letter(
                 entry, f"permanent storage error: {outcome.failure}",
                 target=outcome.target, record_id=line.record_id,

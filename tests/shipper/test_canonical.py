@@ -170,7 +170,8 @@ def test_every_answer_is_the_full_validations(
     "body",
     [b'"\\ud800"', b'"\xff"', b'"\xed\xa0\x80"', b'"\xc0\x80"', b'"\xf4\x90\x80\x80"', b'"a\x01b"',
      b"1e400", b"NaN", b"-0", b"01", b"1.", b'{"a":1,"a":2}', b"[1,]",
-     *(b"[" * depth + b"]" * depth for depth in (140, 195, 196, 197, 198, 199, 300))],
+     *(b"[" * depth + b"]" * depth for depth in (140, 195, 196, 197, 198, 199, 300)),
+     b'"%s\xff"' % (b"x" * 5000), b'%s"%s"%s' % (b"[" * 300, b"x" * 5000, b"]" * 300)],
 )
 def test_raw_bodies_are_judged_as_the_model_judges_them(body: bytes) -> None:
     # The shortcut checks a body's syntax without parsing it; the full validation also
