@@ -211,4 +211,5 @@ def split_by_bytes(entries: Sequence[StreamEntry], max_bytes: int) -> list[list[
 
 
 def _raw_bytes(entry: StreamEntry) -> int:
-    return sum(map(len, entry.fields.values())) if entry.fields else 0
+    fields = entry.fields
+    return len(fields.get(_RECORD_KEY, b"")) if fields else 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import NamedTuple
 
 import msgspec
@@ -41,7 +41,6 @@ _INT_LIMIT = 2**63
 _MAX_BRACKETS = 150
 """Fewer opening brackets than this cannot nest as deep as pydantic's parser refuses."""
 _SCAN_MAX_BYTES = 4096
-_ZERO = timedelta(0)
 
 
 def schema_digest() -> str:
@@ -157,10 +156,14 @@ def _is_finite(value: float | None) -> bool:
 
 def _utc_day(timestamp: str) -> date | None:
     """The UTC day of a timestamp in exactly the form ``Record`` renders, else ``None``."""
+    # Rendering a naive time is twice as fast as rendering an aware one.
+    local, offset = timestamp[:-6], timestamp[-6:]
+    if offset != "+00:00":
+        return None
     try:
-        moment = datetime.fromisoformat(timestamp)
+        moment = datetime.fromisoformat(local)
     except ValueError:
         return None
-    if moment.utcoffset() != _ZERO or moment.isoformat() != timestamp:
+    if moment.tzinfo is not None or moment.isoformat() != local:
         return None
     return moment.date()

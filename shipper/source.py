@@ -8,12 +8,11 @@ worker retries, so a shipper cut off from Redis gives up what it holds in bounde
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 from redis import exceptions as redis_errors
 
 from shared.redis_client import RedisClient
@@ -43,8 +42,7 @@ def mapped_redis_errors() -> Iterator[None]:
         raise SourceUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEntry:
+class StreamEntry(NamedTuple):
     """One stream entry; ``fields`` is None when the entry was deleted while pending."""
 
     entry_id: str
@@ -158,9 +156,9 @@ def join_ids(entry_ids: Sequence[str]) -> str:
     return " ".join(entry_ids)
 
 
-def json_ids(record_ids: Sequence[str]) -> str:
+def json_ids(record_ids: Sequence[str]) -> bytes:
     """Record ids as one script argument (``cjson.decode`` in the script)."""
-    return json.dumps(list(record_ids))
+    return msgspec.json.encode(record_ids)
 
 
 def _entries(raw: Sequence[tuple[bytes, Fields | None]]) -> list[StreamEntry]:

@@ -126,6 +126,8 @@ def test_anything_else_is_left_to_the_full_validation() -> None:
         json.dumps(json.loads(raw), indent=1).encode(),
         raw.replace(b"+00:00", b""),
         raw.replace(b"+00:00", b"Z"),
+        raw.replace(b"+00:00", b"+00:00+00:00"),
+        raw.replace(b"+00:00", b".000000+00:00"),
         raw.replace(b'"schema_version":1,', b""),
         raw.replace(b'"request":{', b'"request":{"nan":NaN,'),
         raw.replace(b'"duration_ms":12.5', b'"duration_ms":"12.5"'),
