@@ -12,10 +12,11 @@ every answer here is the one the model would give.
 The check decodes the record with msgspec into structs that mirror ``Record`` but keep
 the bodies as raw JSON: msgspec checks their syntax without building them. It does not
 check the UTF-8 inside a raw body, nor nesting as deep as pydantic refuses (about 200
-levels): records that could hold either (all but small ASCII ones with few brackets) are
-also parsed by pydantic's own parser. The check knows
-``Record``'s schema; ``SCHEMA_DIGEST`` pins it, and when the model changes the check
-stays off (every record takes the full path) until it is reviewed.
+levels): records that could hold either (all but small ASCII ones with few brackets)
+are also parsed by pydantic's own parser.
+
+The check knows ``Record``'s schema; ``SCHEMA_DIGEST`` pins it, and when the model
+changes the check stays off (every record takes the full path) until it is reviewed.
 """
 
 from __future__ import annotations
