@@ -127,6 +127,7 @@ def test_anything_else_is_left_to_the_full_validation() -> None:
         raw.replace(b"+00:00", b""),
         raw.replace(b"+00:00", b"Z"),
         raw.replace(b"+00:00", b"+00:00+00:00"),
+        raw.replace(b"+00:00", b"\\u002b00:00"),  # the same time, in other bytes
         raw.replace(b"+00:00", b".000000+00:00"),
         raw.replace(b'"schema_version":1,', b""),
         raw.replace(b'"request":{', b'"request":{"nan":NaN,'),
