@@ -32,15 +32,21 @@ if ARGV[2] ~= '' then
     end
   end
 end
+-- One call per slice of ids, not per id: Lua's calls into Redis cost more than the lookups.
 local known = {}
-for i, record_id in ipairs(records) do
-  if redis.call('ZSCORE', KEYS[3], record_id) then
-    table.insert(shipped, record_id)
-  else
-    known[i] = redis.call('HGET', KEYS[2], record_id)
-    if known[i] and ARGV[6] ~= '1' then
-      table.insert(earlier, record_id)
-      table.insert(earlier, known[i])
+for first = 1, #records, 1000 do
+  local last = math.min(first + 999, #records)
+  local scores = redis.call('ZMSCORE', KEYS[3], unpack(records, first, last))
+  local placed = redis.call('HMGET', KEYS[2], unpack(records, first, last))
+  for i = first, last do
+    if scores[i - first + 1] then
+      table.insert(shipped, records[i])
+    elseif placed[i - first + 1] then
+      known[i] = placed[i - first + 1]
+      if ARGV[6] ~= '1' then
+        table.insert(earlier, records[i])
+        table.insert(earlier, known[i])
+      end
     end
   end
 end
@@ -48,13 +54,23 @@ if #lost > 0 or #shipped > 0 or #earlier > 0 then
   return {0, lost, shipped, earlier}
 end
 local now = now_ms()
+local fields = {}
 for i, record_id in ipairs(records) do
   local line = owners[i] .. '\\t' .. now .. '\\t' .. ARGV[3]
   if not known[i] then
-    redis.call('HSET', KEYS[2], record_id, line)
+    table.insert(fields, record_id)
+    table.insert(fields, line)
   elseif not string.find(known[i], ARGV[3], 1, true) then
-    redis.call('HSET', KEYS[2], record_id, known[i] .. '\\n' .. line)
+    table.insert(fields, record_id)
+    table.insert(fields, known[i] .. '\\n' .. line)
   end
+  if #fields >= 1000 then
+    redis.call('HSET', KEYS[2], unpack(fields))
+    fields = {}
+  end
+end
+if #fields > 0 then
+  redis.call('HSET', KEYS[2], unpack(fields))
 end
 return {1, lost, shipped, earlier}
 """
