@@ -7,6 +7,7 @@ boundaries.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +25,8 @@ from shipper.source import StreamEntry
 _RECORD_KEY = RECORD_FIELD.encode()
 _T = TypeVar("_T")
 FIRST_GUESS_BYTES = 8 * 1024
+PARSE_TURN = 256
+"""Records checked between two turns of the event loop (``parse_batches``)."""
 
 
 @dataclass(slots=True)
@@ -158,29 +161,34 @@ class ParsedBatch:
         return len(self.deleted_ids) + len(self.rejected) + sum(len(c.entries) for c in self.chunks)
 
 
-def parse_batches(
+async def parse_batches(
     entries: Sequence[StreamEntry], max_batch_bytes: int, max_append_bytes: int
 ) -> list[ParsedBatch]:
     """Cut a read into batches by size, parse their records and group the lines by file."""
     return [
-        _parse_batch(batch, max_append_bytes)
+        await _parse_batch(batch, max_append_bytes)
         for batch in split_by_bytes(entries, max_batch_bytes)
     ]
 
 
-def _parse_batch(batch: Sequence[StreamEntry], max_append_bytes: int) -> ParsedBatch:
+async def _parse_batch(batch: Sequence[StreamEntry], max_append_bytes: int) -> ParsedBatch:
     deleted_ids: list[str] = []
     rejected: list[Rejected] = []
     parsed: list[Entry] = []
-    for entry in batch:
-        if entry.fields is None:
-            deleted_ids.append(entry.entry_id)
-            continue
-        result = parse_entry(entry, max_append_bytes)
-        if isinstance(result, Rejected):
-            rejected.append(result)
-        else:
-            parsed.append(result)
+    for start in range(0, len(batch), PARSE_TURN):
+        if start:
+            # Checking a read takes tens of milliseconds: meanwhile the event loop moves the
+            # appends in flight on (a finished open answered, a placement sent to Redis).
+            await asyncio.sleep(0)
+        for entry in batch[start : start + PARSE_TURN]:
+            if entry.fields is None:
+                deleted_ids.append(entry.entry_id)
+                continue
+            result = parse_entry(entry, max_append_bytes)
+            if isinstance(result, Rejected):
+                rejected.append(result)
+            else:
+                parsed.append(result)
     return ParsedBatch(deleted_ids, rejected, chunks_by_file(parsed, max_append_bytes))
 
 

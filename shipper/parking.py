@@ -5,7 +5,7 @@ background ("parked") while the worker acknowledges the rest of the batch and re
 on. Parked records count as records in hand: a batch is shipped only while parked
 ones and it fit in one batch (``SHIPPER_BATCH_MAX_RECORDS``), and nothing is read
 ahead while anything is parked, so an outage of all storage still holds at most one
-batch in hand and one read ahead.
+batch in hand and two read ahead.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ On start (and after every Redis outage) it first re-ships its own pending entrie
 then reads new ones; every so often it claims entries that dead shippers left
 pending, forgets long-dead consumers and stale intents. Each file's lines go
 through ``shipper.delivery`` (README, "Exactly once"). While a batch is written,
-the next one is read (at most one ahead) and the last one acknowledged (at most one
-in flight), so Redis and the disk work at the same time. A file in backoff never
+the next one is checked, the one after it read (at most two ahead), and the last one
+acknowledged (at most one in flight), so Redis, the disk and the event loop work at
+the same time. A file in backoff never
 holds back the batch's other files: they are acknowledged as they land, and the
 chunk is parked (``shipper.parking``) while the loop goes on. A file that can never
 be written goes to the dead-letter stream.
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 from shared.logs import log_event
 from shared.redis_client import connect
@@ -37,6 +39,7 @@ _PARALLEL_APPENDS = 16
 _RECORD_KEY = RECORD_FIELD.encode()
 
 ReadTask = asyncio.Task[list[ParsedBatch]]
+RawReadTask = asyncio.Task[list[StreamEntry]]
 
 
 class _Acks:
@@ -88,6 +91,8 @@ class Worker:
         self.stopping = asyncio.Event()
         # The last batch's acknowledgement, sent while the next batch is written.
         self._acking: asyncio.Task[None] | None = None
+        # The read after the one being checked, started as soon as that one arrived.
+        self._next_read: RawReadTask | None = None
 
     def stop(self) -> None:
         """Stop reading; the batch in hand is still finished."""
@@ -100,8 +105,9 @@ class Worker:
         recover_own = True
         next_claim_s = 0.0
         failures = 0
-        # The next batch, read while this one is written: at most one ahead. Its entries are
-        # pending to us from the moment Redis hands them over, so dropping it loses nothing.
+        # The next batch, read and checked while this one is written. Its entries (and those
+        # of ``_next_read``) are pending to us from the moment Redis hands them over, so
+        # dropping it loses nothing.
         ahead: ReadTask | None = None
         try:
             while not self.stopping.is_set():
@@ -122,7 +128,7 @@ class Worker:
                         ahead = self._start_read()
                     batches = await self._read_new(ahead)
                     ahead = None
-                    if batches and not self.stopping.is_set() and not self.parking.records:
+                    if batches and self._may_read_ahead():
                         ahead = self._start_read()
                     for batch in batches:
                         await self._ship_batch(batch)
@@ -133,6 +139,7 @@ class Worker:
                     # our pending entries on recovery.
                     await _drop(ahead)
                     ahead = None
+                    await self._drop_next_read()
                     await self._drop_acking()
                     await self.parking.cancel_all()
                     failures += 1
@@ -156,6 +163,7 @@ class Worker:
             await self._last_acked()
         finally:
             await _drop(ahead)
+            await self._drop_next_read()
             await self._drop_acking()
             await self.parking.cancel_all()
 
@@ -165,8 +173,23 @@ class Worker:
         except TimeoutError:
             pass
 
+    def _may_read_ahead(self) -> bool:
+        return not self.stopping.is_set() and not self.parking.records
+
     def _start_read(self) -> ReadTask:
-        return asyncio.create_task(self._read_and_parse())
+        """Check the next read: the one already under way, or a new one."""
+        read, self._next_read = self._next_read or self._start_raw_read(), None
+        return asyncio.create_task(self._read_and_parse(read))
+
+    def _start_raw_read(self) -> RawReadTask:
+        settings = self.settings
+        return asyncio.create_task(
+            self.source.read(">", self.read_size.count(), settings.shipper_block_ms)
+        )
+
+    async def _drop_next_read(self) -> None:
+        next_read, self._next_read = self._next_read, None
+        await _drop(next_read)
 
     async def _read_new(self, read: ReadTask) -> list[ParsedBatch]:
         stop = asyncio.ensure_future(self.stopping.wait())
@@ -179,12 +202,15 @@ class Worker:
         return read.result()
 
     async def _ship_read_ahead(self, ahead: ReadTask | None) -> None:
-        """On stop, ship a batch already read ahead rather than leave it to a later claim."""
-        if ahead is None or not ahead.done() or ahead.cancelled() or ahead.exception():
+        """On stop, ship what was already read ahead rather than leave it to a later claim."""
+        if not _succeeded(ahead):
             return
         try:
             for batch in ahead.result():
                 await self._ship_batch(batch)
+            next_read, self._next_read = self._next_read, None
+            if _succeeded(next_read):
+                await self._ship(next_read.result())
         except (SourceUnavailable, StorageError) as exc:
             log_event(logger, "read_ahead_left_pending", logging.WARNING, error=str(exc))
 
@@ -223,20 +249,23 @@ class Worker:
             log_event(logger, "stale_intents_forgotten", records=forgotten)
 
     async def _ship(self, entries: Sequence[StreamEntry]) -> None:
-        for batch in self._parse(entries):
+        for batch in await self._parse(entries):
             await self._ship_batch(batch)
 
-    def _parse(self, entries: Sequence[StreamEntry]) -> list[ParsedBatch]:
-        return parse_batches(entries, self.settings.shipper_batch_max_bytes,
-                             self.sink.max_append_bytes)
+    async def _parse(self, entries: Sequence[StreamEntry]) -> list[ParsedBatch]:
+        return await parse_batches(entries, self.settings.shipper_batch_max_bytes,
+                                   self.sink.max_append_bytes)
 
-    async def _read_and_parse(self) -> list[ParsedBatch]:
-        # Parsed here, in the read-ahead task, a batch's records are validated while the loop
-        # would otherwise wait on the appends of the batch in hand.
-        settings = self.settings
-        entries = await self.source.read(">", self.read_size.count(), settings.shipper_block_ms)
+    async def _read_and_parse(self, read: RawReadTask) -> list[ParsedBatch]:
+        # Checked here, in the read-ahead task, a batch's records are validated while the loop
+        # would otherwise wait on the appends of the batch in hand. The read after it starts
+        # first: Redis, busy placing and acknowledging, takes about as long to answer a read
+        # as the appends take, so a read started only now would arrive late.
+        entries = await read
         self.read_size.observe(entries)
-        batches = self._parse(entries)
+        if entries and self._may_read_ahead():
+            self._next_read = self._start_raw_read()
+        batches = await self._parse(entries)
         for batch in batches:
             batch.fresh = True
         return batches
@@ -342,7 +371,11 @@ async def _settled(task: asyncio.Task[None], stalled: asyncio.Event) -> None:
     waiter.cancel()
 
 
-async def _drop(read: ReadTask | None) -> None:
+def _succeeded(task: asyncio.Task[Any] | None) -> TypeGuard[asyncio.Task[Any]]:
+    return task is not None and task.done() and not task.cancelled() and not task.exception()
+
+
+async def _drop(read: asyncio.Task[Any] | None) -> None:
     """Cancel a read, or forget its result: its entries stay pending to us, never lost."""
     if read is None:
         return
