@@ -26,6 +26,9 @@ from shipper.worker import build_worker
 
 logger = logging.getLogger("shipper")
 
+_SWITCH_INTERVAL_S = 0.001
+"""How long the event loop may hold the GIL while a thread waits for it (default 5 ms)."""
+
 
 async def serve(settings: ShipperSettings) -> None:
     """Run one shipper until SIGTERM/SIGINT, then shut down within the time limit."""
@@ -96,5 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"shipper replay: no spool folder at {args.spool}", file=sys.stderr)
             return 2
         return asyncio.run(run_replay(settings, args.spool, args.delete, not args.no_progress))
+    # The appends' threads take the GIL back after each system call; while the event loop
+    # checks records, the default 5 ms switch interval made each of them wait that long.
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     asyncio.run(serve(settings))
     return 0
