@@ -24,7 +24,7 @@ def test_defaults_suit_most_users(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings()
     assert settings.storage_type == "local"
     assert settings.local_log_dir == Path("logs")
-    assert settings.shipper_batch_max_records == 5000
+    assert settings.shipper_batch_max_records == 10_000
     assert settings.shipper_claim_idle_ms <= 30_000
     assert _settings().shipper_consumer_name != settings.shipper_consumer_name
     assert settings.shipper_redis_timeout_s == 5
