@@ -53,24 +53,19 @@ end
 if #lost > 0 or #shipped > 0 or #earlier > 0 then
   return {0, lost, shipped, earlier}
 end
-local now = now_ms()
-local fields = {}
+local tail = '\\t' .. now_ms() .. '\\t' .. ARGV[3]
+local fields, n, last = {}, 0, #records
 for i, record_id in ipairs(records) do
-  local line = owners[i] .. '\\t' .. now .. '\\t' .. ARGV[3]
-  if not known[i] then
-    table.insert(fields, record_id)
-    table.insert(fields, line)
-  elseif not string.find(known[i], ARGV[3], 1, true) then
-    table.insert(fields, record_id)
-    table.insert(fields, known[i] .. '\\n' .. line)
+  local placed = known[i]
+  if not placed then
+    fields[n + 1], fields[n + 2], n = record_id, owners[i] .. tail, n + 2
+  elseif not string.find(placed, ARGV[3], 1, true) then
+    fields[n + 1], fields[n + 2], n = record_id, placed .. '\\n' .. owners[i] .. tail, n + 2
   end
-  if #fields >= 1000 then
-    redis.call('HSET', KEYS[2], unpack(fields))
-    fields = {}
+  if n >= 1000 or (n > 0 and i == last) then
+    redis.call('HSET', KEYS[2], unpack(fields, 1, n))
+    n = 0
   end
-end
-if #fields > 0 then
-  redis.call('HSET', KEYS[2], unpack(fields))
 end
 return {1, lost, shipped, earlier}
 """

@@ -102,3 +102,28 @@ async def test_finish_acks_deletes_and_remembers_a_large_batch_atomically(
     assert redis_client.hkeys(intents_key(STREAM)) == [records[-1].encode()]
     assert redis_client.zcard(shipped_key(STREAM)) == 2500
     await source.close()
+
+
+async def test_a_placement_of_more_ids_than_one_slice_finds_and_records_each(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    # The script looks ids up and records them 1,000 (or 500 pairs) at a time.
+    records = [f"rec {n}" for n in range(2501)]
+    owners = [f"replay:{n}" for n in range(2501)]
+    redis_client.zadd(shipped_key(STREAM), {records[1000]: 1, records[2500]: 1})
+    redis_client.hset(intents_key(STREAM), records[1999], f"replay:x\t1\t{THERE.encode()}")
+    client = aioredis.Redis.from_url(redis_url)
+    ledger = _ledger(client, None)
+    verdict = await ledger.place(HERE, records, owners, force=False)
+    assert not verdict.recorded
+    assert verdict.shipped_ids == {records[1000], records[2500]}
+    assert verdict.earlier == {records[1999]: [THERE]}
+    unshipped = [record for record in records if record not in verdict.shipped_ids]
+    unshipped_owners = [owners[records.index(record)] for record in unshipped]
+    assert (await ledger.place(HERE, unshipped, unshipped_owners, force=True)).recorded
+    intents = redis_client.hgetall(intents_key(STREAM))
+    assert len(intents) == 2499
+    assert intents[b"rec 0"].decode().startswith("replay:0\t")
+    assert intents[b"rec 2499"].decode().startswith("replay:2499\t")
+    assert intents[b"rec 1999"].decode().count("\n") == 1  # the earlier line kept, ours added
+    await client.aclose()
