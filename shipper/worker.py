@@ -202,14 +202,15 @@ class Worker:
         return read.result()
 
     async def _ship_read_ahead(self, ahead: ReadTask | None) -> None:
-        """On stop, ship what was already read ahead rather than leave it to a later claim."""
-        if not _succeeded(ahead):
-            return
+        """On stop, ship what was already read ahead rather than leave it to a later claim
+        (a read still under way is dropped by ``run``: its entries stay pending)."""
         try:
-            for batch in ahead.result():
-                await self._ship_batch(batch)
-            next_read, self._next_read = self._next_read, None
+            if _succeeded(ahead):
+                for batch in ahead.result():
+                    await self._ship_batch(batch)
+            next_read = self._next_read
             if _succeeded(next_read):
+                self._next_read = None
                 await self._ship(next_read.result())
         except (SourceUnavailable, StorageError) as exc:
             log_event(logger, "read_ahead_left_pending", logging.WARNING, error=str(exc))

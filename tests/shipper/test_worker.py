@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -108,6 +109,35 @@ async def test_one_append_per_file_per_batch(
         file_stem(user, "gpt-4o-mini", datetime.now(UTC)) for user in users
     )
     assert len(shipped_ids(log_dir)) == 300
+
+
+class SlowAppends(LocalSink):
+    """Appends for real, each after a pause: the worker reads ahead meanwhile."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.appends = 0
+
+    async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
+        self.appends += 1
+        await asyncio.sleep(0.3)
+        return await super().append(stem, payload, prepare)
+
+
+async def test_a_stop_ships_the_batches_already_read_ahead(
+    shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis, log_dir: Path
+) -> None:
+    publish(make_record() for _ in range(100))
+    settings = shipper_settings.model_copy(update={"shipper_batch_max_records": 10})
+    sink = SlowAppends(log_dir)
+    async with running_worker(settings, sink):
+        await async_wait_for(lambda: sink.appends > 0, what="the first append")
+        await asyncio.sleep(0.1)  # both reads ahead are in while the append waits
+    # The batch in hand and the two read ahead are shipped and acknowledged: nothing
+    # is left pending for another shipper to claim, nothing more was read.
+    assert pending_count(redis_client) == 0
+    assert len(shipped_ids(log_dir)) == 30
+    assert stream_length(redis_client) == 70
 
 
 class CrashAfterWrite(LocalSink):
