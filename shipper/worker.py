@@ -6,10 +6,9 @@ pending, forgets long-dead consumers and stale intents. Each file's lines go
 through ``shipper.delivery`` (README, "Exactly once"). While a batch is written,
 the next one is checked, the one after it read (at most two ahead), and the last one
 acknowledged (at most one in flight), so Redis, the disk and the event loop work at
-the same time. A file in backoff never
-holds back the batch's other files: they are acknowledged as they land, and the
-chunk is parked (``shipper.parking``) while the loop goes on. A file that can never
-be written goes to the dead-letter stream.
+the same time. A file in backoff never holds back the batch's other files: they are
+acknowledged as they land, and the chunk is parked (``shipper.parking``) while the
+loop goes on. A file that can never be written goes to the dead-letter stream.
 """
 
 from __future__ import annotations
