@@ -54,7 +54,7 @@ if #lost > 0 or #shipped > 0 or #earlier > 0 then
   return {0, lost, shipped, earlier}
 end
 local tail = '\\t' .. now_ms() .. '\\t' .. ARGV[3]
-local fields, n, last = {}, 0, #records
+local fields, n, count = {}, 0, #records
 for i, record_id in ipairs(records) do
   local placed = known[i]
   if not placed then
@@ -62,7 +62,7 @@ for i, record_id in ipairs(records) do
   elseif not string.find(placed, ARGV[3], 1, true) then
     fields[n + 1], fields[n + 2], n = record_id, placed .. '\\n' .. owners[i] .. tail, n + 2
   end
-  if n >= 1000 or (n > 0 and i == last) then
+  if n >= 1000 or (n > 0 and i == count) then
     redis.call('HSET', KEYS[2], unpack(fields, 1, n))
     n = 0
   end
