@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 from functools import lru_cache
 from typing import Any
 
 from python_multipart.multipart import parse_options_header
 
+from proxy.capture import json_values
 from proxy.capture.form_capture import FormCapture
 from proxy.capture.limits import CaptureLimits
 
@@ -118,7 +118,7 @@ class BodyCapture:
             return {"truncated": True, **self._meta(), "text": text}
         if _is_json(self._media):
             try:
-                return json.loads(text)
+                return json_values.loads(text)
             except ValueError:
                 pass
         return text

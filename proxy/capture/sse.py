@@ -12,10 +12,11 @@ never grows the buffer.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from proxy.capture import json_values
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
@@ -32,7 +33,7 @@ class SSEEvent:
     def parsed(self) -> Any:
         """The data as JSON when it is JSON, else the text itself."""
         try:
-            return json.loads(self.data)
+            return json_values.loads(self.data)
         except ValueError:
             return self.data
 
