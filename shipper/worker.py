@@ -181,9 +181,8 @@ class Worker:
         return asyncio.create_task(self._read_and_parse(read))
 
     def _start_raw_read(self) -> RawReadTask:
-        settings = self.settings
         return asyncio.create_task(
-            self.source.read(">", self.read_size.count(), settings.shipper_block_ms)
+            self.source.read(">", self.read_size.count(), self.settings.shipper_block_ms)
         )
 
     async def _drop_next_read(self) -> None:
