@@ -116,6 +116,14 @@ class ProxySettings(CommonSettings):
     """An XADD round trip slower than this is spooled (and counted as ambiguous)."""
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
 
+    stream_usage: Literal["inject", "passthrough"] = Field(
+        default="inject",
+        description="`inject`: ask the upstream for a usage chunk on streamed chat and legacy "
+        "completions that do not ask for one, keep it for the record and give the client the "
+        "bytes it would have had; `passthrough`: forward such calls unchanged "
+        "(docs/usage.md).",
+    )
+
     @field_validator("prometheus_multiproc_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
