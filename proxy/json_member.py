@@ -19,7 +19,13 @@ import re
 from functools import lru_cache
 
 # A string (its escapes skipped) or a bracket: what the depth of a position depends on.
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[][{}]', re.DOTALL)
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[][{}]', re.DOTALL)
+# Members whose values hold no bracket outside a string (strings, numbers, literals), then
+# the closing brace and nothing else.
+_FLAT_TAIL = re.compile(
+    rb'(?:[ \t\r\n]*,[ \t\r\n]*"[^"\\]*(?:\\.[^"\\]*)*"[ \t\r\n]*:[ \t\r\n]*'
+    rb'(?:"[^"\\]*(?:\\.[^"\\]*)*"|[-+.\w]+))*[ \t\r\n]*\}[ \t\r\n]*'
+)
 _WHITESPACE = b" \t\r\n"
 _OPENING = frozenset(b"{[")
 
@@ -57,6 +63,8 @@ def cut_null_member(text: bytes, key: bytes) -> bytes | None:
 
 
 def _previous_byte(text: bytes, position: int) -> int | None:
+    if position and text[position - 1] not in _WHITESPACE:
+        return position - 1  # compact JSON: no copy needed
     index = len(text[:position].rstrip(_WHITESPACE)) - 1
     return index if index >= 0 else None
 
@@ -68,6 +76,8 @@ def _next_byte(text: bytes, position: int) -> int | None:
 
 def _closes_at_end(text: bytes, position: int) -> bool:
     """Whether the brackets after ``position`` close one level, with the text's last byte."""
+    if _FLAT_TAIL.fullmatch(text, position):
+        return True  # the usual case: a few members of strings and scalars, then the end
     depth = 0
     for token in _STRING_OR_BRACKET.finditer(text, position):
         first = token.group()[0]

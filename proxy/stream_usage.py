@@ -20,7 +20,6 @@ exactly is relayed as it came and counted (``proxy_stream_usage_untouched_events
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 
 from proxy.capture import json_values
@@ -32,8 +31,6 @@ USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 _ASKED = b'"stream_options":{"include_usage":true},'
 _NOT_ASKING = (None, False)
 _USAGE = b'"usage"'
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n")
-_DATA_LINE = re.compile(rb"^data:[ ]?(.*?)\r?$", re.MULTILINE)
 
 
 def ask_for_usage(body: bytes) -> bytes | None:
@@ -103,13 +100,13 @@ class UsageStreamFilter:
     def _event(self, event: bytes) -> bytes:
         if _USAGE not in event:
             return event
-        lines = list(_DATA_LINE.finditer(event))
+        lines = _data_values(event)
         if not lines:
             return event  # a comment: no data to speak of
         if len(lines) > 1:
             self._on_untouched()  # data spread over lines: nothing to cut safely
             return event
-        start, end = lines[0].span(1)
+        start, end = lines[0]
         text = event[start:end]
         try:
             chunk = json_values.loads(text)
@@ -128,6 +125,21 @@ class UsageStreamFilter:
         return event[:start] + cut + event[end:]
 
 
+def _data_values(event: bytes) -> list[tuple[int, int]]:
+    """Where the value of each ``data:`` line of ``event`` starts and ends."""
+    spans: list[tuple[int, int]] = []
+    start, size = 0, len(event)
+    while start < size:
+        end = event.find(b"\n", start)
+        if end < 0:
+            end = size
+        if event.startswith(b"data:", start):
+            value = start + 6 if event.startswith(b" ", start + 5) else start + 5
+            spans.append((value, end - 1 if event[end - 1 : end] == b"\r" else end))
+        start = end + 1
+    return spans
+
+
 def _last_event_end(data: bytes) -> int:
     """Where the last complete event in ``data`` ends (0: none is complete)."""
     lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
@@ -135,12 +147,9 @@ def _last_event_end(data: bytes) -> int:
 
 
 def _split(data: bytes) -> list[bytes]:
-    """``data`` as events, each with the blank line that ends it."""
-    events: list[bytes] = []
-    start = 0
-    for match in _EVENT_END.finditer(data):
-        events.append(data[start : match.end()])
-        start = match.end()
-    if start < len(data):
-        events.append(data[start:])
-    return events
+    """``data`` as events, each with the blank line that ends it (the last may have none)."""
+    end = b"\r\n\r\n" if b"\r\n\r\n" in data else b"\n\n"  # a stream keeps to one form
+    if data.find(end) == len(data) - len(end):
+        return [data]  # the usual read: one whole event
+    *events, rest = data.split(end)
+    return [event + end for event in events] + ([rest] if rest else [])
