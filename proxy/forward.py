@@ -175,7 +175,7 @@ class Exchange:
 
     def _may_ask_for_usage(self) -> bool:
         return (
-            self._settings.stream_usage == "inject"
+            self._settings.asks_stream_usage
             and self._method == "POST"
             and self._scope["path"] in USAGE_PATHS
         )

@@ -195,3 +195,10 @@ class ProxySettings(CommonSettings):
         """``REALTIME_ALLOWED_ORIGINS`` as a set, without trailing slashes."""
         parts = (part.strip().rstrip("/") for part in self.realtime_allowed_origins.split(","))
         return frozenset(part for part in parts if part)
+
+    @cached_property
+    def asks_stream_usage(self) -> bool:
+        """``STREAM_USAGE=inject``, and the upstream is not an Azure deployment's URL
+        (``/openai/deployments/...``), whose older API versions refuse ``stream_options``."""
+        deployment = b"/openai/deployments/" in self.upstream.url.raw_path.lower()
+        return self.stream_usage == "inject" and not deployment

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from proxy.settings import ProxySettings
 from proxy.stream_usage import UsageStreamFilter, ask_for_usage
 from tests.support.fake_payloads import ChatReply, LegacyReply
 
@@ -128,3 +129,20 @@ def test_an_event_that_never_ends_is_let_go_past_the_cap() -> None:
     assert usage_filter.feed(b"y" * 60) == b"data: " + b"x" * 60 + b"y" * 60
     assert usage_filter.feed(b'\n\ndata: {"usage":null}\n\n') == b'\n\ndata: {"usage":null}\n\n'
     assert untouched == [1]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "mode", "asks"),
+    [
+        ("https://api.openai.com/v1", "inject", True),
+        ("https://api.openai.com/v1", "passthrough", False),
+        ("https://r.openai.azure.com/openai/v1", "inject", True),
+        ("https://r.openai.azure.com/openai/deployments/gpt-4o?api-version=2024-02-01", "inject",
+         False),
+    ],
+)
+def test_azure_deployment_upstreams_keep_their_own_behaviour(
+    base_url: str, mode: str, asks: bool
+) -> None:
+    settings = ProxySettings(openai_base_url=base_url, stream_usage=mode)
+    assert settings.asks_stream_usage is asks
