@@ -29,6 +29,7 @@ USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 """The endpoints whose streams carry usage only when asked; any other path is left alone."""
 
 _ASKED = b'"stream_options":{"include_usage":true},'
+_JSON_WHITESPACE = b" \t\r\n"
 _NOT_ASKING = (None, False)
 _USAGE = b'"usage"'
 
@@ -39,8 +40,8 @@ def ask_for_usage(body: bytes) -> bytes | None:
     A body without ``stream_options`` keeps every byte and gains the member at its start;
     one whose ``stream_options`` says no (or null) is written anew with it set.
     """
-    if b'"stream"' not in body:
-        return None  # most bodies are not streams: no parse for them
+    if b'"stream"' not in body or not body.lstrip(_JSON_WHITESPACE).startswith(b"{"):
+        return None  # not a stream, or not an object in UTF-8 (the text edited below)
     try:
         value = json_values.loads(body)
     except ValueError:

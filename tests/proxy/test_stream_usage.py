@@ -61,6 +61,7 @@ def test_other_bodies_are_left_alone(body: Any) -> None:
 def test_a_body_that_is_not_json_is_left_alone() -> None:
     assert ask_for_usage(b'{"stream": true,') is None
     assert ask_for_usage(b"\x1f\x8b compressed") is None
+    assert ask_for_usage(json.dumps({**CHAT, "stream": True}).encode("utf-16")) is None
 
 
 def _stream(reply: ChatReply | LegacyReply) -> bytes:
