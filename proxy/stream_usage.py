@@ -58,8 +58,9 @@ def ask_for_usage(body: bytes) -> bytes | None:
         return None  # the client asked for usage, or sent something the upstream will judge
     value["stream_options"] = {**options, "include_usage": True}
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    except (ValueError, RecursionError):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode()
+    except (ValueError, RecursionError):  # 1e400, a lone surrogate, deep nesting: leave it
         return None
 
 

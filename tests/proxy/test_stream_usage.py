@@ -58,6 +58,12 @@ def test_other_bodies_are_left_alone(body: Any) -> None:
     assert ask_for_usage(json.dumps(body).encode()) is None
 
 
+@pytest.mark.parametrize("value", [b"1e400", b'"\\ud800"'])
+def test_a_body_that_cannot_be_written_back_is_left_alone(value: bytes) -> None:
+    body = b'{"stream":true,"stream_options":{},"x":%s}' % value
+    assert ask_for_usage(body) is None
+
+
 def test_a_body_that_is_not_json_is_left_alone() -> None:
     assert ask_for_usage(b'{"stream": true,') is None
     assert ask_for_usage(b"\x1f\x8b compressed") is None
