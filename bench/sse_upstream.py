@@ -4,7 +4,10 @@
 ``t=<CLOCK_MONOTONIC ns> `` taken just before the write, so a client on the same
 machine measures, per chunk, how long it took to reach it (through a proxy or not).
 A request whose ``model`` contains ``long`` gets a slow stream (to hold many streams
-open at once); any other gets a quick one. Raw asyncio, HTTP/1.1 keep-alive.
+open at once); any other gets a quick one. A request with ``stream_options.include_usage``
+gets what the API then sends: ``"usage":null`` on every chunk and a usage-only last chunk
+(so the proxy's work to hide them from its client is measured). Raw asyncio, HTTP/1.1
+keep-alive.
 """
 
 from __future__ import annotations
@@ -25,15 +28,26 @@ _HEAD = (
 )
 
 
-def _chunk(content: str | None, finish: str | None = None) -> bytes:
+_USAGE = {"prompt_tokens": 1, "completion_tokens": QUICK_EVENTS, "total_tokens": QUICK_EVENTS + 1}
+
+
+def _chunk(content: str | None, finish: str | None = None, *, usage: bool = False) -> bytes:
     delta = {"content": content} if content is not None else {}
-    event = {
+    event: dict[str, object] = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
         "created": 1700000000,
         "model": "bench-model",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
+    if usage:
+        event["usage"] = None
+    return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+def _usage_chunk() -> bytes:
+    event = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+             "model": "bench-model", "choices": [], "usage": _USAGE}
     return f"data: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
@@ -100,7 +114,9 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 if not keep_alive:
                     break
                 continue
-            model = str(json.loads(body or b"{}").get("model", ""))
+            request_body = json.loads(body or b"{}")
+            model = str(request_body.get("model", ""))
+            usage = bool((request_body.get("stream_options") or {}).get("include_usage"))
             events, interval_s = (
                 (LONG_EVENTS, LONG_INTERVAL_S) if "long" in model else
                 (QUICK_EVENTS, QUICK_INTERVAL_S)
@@ -109,9 +125,12 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             for index in range(events):
                 if index:
                     await asyncio.sleep(interval_s)
-                writer.write(_framed(_chunk(f"t={time.monotonic_ns()} ")))
+                writer.write(_framed(_chunk(f"t={time.monotonic_ns()} ", usage=usage)))
                 await writer.drain()
-            writer.write(_framed(_chunk(None, "stop") + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            end = _chunk(None, "stop", usage=usage)
+            if usage:
+                end += _usage_chunk()
+            writer.write(_framed(end + b"data: [DONE]\n\n") + b"0\r\n\r\n")
             await writer.drain()
             if not keep_alive:
                 break

@@ -20,7 +20,8 @@ import time
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from proxy.capture.recording import RecordBuilder
+from proxy.capture.decoding import is_identity
+from proxy.capture.recording import RecordBuilder, is_event_stream
 from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
 from proxy.headers import (
@@ -31,6 +32,7 @@ from proxy.headers import (
     upstream_request_headers,
 )
 from proxy.runtime import Runtime
+from proxy.stream_usage import USAGE_PATHS, UsageStreamFilter, ask_for_usage
 from proxy.upstream import UpstreamErrors
 from shared.ids import new_record_id
 from shared.logs import log_event
@@ -141,6 +143,11 @@ class Exchange:
             header_value(self._headers, "content-length")
         )
         content = await self._body.content(content_length, chunked=chunked)
+        if isinstance(content, bytes) and self._may_ask_for_usage():
+            asked = ask_for_usage(content)
+            if asked is not None:
+                content = asked  # ``Upstream.request`` frames it with its own length
+                self._record.usage_injected = True
         authenticator = self._runtime.authenticator
         headers = upstream_request_headers(
             self._headers,
@@ -166,6 +173,25 @@ class Exchange:
             # is the point.
             await response.aclose()
 
+    def _may_ask_for_usage(self) -> bool:
+        return (
+            self._settings.asks_stream_usage
+            and self._method == "POST"
+            and self._scope["path"] in USAGE_PATHS
+        )
+
+    def _usage_filter(self, response: httpx.Response) -> UsageStreamFilter | None:
+        """What takes out of the stream the usage the proxy asked for (``proxy.stream_usage``)."""
+        if not is_event_stream(response.headers.get("content-type")):
+            return None  # an error, in JSON: nothing was added to it
+        metrics = self._runtime.metrics
+        if not is_identity(response.headers.get("content-encoding")):
+            metrics.stream_usage_untouched_streams.inc()
+            return None
+        return UsageStreamFilter(
+            metrics.stream_usage_untouched_events.inc, self._settings.capture_limits.sse_line_chars
+        )
+
     def _upstream_url(self) -> httpx.URL:
         raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
         return self._settings.upstream.url_for(raw_path, self._scope["query_string"])
@@ -180,10 +206,16 @@ class Exchange:
             }
         )
         self._response_started = True
+        usage_filter = self._usage_filter(response) if self._record.usage_injected else None
         with UpstreamErrors("while sending the response"):
             async for chunk in response.aiter_raw():
-                await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+                shown = chunk if usage_filter is None else usage_filter.feed(chunk)
+                if shown:
+                    body = {"type": "http.response.body", "body": shown, "more_body": True}
+                    await self._send(body)
                 self._record.response_chunk(chunk)
+        if usage_filter is not None and (rest := usage_filter.flush()):
+            await self._send({"type": "http.response.body", "body": rest, "more_body": True})
         self._record.response_ended()
         self._response_complete = True
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})

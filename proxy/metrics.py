@@ -76,6 +76,18 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.stream_usage_untouched_events = Counter(
+            "proxy_stream_usage_untouched_events_total",
+            "Events of a stream whose usage the proxy asked for, relayed as they came because "
+            "what the request added could not be removed exactly.",
+            registry=self.registry,
+        )
+        self.stream_usage_untouched_streams = Counter(
+            "proxy_stream_usage_untouched_streams_total",
+            "Streams whose usage the proxy asked for, relayed as they came because the "
+            "upstream compressed them.",
+            registry=self.registry,
+        )
         self._add_spool_metrics()
 
     def _add_spool_metrics(self) -> None:

@@ -116,6 +116,14 @@ class ProxySettings(CommonSettings):
     """An XADD round trip slower than this is spooled (and counted as ambiguous)."""
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
 
+    stream_usage: Literal["inject", "passthrough"] = Field(
+        default="inject",
+        description="`inject`: ask the upstream for a usage chunk on streamed chat and legacy "
+        "completions that do not ask for one, keep it for the record and give the client the "
+        "bytes it would have had; `passthrough`: forward such calls unchanged "
+        "(docs/usage.md).",
+    )
+
     @field_validator("prometheus_multiproc_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -187,3 +195,10 @@ class ProxySettings(CommonSettings):
         """``REALTIME_ALLOWED_ORIGINS`` as a set, without trailing slashes."""
         parts = (part.strip().rstrip("/") for part in self.realtime_allowed_origins.split(","))
         return frozenset(part for part in parts if part)
+
+    @cached_property
+    def asks_stream_usage(self) -> bool:
+        """``STREAM_USAGE=inject``, and the upstream is not an Azure deployment's URL
+        (``/openai/deployments/...``), whose older API versions refuse ``stream_options``."""
+        deployment = b"/openai/deployments/" in self.upstream.url.raw_path.lower()
+        return self.stream_usage == "inject" and not deployment

@@ -8,7 +8,7 @@ are kept, so a newer producer's records pass through an older shipper intact.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -16,6 +16,10 @@ SCHEMA_VERSION = 1
 
 REDACTED = "[REDACTED]"
 """Marker that replaces the value of a secret header."""
+
+UsageSource = Literal["upstream", "injected"]
+"""Where a record's usage came from: the upstream's own answer, or a usage chunk the proxy
+asked for on the client's behalf (``docs/usage.md``)."""
 
 
 class RequestPart(BaseModel):
@@ -60,6 +64,13 @@ class Record(BaseModel):
     request: RequestPart
     response: ResponsePart | None = None
     error: ExchangeError | None = None
+    # A plain string, not ``UsageSource``: a value from a newer producer must not make an
+    # older shipper dead-letter the record. Absent from the JSON when there is no usage.
+    usage_source: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="`upstream` or `injected`: where the response's usage came from.",
+    )
 
     @field_validator("timestamp")
     @classmethod

@@ -33,7 +33,7 @@ from shared.record import Record
 CANONICAL_START = b'{"schema_version":'
 """How ``Record.to_json()`` begins: a line without it is rendered anew."""
 
-SCHEMA_DIGEST = "2970d0a5edf77c65aa962ae37d995e7dee7799a1a4acdd7ba80a6fa7e4898328"
+SCHEMA_DIGEST = "e1ff8308445cc64b2e10046024fafe72f5de5a703847f907c39115c6bfcee272"
 """sha256 of ``Record.model_json_schema()`` (``schema_digest()``) the check was written for."""
 
 _INT_LIMIT = 2**63
@@ -79,6 +79,7 @@ class _Record(msgspec.Struct, forbid_unknown_fields=True):
     ttfb_ms: float | None = None
     response: _Response | None = None
     error: _Error | None = None
+    usage_source: str | None = None
 
 
 class CanonicalFields(NamedTuple):

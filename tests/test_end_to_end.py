@@ -118,5 +118,8 @@ def test_a_call_through_the_stack_lands_once_in_the_users_file(
     response: dict[str, Any] = records[1]["response"]  # type: ignore[assignment]
     assert response["streaming"] is True
     assert response["body"]["choices"][0]["message"]["content"] == "Hello world!"
+    # The SDK did not ask for usage; the proxy did, so the file knows the stream's tokens.
+    assert response["body"]["usage"] == records[0]["response"]["body"]["usage"]  # type: ignore[index]
+    assert [r.get("usage_source") for r in records] == ["upstream", "injected"]
     raw = "".join(path.read_text() for path in log_dir.iterdir())
     assert UPSTREAM_KEY not in raw and PROXY_KEY not in raw

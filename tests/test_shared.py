@@ -40,6 +40,15 @@ def test_record_round_trips_through_json() -> None:
     assert data["timestamp"].endswith("+00:00")
 
 
+@pytest.mark.parametrize("source", ["upstream", "injected"])
+def test_usage_source_round_trips_and_is_absent_without_usage(source: str) -> None:
+    record = make_record(usage_source=source)
+    line = record.to_json()
+    assert json.loads(line)["usage_source"] == source
+    assert Record.from_json(line) == record
+    assert "usage_source" not in json.loads(make_record().to_json())
+
+
 def test_record_timestamps_are_utc() -> None:
     paris = timezone(timedelta(hours=1))
     record = make_record(timestamp=datetime(2024, 1, 1, 0, 30, tzinfo=paris))

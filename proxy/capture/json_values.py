@@ -15,7 +15,7 @@ from typing import Any
 from pydantic_core import from_json
 
 
-def loads(text: str) -> Any:
+def loads(text: str | bytes) -> Any:
     """``json.loads(text)``; raises ``ValueError`` for what is not JSON."""
     try:
         return from_json(text)

@@ -17,10 +17,11 @@ from proxy.capture.limits import CaptureLimits
 from proxy.headers import RawHeaders, header_value, recorded_headers
 from proxy.model_name import model_of
 from proxy.redaction import redacted_query
-from shared.record import ExchangeError, Record, RequestPart, ResponsePart
+from shared.record import ExchangeError, Record, RequestPart, ResponsePart, UsageSource
 
 
-def _is_event_stream(content_type: str | None) -> bool:
+def is_event_stream(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` value is ``text/event-stream``."""
     return (content_type or "").split(";")[0].strip().lower() == "text/event-stream"
 
 
@@ -29,7 +30,7 @@ class ResponseCapture:
 
     def __init__(self, path: str, headers: RawHeaders, limits: CaptureLimits) -> None:
         content_type = header_value(headers, "content-type")
-        self.streaming = _is_event_stream(content_type)
+        self.streaming = is_event_stream(content_type)
         encoding = header_value(headers, "content-encoding")
         # Plain bodies skip the decoder: their size is bounded by the caps, not a decoder.
         self._decoder: Decoder | None = (
@@ -110,6 +111,8 @@ class RecordBuilder:
         self._response: ResponseCapture | None = None
         self._own_body: Any = None
         self.error: ExchangeError | None = None
+        self.usage_injected = False
+        """Whether the proxy asked the upstream for the usage (``proxy.stream_usage``)."""
 
     def response_started(self, status_code: int, headers: RawHeaders) -> None:
         """The upstream answered with ``status_code`` and ``headers``."""
@@ -145,6 +148,7 @@ class RecordBuilder:
         request_body = self.request_body.result()
         self._request.body = request_body
         response: ResponsePart | None = None
+        usage_source: UsageSource | None = None
         if self.status_code is not None:
             streaming = self._response is not None and self._response.streaming
             body = self._response.result() if self._response is not None else self._own_body
@@ -154,6 +158,8 @@ class RecordBuilder:
                 body=body,
                 streaming=streaming,
             )
+            if isinstance(body, dict) and body.get("usage") is not None:
+                usage_source = "injected" if self.usage_injected else "upstream"
         return Record(
             id=self.record_id,
             timestamp=self.arrived_at,
@@ -170,4 +176,5 @@ class RecordBuilder:
             request=self._request,
             response=response,
             error=self.error,
+            usage_source=usage_source,
         )

@@ -43,7 +43,8 @@ _PATHS = [
     ("request", "headers"), ("request", "headers", "content-type"), ("request", "body"),
     ("response",), ("response", "status_code"), ("response", "headers"),
     ("response", "headers", "content-type"), ("response", "streaming"),
-    ("error",), ("error", "type"), ("error", "message"), ("extra",), ("request", "extra"),
+    ("error",), ("error", "type"), ("error", "message"), ("usage_source",), ("extra",),
+    ("request", "extra"),
 ]
 # JSON text for bodies: well-formed structure with leaves that a parser might judge
 # differently from pydantic's (numbers, escapes, UTF-8, control characters).
@@ -106,6 +107,7 @@ def test_records_published_by_the_proxy_take_the_shortcut() -> None:
         make_record(user_id=None, model=None, timestamp=moment.replace(microsecond=0)),
         make_record(error={"type": "upstream_timeout", "message": "no answer"}, ttfb_ms=3),
         make_record(response=None, duration_ms=None),
+        make_record(usage_source="injected"),
         make_record(request=RequestPart(method="POST", path="/v1/chat/completions", body={
             "messages": [{"role": "user", "content": "Grüße"}] * 200,
         })),
@@ -146,6 +148,7 @@ def test_anything_else_is_left_to_the_full_validation() -> None:
         raw.replace(b'"headers":{"content-type":"application/json"}', b'"headers":{"a":1}'),
         raw.replace(b'"error":null', b'"error":{"type":"t"}'),
         raw[:-1] + b',"id":""}',
+        raw[:-1] + b',"usage_source":1}',
         raw[:-1] + b',"note":"a field of a newer producer"}',
     ]
     for other in others:

@@ -7,6 +7,7 @@ that a stream assembles to exactly what the plain call returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -30,10 +31,29 @@ def new_id(prefix: str) -> str:
 
 
 def sse(data: Json | str, event: str | None = None) -> bytes:
-    """One server-sent event, as the API frames it."""
-    payload = data if isinstance(data, str) else json.dumps(data)
+    """One server-sent event, as the API frames it (compact JSON)."""
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()
+
+
+STABLE_CREATED = 1_700_000_000
+
+
+def reply_identity(prefix: str, body: Json, stable: bool) -> tuple[str, int]:
+    """A reply's id and ``created``: new ones, or (``stable``) the same for the same request
+    whatever its ``stream_options``, so two calls can be compared byte for byte."""
+    if not stable:
+        return new_id(prefix), int(time.time())
+    asked = {key: value for key, value in body.items() if key != "stream_options"}
+    digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+    return f"{prefix}{digest[:24]}", STABLE_CREATED
+
+
+def obfuscation(piece: str) -> str:
+    """The padding the API adds to content chunks (``obfuscation``), here a function of the
+    piece so that it is the same in two calls."""
+    return hashlib.sha256(piece.encode()).hexdigest()[: 4 + len(piece) % 7]
 
 
 def count_tokens(value: Any) -> int:
@@ -74,10 +94,9 @@ def _chat_usage(prompt_tokens: int, completion_tokens: int) -> Json:
 class ChatReply:
     """``chat.completion`` and its ``chat.completion.chunk`` stream, for one request body."""
 
-    def __init__(self, body: Json) -> None:
+    def __init__(self, body: Json, stable: bool = False) -> None:
         self.model = body.get("model")
-        self.id = new_id("chatcmpl-")
-        self.created = int(time.time())
+        self.id, self.created = reply_identity("chatcmpl-", body, stable)
         self.n = min(max(int(body.get("n") or 1), 1), 2)
         tools = body.get("tools") or []
         self.tool_name: str | None = tools[0]["function"]["name"] if tools else None
@@ -140,7 +159,9 @@ class ChatReply:
             ],
         }
         if self.include_usage:
-            chunk["usage"] = None
+            chunk["usage"] = None  # as the API does: on every chunk, once usage is asked for
+        if isinstance(piece := delta.get("content"), str) and piece:
+            chunk["obfuscation"] = obfuscation(piece)  # after usage, as the API puts it
         return chunk
 
     def _first_delta(self, choice: int) -> Json:
@@ -181,10 +202,9 @@ class ChatReply:
 class LegacyReply:
     """``text_completion`` (the legacy completions endpoint) and its stream."""
 
-    def __init__(self, body: Json) -> None:
+    def __init__(self, body: Json, stable: bool = False) -> None:
         self.model = body.get("model")
-        self.id = new_id("cmpl-")
-        self.created = int(time.time())
+        self.id, self.created = reply_identity("cmpl-", body, stable)
         self.n = min(max(int(body.get("n") or 1), 1), 2)
         self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.pieces = [content_pieces(self.model, choice) for choice in range(self.n)]
@@ -225,6 +245,7 @@ class LegacyReply:
         for choice in range(self.n):
             chunks.append(self._object([self._choice(choice, "", "stop")]))
         if self.include_usage:
+            chunks = [{**chunk, "usage": None} for chunk in chunks]
             chunks.append({**self._object([]), "usage": self.usage})
         return [sse(chunk) for chunk in chunks] + [sse("[DONE]")]
 

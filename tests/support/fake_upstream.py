@@ -7,6 +7,8 @@ The model name triggers special behaviour: ``error-500``, ``error-429``, ``slow`
 ``huge`` (3 MB of text). ``encodings`` lists the content encodings it uses for JSON, in
 order of preference, when the client accepts them (default: gzip, as the real API);
 ``stream_encodings`` the same for event streams (default: none, as the real API).
+``stable_replies`` gives chat and legacy completions ids and times that depend only on the
+request (apart from its ``stream_options``), so two calls can be compared byte for byte.
 ``/v1/status/{code}`` answers with that status and no body.
 """
 
@@ -200,6 +202,7 @@ class FakeUpstream:
         self.chunk_delay_s = DEFAULT_CHUNK_DELAY_S
         self.encodings: list[str] = list(DEFAULT_ENCODINGS)
         self.stream_encodings: list[str] = []
+        self.stable_replies = False
         self.disconnects = 0
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -223,6 +226,7 @@ class FakeUpstream:
         self.chunk_delay_s = DEFAULT_CHUNK_DELAY_S
         self.encodings = list(DEFAULT_ENCODINGS)
         self.stream_encodings = []
+        self.stable_replies = False
         self.disconnects = 0
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5) -> None:
@@ -298,7 +302,7 @@ class FakeUpstream:
         body: Json = await request.json()
         if (early := await self._gate(request, body)) is not None:
             return early
-        chat = ChatReply(body)
+        chat = ChatReply(body, self.stable_replies)
         if body.get("stream"):
             return self._stream(request, chat.events())
         return _json(request, chat.completion())
@@ -307,7 +311,7 @@ class FakeUpstream:
         body: Json = await request.json()
         if (early := await self._gate(request, body)) is not None:
             return early
-        legacy = LegacyReply(body)
+        legacy = LegacyReply(body, self.stable_replies)
         if body.get("stream"):
             return self._stream(request, legacy.events())
         return _json(request, legacy.completion())
