@@ -154,6 +154,12 @@ class Exchange:
             passthrough=authenticator.passthrough,
             authorization=authenticator.upstream_authorization,
         )
+        if self._record.usage_injected:
+            # The proxy takes its usage chunk back out of the stream, which it can do only
+            # on bytes it reads as they are: a compressed stream would reach the client
+            # with a chunk the client never asked for.
+            headers = [(name, value) for name, value in headers if name != "accept-encoding"]
+            headers.append(("accept-encoding", "identity"))
         if content_length and not isinstance(content, bytes):
             # A streamed body keeps the client's framing: with a Content-Length, httpx
             # sends it as such instead of chunked (some upstreams refuse chunked uploads).

@@ -139,14 +139,16 @@ def test_plain_calls_and_the_responses_api_are_left_as_they_are(
     assert plain.record.usage_source == responses.record.usage_source == "upstream"
 
 
-def test_a_compressed_stream_is_relayed_as_it_came_and_counted(
+def test_an_upstream_that_compresses_streams_is_asked_for_plain_bytes_when_usage_is_injected(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
     fake_upstream.stream_encodings = ["gzip"]
 
     proxied = _chat_bytes(proxy.base_url)
+    direct = _chat_bytes(fake_upstream.base_url)  # gzip: the SDK's bytes are decoded ones
 
-    assert b'"usage":null' in proxied  # the proxy cannot cut what it cannot read in place
-    assert proxy.metric("proxy_stream_usage_untouched_streams_total") == 1
+    assert fake_upstream.requests[0].headers["accept-encoding"] == "identity"
+    assert proxied == direct  # the same decoded stream, without the usage the proxy asked for
+    assert b'"usage"' not in proxied
     [entry] = read_records(redis_url, 1)
     assert entry.record.usage_source == "injected"
