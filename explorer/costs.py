@@ -1,0 +1,120 @@
+"""Cost per user, model and day, priced at query time from the ``calls`` table.
+
+Calls are summed per user, model, day and everything their price depends on (service
+tier, image size and quality, which units they used), so every group is either wholly
+priced or wholly unpriced: a call never counts half. A call whose usage is malformed
+is unpriced with its reason; a call without usage costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from explorer.index import Index
+from explorer.prices import PriceTable, Usage
+
+# A bit per unit a call used: calls grouped together then need the same prices.
+_UNITS_MASK = " + ".join(
+    f"{1 << bit} * ({condition})::INTEGER"
+    for bit, condition in enumerate(
+        (
+            "input_tokens > cached_tokens",
+            "cached_tokens > 0",
+            "output_tokens > audio_output_tokens",
+            "audio_input_tokens > 0",
+            "cached_audio_tokens > 0",
+            "audio_output_tokens > 0",
+            "image_input_tokens > 0",
+            "audio_seconds > 0",
+            "speech_characters > 0",
+            "images > 0",
+        )
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedGroup:
+    """Calls of one user, model and day that share a price, and what they cost."""
+
+    user_id: str | None
+    model: str | None
+    day: date
+    calls: int
+    tokens: int
+    usd: float | None
+    """None: unpriced (see ``missing``, ``problem``); 0.0 for calls without usage."""
+    has_usage: bool
+    priced_as: str | None
+    source: str | None
+    missing: tuple[str, ...]
+    problem: str | None
+
+
+def priced_groups(
+    index: Index, where: str, params: dict[str, object], prices: PriceTable
+) -> Iterator[PricedGroup]:
+    """Every group of the calls matching ``where``, priced with ``prices``."""
+    with index.connection() as con:
+        rows = con.execute(
+            f"""
+            SELECT user_id, model, day, service_tier, image_size, image_quality,
+                   usage_problem, count(*),
+                   sum(input_tokens), sum(cached_tokens), sum(output_tokens),
+                   sum(audio_input_tokens), sum(cached_audio_tokens), sum(audio_output_tokens),
+                   sum(image_input_tokens), sum(audio_seconds), sum(speech_characters),
+                   sum(images)
+            FROM calls WHERE {where}
+            GROUP BY user_id, model, day, service_tier, image_size, image_quality,
+                     usage_problem, {_UNITS_MASK}
+            """,
+            params,
+        ).fetchall()
+    for row in rows:
+        user_id, model, day, tier, size, quality, problem, calls, *sums = row
+        usage = Usage(
+            input=int(sums[0]),
+            cached=int(sums[1]),
+            output=int(sums[2]),
+            audio_input=int(sums[3]),
+            cached_audio_input=int(sums[4]),
+            audio_output=int(sums[5]),
+            image_input=int(sums[6]),
+            audio_seconds=float(sums[7]),
+            characters=int(sums[8]),
+            images=int(sums[9]),
+            image_size=size,
+            image_quality=quality,
+            service_tier=tier,
+        )
+        tokens = usage.input + usage.output
+        if problem is not None:
+            yield PricedGroup(
+                user_id, model, day, calls, tokens, None, True, None, None, (), problem
+            )
+            continue
+        quote = prices.quote(model, day, usage)
+        yield PricedGroup(
+            user_id=user_id,
+            model=model,
+            day=day,
+            calls=calls,
+            tokens=tokens,
+            usd=quote.usd,
+            has_usage=not usage.is_empty,
+            priced_as=quote.priced_as,
+            source=quote.entry.source if quote.entry else None,
+            missing=tuple(quote.missing),
+            problem=None,
+        )
+
+
+def unpriced_reason(group: PricedGroup) -> str:
+    """Why ``group`` has no cost, in a few words."""
+    if group.problem is not None:
+        return f"malformed usage: {group.problem}"
+    if group.source is None:
+        return "no price for this model"
+    return "no price for " + ", ".join(group.missing)
