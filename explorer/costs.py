@@ -118,3 +118,71 @@ def unpriced_reason(group: PricedGroup) -> str:
     if group.source is None:
         return "no price for this model"
     return "no price for " + ", ".join(group.missing)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCost:
+    """One record's usage by kind and its price (for the record page)."""
+
+    tokens: dict[str, float]
+    """Non-zero counts by kind: input, cached, output, reasoning, audio, image, seconds, ..."""
+    usd: float | None
+    source: str | None
+    priced_as: str | None
+    unpriced_reason: str | None
+
+
+_KINDS = (
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "cached_audio_tokens",
+    "audio_output_tokens",
+    "image_input_tokens",
+    "audio_seconds",
+    "speech_characters",
+    "images",
+)
+
+
+def record_cost(index: Index, record_id: str, prices: PriceTable) -> RecordCost | None:
+    """The usage and cost of the record ``record_id`` (None when the table has no such id)."""
+    kinds = ", ".join(_KINDS)
+    with index.connection() as con:
+        found = con.execute(
+            f"SELECT model, day, service_tier, image_size, image_quality, usage_problem, {kinds} "
+            "FROM calls WHERE id = $id LIMIT 1",
+            {"id": record_id},
+        ).fetchone()
+    if found is None:
+        return None
+    model, day, tier, size, quality, problem, *counts = found
+    values = dict(zip(_KINDS, counts, strict=True))
+    tokens = {kind: value for kind, value in values.items() if value}
+    if problem is not None:
+        return RecordCost(tokens, None, None, None, f"malformed usage: {problem}")
+    usage = Usage(
+        input=values["input_tokens"],
+        cached=values["cached_tokens"],
+        output=values["output_tokens"],
+        audio_input=values["audio_input_tokens"],
+        cached_audio_input=values["cached_audio_tokens"],
+        audio_output=values["audio_output_tokens"],
+        image_input=values["image_input_tokens"],
+        audio_seconds=values["audio_seconds"],
+        characters=values["speech_characters"],
+        images=values["images"],
+        image_size=size,
+        image_quality=quality,
+        service_tier=tier,
+    )
+    quote = prices.quote(model, day, usage)
+    reason = None
+    if quote.usd is None:
+        reason = "no price for this model" if quote.entry is None else (
+            "no price for " + ", ".join(quote.missing)
+        )
+    source = quote.entry.source if quote.entry else None
+    return RecordCost(tokens, quote.usd, source, quote.priced_as, reason)

@@ -22,6 +22,7 @@ from explorer.reconcile.usage_api import USAGE_ENDPOINTS, AdminApi, fetch
 from explorer.report import report
 
 ALL_MODELS = "*"
+PARTIAL_NOTE = "OpenAI's figures are partial"
 MIN_COST_DIFFERENCE_USD = 0.01
 TOKEN_METRICS = ("requests", "input_tokens", "cached_tokens", "output_tokens")
 # The request paths OpenAI counts as model requests (others, such as /v1/models, are not).
@@ -133,9 +134,13 @@ def reconcile(
     tolerance: float,
 ) -> Reconciliation:
     """Compare the files with OpenAI's figures for the UTC days ``day_from``..``day_to``."""
-    result = Reconciliation()
-    openai = _openai_side(api, day_from, day_to, result.partial)
-    openai_costs = _openai_costs(api, day_from, day_to, result.partial)
+    usage_partial: list[str] = []
+    costs_partial: list[str] = []
+    openai = _openai_side(api, day_from, day_to, usage_partial)
+    openai_costs = _openai_costs(api, day_from, day_to, costs_partial)
+    # A difference against incomplete figures proves nothing: it is noted, not flagged.
+    result = Reconciliation(partial=usage_partial + costs_partial)
+    usage_note = PARTIAL_NOTE if usage_partial else ""
     selection = Selection(day_from, day_to)
     files = _files_side(index, selection)
     zero = dict.fromkeys(TOKEN_METRICS, 0.0)
@@ -151,7 +156,8 @@ def reconcile(
                         ours[metric],
                         theirs[metric],
                         ours[metric] - theirs[metric],
-                        _differs(ours[metric], theirs[metric], tolerance),
+                        not usage_partial and _differs(ours[metric], theirs[metric], tolerance),
+                        usage_note,
                     )
                 )
     by_day = {row.day: row for row in report(index, selection, ("day",), prices) if row.day}
@@ -159,7 +165,8 @@ def reconcile(
         row = by_day.get(day.isoformat())
         ours_usd = (row.cost_usd or 0.0) if row else 0.0
         theirs_usd = openai_costs.get(day, 0.0)
-        note = unpriced_part(row.unpriced_calls, row.unpriced_tokens) if row else ""
+        notes = [unpriced_part(row.unpriced_calls, row.unpriced_tokens) if row else ""]
+        notes.append(PARTIAL_NOTE if costs_partial else "")
         result.rows.append(
             ReconcileRow(
                 day.isoformat(),
@@ -168,8 +175,9 @@ def reconcile(
                 round(ours_usd, 6),
                 round(theirs_usd, 6),
                 round(ours_usd - theirs_usd, 6),
-                _differs(ours_usd, theirs_usd, tolerance, MIN_COST_DIFFERENCE_USD),
-                note,
+                not costs_partial
+                and _differs(ours_usd, theirs_usd, tolerance, MIN_COST_DIFFERENCE_USD),
+                "; ".join(note for note in notes if note),
             )
         )
     result.rows.sort(key=lambda r: (r.day, r.model == ALL_MODELS, r.model))

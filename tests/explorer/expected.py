@@ -40,7 +40,8 @@ class Malformed(Exception):
 _PATHS = {
     "input": (("prompt_tokens",), ("input_tokens",)),
     "output": (("completion_tokens",), ("output_tokens",)),
-    "cached": (("prompt_tokens_details", "cached_tokens"), ("input_tokens_details", "cached_tokens"),
+    "cached": (("prompt_tokens_details", "cached_tokens"),
+               ("input_tokens_details", "cached_tokens"),
                ("input_token_details", "cached_tokens")),
     "audio_in": (("prompt_tokens_details", "audio_tokens"), ("input_token_details", "audio_tokens"),
                  ("input_tokens_details", "audio_tokens")),
