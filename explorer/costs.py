@@ -8,9 +8,10 @@ is unpriced with its reason; a call without usage costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from explorer.index import Index
 from explorer.prices import PriceTable, Usage
@@ -33,6 +34,43 @@ _UNITS_MASK = " + ".join(
         )
     )
 )
+
+
+_KINDS = (
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "cached_audio_tokens",
+    "audio_output_tokens",
+    "image_input_tokens",
+    "audio_seconds",
+    "speech_characters",
+    "images",
+)
+_SUMS = ", ".join(f"sum({kind})" for kind in _KINDS)
+
+
+def _usage(
+    counts: dict[str, Any], size: str | None, quality: str | None, tier: str | None
+) -> Usage:
+    """A ``Usage`` from the ``_KINDS`` columns of one call or the sums of a group."""
+    return Usage(
+        input=int(counts["input_tokens"]),
+        cached=int(counts["cached_tokens"]),
+        output=int(counts["output_tokens"]),
+        audio_input=int(counts["audio_input_tokens"]),
+        cached_audio_input=int(counts["cached_audio_tokens"]),
+        audio_output=int(counts["audio_output_tokens"]),
+        image_input=int(counts["image_input_tokens"]),
+        audio_seconds=float(counts["audio_seconds"]),
+        characters=int(counts["speech_characters"]),
+        images=int(counts["images"]),
+        image_size=size,
+        image_quality=quality,
+        service_tier=tier,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +99,7 @@ def priced_groups(
         rows = con.execute(
             f"""
             SELECT user_id, model, day, service_tier, image_size, image_quality,
-                   usage_problem, count(*),
-                   sum(input_tokens), sum(cached_tokens), sum(output_tokens),
-                   sum(audio_input_tokens), sum(cached_audio_tokens), sum(audio_output_tokens),
-                   sum(image_input_tokens), sum(audio_seconds), sum(speech_characters),
-                   sum(images)
+                   usage_problem, count(*), {_SUMS}
             FROM calls WHERE {where}
             GROUP BY user_id, model, day, service_tier, image_size, image_quality,
                      usage_problem, {_UNITS_MASK}
@@ -74,21 +108,7 @@ def priced_groups(
         ).fetchall()
     for row in rows:
         user_id, model, day, tier, size, quality, problem, calls, *sums = row
-        usage = Usage(
-            input=int(sums[0]),
-            cached=int(sums[1]),
-            output=int(sums[2]),
-            audio_input=int(sums[3]),
-            cached_audio_input=int(sums[4]),
-            audio_output=int(sums[5]),
-            image_input=int(sums[6]),
-            audio_seconds=float(sums[7]),
-            characters=int(sums[8]),
-            images=int(sums[9]),
-            image_size=size,
-            image_quality=quality,
-            service_tier=tier,
-        )
+        usage = _usage(dict(zip(_KINDS, sums, strict=True)), size, quality, tier)
         tokens = usage.input + usage.output
         if problem is not None:
             yield PricedGroup(
@@ -111,13 +131,15 @@ def priced_groups(
         )
 
 
+def _reason(problem: str | None, has_price: bool, missing: Sequence[str]) -> str:
+    if problem is not None:
+        return f"malformed usage: {problem}"
+    return "no price for " + ", ".join(missing) if has_price else "no price for this model"
+
+
 def unpriced_reason(group: PricedGroup) -> str:
     """Why ``group`` has no cost, in a few words."""
-    if group.problem is not None:
-        return f"malformed usage: {group.problem}"
-    if group.source is None:
-        return "no price for this model"
-    return "no price for " + ", ".join(group.missing)
+    return _reason(group.problem, group.source is not None, group.missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,21 +152,6 @@ class RecordCost:
     source: str | None
     priced_as: str | None
     unpriced_reason: str | None
-
-
-_KINDS = (
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "audio_input_tokens",
-    "cached_audio_tokens",
-    "audio_output_tokens",
-    "image_input_tokens",
-    "audio_seconds",
-    "speech_characters",
-    "images",
-)
 
 
 def record_cost(index: Index, record_id: str, prices: PriceTable) -> RecordCost | None:
@@ -162,27 +169,10 @@ def record_cost(index: Index, record_id: str, prices: PriceTable) -> RecordCost 
     values = dict(zip(_KINDS, counts, strict=True))
     tokens = {kind: value for kind, value in values.items() if value}
     if problem is not None:
-        return RecordCost(tokens, None, None, None, f"malformed usage: {problem}")
-    usage = Usage(
-        input=values["input_tokens"],
-        cached=values["cached_tokens"],
-        output=values["output_tokens"],
-        audio_input=values["audio_input_tokens"],
-        cached_audio_input=values["cached_audio_tokens"],
-        audio_output=values["audio_output_tokens"],
-        image_input=values["image_input_tokens"],
-        audio_seconds=values["audio_seconds"],
-        characters=values["speech_characters"],
-        images=values["images"],
-        image_size=size,
-        image_quality=quality,
-        service_tier=tier,
-    )
+        return RecordCost(tokens, None, None, None, _reason(problem, False, ()))
+    usage = _usage(values, size, quality, tier)
     quote = prices.quote(model, day, usage)
-    reason = None
-    if quote.usd is None:
-        reason = "no price for this model" if quote.entry is None else (
-            "no price for " + ", ".join(quote.missing)
-        )
+    has_price = quote.entry is not None
+    reason = None if quote.usd is not None else _reason(None, has_price, quote.missing)
     source = quote.entry.source if quote.entry else None
     return RecordCost(tokens, quote.usd, source, quote.priced_as, reason)

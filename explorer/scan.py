@@ -89,8 +89,16 @@ SUMMARY_SCHEMA = """
 """
 
 
+# Every path is extracted in one json_extract call, so each usage object is parsed once.
+_PATHS = [path for paths in USAGE_COUNTS.values() for path in paths] + ["$.type", "$.seconds"]
+
+
+def _at(path: str) -> str:
+    return f"u[{_PATHS.index(path) + 1}]"
+
+
 def _first(paths: tuple[str, ...]) -> str:
-    found = ", ".join(f"json_extract(usage, '{path}')" for path in paths)
+    found = ", ".join(_at(path) for path in paths)
     return f"coalesce({found})" if len(paths) > 1 else found
 
 
@@ -137,10 +145,8 @@ WITH raw AS (
 ), extracted AS (
     SELECT *,
         {extracted},
-        CASE WHEN json_type(usage, '$.type') = 'VARCHAR'
-             AND json_extract_string(usage, '$.type') = 'duration'
-             THEN json_extract(usage, '$.seconds') ELSE duration END AS j_seconds
-    FROM raw
+        CASE WHEN {usage_type} = '"duration"' THEN {usage_seconds} ELSE duration END AS j_seconds
+    FROM (SELECT *, json_extract(usage, {paths}) AS u FROM raw)
 ), checked AS (
     SELECT *,
         CASE
@@ -189,6 +195,9 @@ SCAN_SQL = _SELECT.format(
     columns=repr(_COLUMNS).replace('"', "'"),
     max_line_bytes=MAX_LINE_BYTES,
     extracted=_EXTRACTED,
+    paths=repr(_PATHS),
+    usage_type=_at("$.type"),
+    usage_seconds=_at("$.seconds"),
     problems=_PROBLEMS,
     counts=_COUNTS,
 )

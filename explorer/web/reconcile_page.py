@@ -17,9 +17,7 @@ router = APIRouter()
 
 
 @router.get("/reconcile", response_class=HTMLResponse)
-def reconcile_page(
-    request: Request, view: Annotated[ViewParams, Depends(view_params)]
-) -> Response:
+def reconcile_page(request: Request, view: Annotated[ViewParams, Depends(view_params)]) -> Response:
     """Runs the comparison on request: it reads OpenAI's APIs, so it is never cached."""
     explorer: Explorer = request.app.state.explorer
     settings = explorer.settings
