@@ -97,8 +97,8 @@ def _index(settings: ExplorerSettings) -> Index:
 def _prices_check(args: argparse.Namespace, settings: ExplorerSettings) -> int:
     prices = PriceTable.load(settings.explorer_prices)
     checked = check_prices(_index(settings), Selection(args.day_from, args.day_to), prices)
-    for model, base in checked.priced_as_base.items():
-        print(f"{model}: priced as {base} (the snapshot has no price of its own)")
+    for model, other in checked.priced_as.items():
+        print(f"{model}: priced as {other} (no price of its own)")
     if not checked.unpriced:
         print(f"every model and unit from {args.day_from} to {args.day_to} has a price")
         return 0
@@ -139,7 +139,7 @@ def _report(args: argparse.Namespace, settings: ExplorerSettings) -> int:
         shown = [f for f in TABLE_FIELDS if f not in _KEY_FIELD.values() or f in grouped]
         sys.stdout.write(as_table(rows, shown))
         if "model" in args.by:
-            for model, base in check_prices(index, selection, prices).priced_as_base.items():
+            for model, base in check_prices(index, selection, prices).priced_as.items():
                 print(f"note: {model} is priced as {base} (no price of its own)")
     return 0
 

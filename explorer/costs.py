@@ -9,12 +9,12 @@ is unpriced with its reason; a call without usage costs nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from explorer.index import Index
-from explorer.prices import PriceTable, Usage
+from explorer.prices import PriceTable, Quote, Usage
 
 # A bit per unit a call used: calls grouped together then need the same prices.
 _UNITS_MASK = " + ".join(
@@ -98,16 +98,16 @@ def priced_groups(
     with index.connection() as con:
         rows = con.execute(
             f"""
-            SELECT user_id, model, day, service_tier, image_size, image_quality,
-                   usage_problem, count(*), {_SUMS}
+            SELECT user_id, model, day, response_model, service_tier, image_size,
+                   image_quality, usage_problem, count(*), {_SUMS}
             FROM calls WHERE {where}
-            GROUP BY user_id, model, day, service_tier, image_size, image_quality,
-                     usage_problem, {_UNITS_MASK}
+            GROUP BY user_id, model, day, response_model, service_tier, image_size,
+                     image_quality, usage_problem, {_UNITS_MASK}
             """,
             params,
         ).fetchall()
     for row in rows:
-        user_id, model, day, tier, size, quality, problem, calls, *sums = row
+        user_id, model, day, served, tier, size, quality, problem, calls, *sums = row
         usage = _usage(dict(zip(_KINDS, sums, strict=True)), size, quality, tier)
         tokens = usage.input + usage.output
         if problem is not None:
@@ -115,7 +115,7 @@ def priced_groups(
                 user_id, model, day, calls, tokens, None, True, None, None, (), problem
             )
             continue
-        quote = prices.quote(model, day, usage)
+        quote = quote_call(prices, model, served, day, usage)
         yield PricedGroup(
             user_id=user_id,
             model=model,
@@ -129,6 +129,23 @@ def priced_groups(
             missing=tuple(quote.missing),
             problem=None,
         )
+
+
+def quote_call(
+    prices: PriceTable, model: str | None, served: str | None, day: date, usage: Usage
+) -> Quote:
+    """The price of a call of ``model``, else of the model the response names (``served``).
+
+    An Azure deployment is named by its owner (``my-gpt4o``), but its responses name the
+    model behind it; that model's price is used, and the quote says so.
+    """
+    quote = prices.quote(model, day, usage)
+    if quote.entry is not None or quote.usd is not None or served in (None, model):
+        return quote
+    fallback = prices.quote(served, day, usage)
+    if fallback.entry is None:
+        return quote
+    return replace(fallback, priced_as=fallback.priced_as or served)
 
 
 def _reason(problem: str | None, has_price: bool, missing: Sequence[str]) -> str:
@@ -159,19 +176,20 @@ def record_cost(index: Index, record_id: str, prices: PriceTable) -> RecordCost 
     kinds = ", ".join(_KINDS)
     with index.connection() as con:
         found = con.execute(
-            f"SELECT model, day, service_tier, image_size, image_quality, usage_problem, {kinds} "
+            f"SELECT model, day, response_model, service_tier, image_size, image_quality, "
+            f"usage_problem, {kinds} "
             "FROM calls WHERE id = $id LIMIT 1",
             {"id": record_id},
         ).fetchone()
     if found is None:
         return None
-    model, day, tier, size, quality, problem, *counts = found
+    model, day, served, tier, size, quality, problem, *counts = found
     values = dict(zip(_KINDS, counts, strict=True))
     tokens = {kind: value for kind, value in values.items() if value}
     if problem is not None:
         return RecordCost(tokens, None, None, None, _reason(problem, False, ()))
     usage = _usage(values, size, quality, tier)
-    quote = prices.quote(model, day, usage)
+    quote = quote_call(prices, model, served, day, usage)
     has_price = quote.entry is not None
     reason = None if quote.usd is not None else _reason(None, has_price, quote.missing)
     source = quote.entry.source if quote.entry else None

@@ -1,5 +1,5 @@
-"""What a date range could not price (``explorer prices check``), and which snapshots were
-priced as their base model."""
+"""What a date range could not price (``explorer prices check``), and which models took
+another model's price (a snapshot its base model's, a deployment its served model's)."""
 
 from __future__ import annotations
 
@@ -26,19 +26,19 @@ class Unpriced:
 @dataclass(frozen=True, slots=True)
 class PriceCheck:
     unpriced: list[Unpriced]
-    priced_as_base: dict[str, str]
-    """Snapshot → the base model whose price it took (it has none of its own)."""
+    priced_as: dict[str, str]
+    """Model → the model whose price it took (it has none of its own)."""
 
 
 def check_prices(index: Index, selection: Selection, prices: PriceTable) -> PriceCheck:
-    """Every model and unit in ``selection`` without a price, and the snapshot fallbacks."""
+    """Every model and unit in ``selection`` without a price, and the price fallbacks."""
     index.sync(selection)
     where, params = where_clause(selection)
     found: dict[tuple[str | None, str, str], list[int]] = {}
-    priced_as_base: dict[str, str] = {}
+    priced_as: dict[str, str] = {}
     for group in priced_groups(index, where, params, prices):
         if group.priced_as is not None and group.model is not None:
-            priced_as_base[group.model] = group.priced_as
+            priced_as[group.model] = group.priced_as
         if group.usd is not None:
             continue
         units = ("usage",) if group.problem is not None else group.missing
@@ -52,4 +52,4 @@ def check_prices(index: Index, selection: Selection, prices: PriceTable) -> Pric
             found.items(), key=lambda item: (item[0][0] or "", item[0][1], item[0][2])
         )
     ]
-    return PriceCheck(unpriced, dict(sorted(priced_as_base.items())))
+    return PriceCheck(unpriced, dict(sorted(priced_as.items())))

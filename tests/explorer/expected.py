@@ -116,7 +116,9 @@ def record_cost(prices: dict[str, Any], record: dict[str, Any], day: date) -> fl
         return None
     if not (u["input"] or u["output"] or u["seconds"] or u["characters"] or u["images"]):
         return 0.0
-    entry = _entry(prices, record.get("model"), day)
+    body = (record.get("response") or {}).get("body")
+    served = body.get("model") if isinstance(body, dict) else None
+    entry = _entry(prices, record.get("model"), day) or _entry(prices, served, day)
     if entry is None:
         return None
     text = entry

@@ -53,6 +53,10 @@ def units_dataset() -> list[Record]:
         # A snapshot the table does not name: priced as its base model.
         _chat("base-snapshot", "gpt-4o-2099-01-01", {"prompt_tokens": 100,
                                                      "completion_tokens": 10}),
+        # An Azure deployment's own name has no price: the served model's is used.
+        _call("azure-deployment", "my-gpt4o", "/openai/deployments/my-gpt4o/chat/completions",
+              {"model": "gpt-4o-2024-08-06",
+               "usage": {"prompt_tokens": 100, "completion_tokens": 10}}),
         # Service tiers: flex and priority have their own prices; gpt-4o has no flex price.
         _chat("flex", "o3", {"prompt_tokens": 1000, "completion_tokens": 100},
               service_tier="flex"),
@@ -178,6 +182,7 @@ def test_report_costs_equal_a_direct_computation_for_every_unit(
     assert rows["o3"]["cost_usd"] == pytest.approx(
         2 * (1000 * (1.0 + 3.5 + 2.0) + 100 * (4.0 + 14.0 + 8.0)) / 1e6)
     assert rows["gpt-4o-2099-01-01"]["cost_usd"] == pytest.approx(2 * (100 * 2.5 + 10 * 10) / 1e6)
+    assert rows["my-gpt4o"]["cost_usd"] == pytest.approx(2 * (100 * 2.5 + 10 * 10) / 1e6)
     assert rows["gpt-realtime"]["cost_usd"] == pytest.approx(2 * (
         100 * 4 + 100 * 0.4 + 500 * 32 + 500 * 0.4 + 100 * 16 + 400 * 64) / 1e6)
     # dall-e-3: 2 hd 1024x1792 and 1 default (standard 1024x1024) priced; 512x512 is not.
@@ -214,7 +219,8 @@ def test_prices_check_lists_every_model_and_unit_without_a_price(
     result = run_explorer(["prices", "check", "--from", DAY, "--to", DAY], env, tmp_path)
     assert result.returncode == 1, result.stderr
     out = result.stdout
-    assert "gpt-4o-2099-01-01: priced as gpt-4o" in out
+    assert "gpt-4o-2099-01-01: priced as gpt-4o (no price of its own)" in out
+    assert "my-gpt4o: priced as gpt-4o-2024-08-06" in out
     lines = out.splitlines()
 
     def line(model: str, unit: str) -> str:
