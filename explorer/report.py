@@ -160,9 +160,11 @@ def reports(
             """,
             params,
         ).fetchall()
+        # Under the same lock: the costs are of the calls the totals counted.
+        groups = list(priced_groups(index, where, params, prices))
     masks = {_mask(grouping): grouping for grouping in wanted}
     costs: dict[tuple[int, Any, Any, Any], _Cost] = {}
-    for group in priced_groups(index, where, params, prices):
+    for group in groups:
         for mask, grouping in masks.items():
             key = (
                 mask,
