@@ -13,6 +13,7 @@ It imports only ``shared/`` and never writes the log store. How it reads:
 * bodies are read only when a record is opened or the request list searches text
   (``records``, ``search``).
 
-Cost is computed at query time from the price table (``prices``), so a corrected price
-re-prices history.
+Cost is computed at query time from the price table (``prices``, ``costs``), so a
+corrected price re-prices history; ``reconcile`` compares the files with OpenAI's own
+usage and costs. Prices, units and reconciliation are described in ``docs/costs.md``.
 """

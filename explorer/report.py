@@ -1,8 +1,10 @@
 """Usage per user, model and day: calls, errors, tokens, cost and latency percentiles.
 
-Counts and percentiles come from the ``calls`` table; cost is computed here, at query
-time, per model and day (prices change over time) and summed into each row. A row whose
-calls used tokens of an unpriced model has no cost (``None``), never a partial sum.
+Counts and percentiles come from the ``calls`` table; cost is priced at query time (see
+``explorer.costs``) and summed into each row. ``cost_usd`` is the priced part; the calls
+that could not be priced are counted in ``unpriced_calls`` (their tokens in
+``unpriced_tokens``). ``cost_usd`` is None only when calls used something and none of it
+was priced.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Literal
 
+from explorer.costs import priced_groups
 from explorer.index import Index, Progress
 from explorer.partitions import Selection
-from explorer.prices import PriceTable, Tokens
+from explorer.prices import PriceTable
 
 GroupKey = Literal["user", "model", "day"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("user", "model", "day")
@@ -38,6 +41,8 @@ class ReportRow:
     p95_ms: float | None
     p99_ms: float | None
     ttfb_p50_ms: float | None
+    unpriced_calls: int = 0
+    unpriced_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +75,28 @@ def _round(value: float | None) -> float | None:
 
 
 Grouping = tuple[GroupKey, ...]
+
+
+@dataclass(slots=True)
+class _Cost:
+    """The cost of a row, summed from its priced groups."""
+
+    usd: float = 0.0
+    priced_calls: int = 0
+    unpriced_calls: int = 0
+    unpriced_tokens: int = 0
+
+    def add(self, usd: float | None, calls: int, tokens: int, has_usage: bool) -> None:
+        if usd is None:
+            self.unpriced_calls += calls
+            self.unpriced_tokens += tokens
+        else:
+            self.usd += usd
+            self.priced_calls += calls if has_usage else 0
+
+    @property
+    def priced_usd(self) -> float | None:
+        return None if self.unpriced_calls and not self.priced_calls else self.usd
 
 
 def normal_grouping(keys: Iterable[GroupKey]) -> Grouping:
@@ -133,32 +160,27 @@ def reports(
             """,
             params,
         ).fetchall()
-        # Prices depend on the model and the day: cost is summed from this finest grouping.
-        priced = con.execute(
-            f"""
-            SELECT user_id, model, day, sum(input_tokens), sum(output_tokens), sum(cached_tokens)
-            FROM calls WHERE {where} GROUP BY user_id, model, day
-            """,
-            params,
-        ).fetchall()
+        # Under the same lock: the costs are of the calls the totals counted.
+        groups = list(priced_groups(index, where, params, prices))
     masks = {_mask(grouping): grouping for grouping in wanted}
-    costs: dict[tuple[int, Any, Any, Any], float | None] = {}
-    for user_id, model, day, tokens_in, tokens_out, cached in priced:
-        part = prices.cost_usd(model, day, Tokens(tokens_in, tokens_out, cached))
+    costs: dict[tuple[int, Any, Any, Any], _Cost] = {}
+    for group in groups:
         for mask, grouping in masks.items():
             key = (
                 mask,
-                user_id if "user" in grouping else None,
-                model if "model" in grouping else None,
-                day if "day" in grouping else None,
+                group.user_id if "user" in grouping else None,
+                group.model if "model" in grouping else None,
+                group.day if "day" in grouping else None,
             )
-            previous = costs.get(key, 0.0)
-            costs[key] = None if part is None or previous is None else previous + part
+            costs.setdefault(key, _Cost()).add(
+                group.usd, group.calls, group.tokens, group.has_usage
+            )
     result: dict[Grouping, list[ReportRow]] = {grouping: [] for grouping in wanted}
     for row in totals:
         user_id, model, day, mask, calls, errors, t_in, t_out, t_cached, latency, ttfb = row
         # One sort for the three latency percentiles; null when no call has a duration.
         p50, p95, p99 = latency if latency is not None else (None, None, None)
+        cost = costs.get((mask, user_id, model, day), _Cost())
         result[masks[mask]].append(
             ReportRow(
                 user_id=user_id,
@@ -169,11 +191,13 @@ def reports(
                 input_tokens=int(t_in or 0),
                 output_tokens=int(t_out or 0),
                 cached_tokens=int(t_cached or 0),
-                cost_usd=costs.get((mask, user_id, model, day), 0.0),
+                cost_usd=cost.priced_usd,
                 p50_ms=_round(p50),
                 p95_ms=_round(p95),
                 p99_ms=_round(p99),
                 ttfb_p50_ms=_round(ttfb),
+                unpriced_calls=cost.unpriced_calls,
+                unpriced_tokens=cost.unpriced_tokens,
             )
         )
     return {grouping: result[grouping] for grouping in normalized}

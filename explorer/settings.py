@@ -24,6 +24,28 @@ class ExplorerSettings(StorageSettings):
     explorer_prices: Path | None = None
     explorer_refresh_s: float = Field(default=5.0, ge=0)
     explorer_scan_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    openai_admin_key: SecretStr | None = Field(
+        default=None,
+        description="OpenAI admin key for `explorer reconcile` (organization Usage and Costs APIs)",
+    )
+    explorer_admin_api_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="where `explorer reconcile` reads the organization Usage and Costs APIs",
+    )
+    explorer_admin_api_retries: int = Field(
+        default=5, ge=0, description="retries of a throttled (429) or failed (5xx) page"
+    )
+    explorer_admin_api_backoff_s: float = Field(
+        default=1.0, ge=0, description="first retry delay; doubles on each retry, capped at 30 s"
+    )
+    explorer_admin_api_timeout_s: float = Field(
+        default=30.0, gt=0, description="timeout of one Usage or Costs API request"
+    )
+    explorer_reconcile_tolerance: float = Field(
+        default=0.01,
+        ge=0,
+        description="relative difference (0.01 = 1%) beyond which `explorer reconcile` flags",
+    )
 
     @property
     def binds_loopback_only(self) -> bool:
@@ -34,6 +56,10 @@ class ExplorerSettings(StorageSettings):
             return ipaddress.ip_address(self.explorer_host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def admin_key(self) -> str | None:
+        return self.openai_admin_key.get_secret_value() if self.openai_admin_key else None
 
     @property
     def token(self) -> str | None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from explorer.calls import COLUMNS, BadFilter, iter_calls
+from explorer.formats import plain
 from explorer.report import FIELDS, report
 from explorer.web.app import Explorer
 from explorer.web.params import ViewParams, view_params
@@ -31,7 +32,7 @@ def _lines(fields: tuple[str, ...], rows: Iterable[dict[str, Any]], fmt: Format)
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
     for row in rows:
-        writer.writerow(["" if value is None else value for value in row.values()])
+        writer.writerow([plain(value) for value in row.values()])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

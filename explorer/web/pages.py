@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from explorer.calls import STATUS_CHOICES, BadFilter, error_types, list_calls
+from explorer.costs import record_cost
 from explorer.records import answer_messages, find_record, pretty, prompt_messages
 from explorer.report import GroupKey, normal_grouping, report, reports
 from explorer.web.app import Explorer
@@ -100,15 +101,18 @@ def requests(request: Request, view: Params) -> Response:
 
 @router.get("/records/{record_id}", response_class=HTMLResponse)
 def record_page(request: Request, record_id: str) -> Response:
-    record = find_record(_explorer(request).index, record_id)
+    explorer = _explorer(request)
+    record = find_record(explorer.index, record_id)
     if record is None:
         raise HTTPException(404, f"no record with id {record_id}")
+    cost = record_cost(explorer.index, record_id, explorer.prices)
     response = record.get("response") or {}
     return _render(
         request,
         "record.html",
         title=f"Record {record_id}",
         record=record,
+        cost=cost,
         prompt=prompt_messages(record),
         answer=answer_messages(record),
         error=record.get("error"),

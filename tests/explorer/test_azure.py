@@ -17,7 +17,7 @@ from explorer.records import find_record
 from explorer.settings import ExplorerSettings
 from explorer.store import AzureStore
 from tests.explorer.conftest import PRICES, SCRIPT_PROMPT, run_explorer
-from tests.explorer.expected import expected_report
+from tests.explorer.expected import expected_report, merged_prices
 from tests.explorer.test_report import _assert_same
 
 pytestmark = pytest.mark.azure
@@ -48,7 +48,7 @@ def test_report_over_azurite_equals_a_direct_computation(
         env, tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    _assert_same(json.loads(result.stdout), expected_report(logs, PRICES))
+    _assert_same(json.loads(result.stdout), expected_report(logs, merged_prices(PRICES)))
 
 
 def test_azure_records_open_and_appended_blobs_are_rescanned(

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Dialog, sync_playwright
 
-from tests.explorer.conftest import SCRIPT_PROMPT
+from tests.explorer.conftest import PRICES, SCRIPT_PROMPT
+from tests.explorer.expected import expected_report, merged_prices
 from tests.support.ports import free_port, wait_for_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,3 +106,28 @@ def test_overview_filter_record_and_csv_export(
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert dialogs == []
     context.close()
+
+
+def test_a_total_with_an_unpriced_part_reads_priced_cost_plus_what_is_unpriced(
+    server: str, browser: Browser, logs: Path
+) -> None:
+    # carol's my-local-model call (5 + 5 tokens) has no price; everything else does.
+    expected = expected_report(logs, merged_prices(PRICES), by=())[0]
+    assert expected["unpriced_calls"] == 1 and expected["cost_usd"] > 0
+    page = browser.new_page()
+    page.goto(f"{server}/?from=2024-10-21&to=2024-10-22")
+    assert page.locator("#total-cost").inner_text() == (
+        f"${expected['cost_usd']:,.4f} + 1 call (and 10 tokens) unpriced")
+    row = page.locator("#groups tbody tr", has_text="my-local-model")
+    assert row.locator("td.unpriced").inner_text() == "1 call (and 10 tokens) unpriced"
+    alice = page.locator("#groups tbody tr", has_text="gpt-4o-mini")
+    assert "unpriced" not in alice.inner_text()
+
+    page.goto(f"{server}/records/resp-1")
+    usage = page.locator("#record-usage").inner_text()
+    assert "input tokens 50" in usage and "cached tokens 10" in usage
+    assert "output tokens 400" in usage
+    assert page.locator("#record-cost").inner_text().startswith(
+        f"${(40 * 2.5 + 10 * 2.5 + 400 * 10.0) / 1e6:,.6f}")
+    assert page.locator("#record-price-source").inner_text() == "price: test: no cache price"
+    page.close()

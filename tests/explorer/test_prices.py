@@ -28,8 +28,16 @@ def test_unpriced_is_none_never_zero(prices_file: Path) -> None:
     assert table.cost_usd("my-local-model", date(2024, 10, 22), Tokens(10, 1, 0)) is None
     assert table.cost_usd(None, date(2024, 10, 22), Tokens(10, 1, 0)) is None
     assert table.cost_usd("my-local-model", date(2024, 10, 22), Tokens(0, 0, 0)) == 0.0
-    # A snapshot name is not its alias: it stays unpriced until the table names it.
-    assert table.price("gpt-4o-2024-05-13", date(2024, 10, 22)) is None
+
+
+def test_a_dated_snapshot_takes_its_own_price_else_its_base_models(prices_file: Path) -> None:
+    table = PriceTable.load(prices_file)
+    day = date(2024, 10, 22)
+    own = table.resolve("gpt-4o-2024-05-13", day)  # packaged: $5 / $15, not gpt-4o's
+    assert own is not None and own[1] is None and (own[0].input, own[0].output) == (5.0, 15.0)
+    assert table.resolve("gpt-4o-2099-01-01", day) == (table.price("gpt-4o", day), "gpt-4o")
+    assert table.resolve("gpt-4-0613", day) is not None
+    assert table.resolve("my-local-model-2024-01-01", day) is None
 
 
 def test_the_override_replaces_a_models_packaged_entries(tmp_path: Path) -> None:

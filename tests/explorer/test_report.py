@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from tests.explorer.conftest import LONG_USER, PRICES, run_explorer
-from tests.explorer.expected import expected_report
+from tests.explorer.expected import expected_report, merged_prices
 
 FIELDS = ["user_id", "model", "day", "calls", "errors", "input_tokens", "output_tokens",
-          "cached_tokens", "cost_usd", "p50_ms", "p95_ms", "p99_ms", "ttfb_p50_ms"]
+          "cached_tokens", "cost_usd", "p50_ms", "p95_ms", "p99_ms", "ttfb_p50_ms",
+          "unpriced_calls", "unpriced_tokens"]
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -47,7 +48,7 @@ def test_report_json_equals_a_direct_computation(
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    _assert_same(rows, expected_report(logs, PRICES))
+    _assert_same(rows, expected_report(logs, merged_prices(PRICES)))
 
     by_day = {(r["user_id"], r["model"], r["day"]): r for r in rows}
     # Across UTC midnight: 23:59:59.9 and 01:30+02:00 are the 21st, 00:00:00.1 the 22nd,
@@ -58,10 +59,12 @@ def test_report_json_equals_a_direct_computation(
         2 * (20 * 1.0 + 100 * 0.5 + 30 * 2.0) / 1e6)
     assert by_day[("alice", "gpt-4o-mini", "2024-10-22")]["cost_usd"] == pytest.approx(
         (20 * 2.0 + 100 * 1.0 + 30 * 4.0) / 1e6)
-    # Unpriced models are null, never 0; a call without tokens costs nothing.
-    assert by_day[("carol", "my-local-model", "2024-10-22")]["cost_usd"] is None
-    assert by_day[("bob", "text-embedding-3-small", "2024-10-22")]["input_tokens"] == 7
-    assert by_day[("bob", "text-embedding-3-small", "2024-10-22")]["cost_usd"] is None
+    # Unpriced models are null, never 0, and counted; a call without tokens costs nothing.
+    local = by_day[("carol", "my-local-model", "2024-10-22")]
+    assert (local["cost_usd"], local["unpriced_calls"], local["unpriced_tokens"]) == (None, 1, 10)
+    embedding = by_day[("bob", "text-embedding-3-small", "2024-10-22")]
+    assert embedding["input_tokens"] == 7
+    assert embedding["cost_usd"] == pytest.approx(7 * 0.02 / 1e6)  # the packaged price
     assert by_day[(None, None, "2024-10-22")]["cost_usd"] == 0.0
     # A cut (long) name: the record's own user_id is what the row shows.
     assert by_day[(LONG_USER, "gpt-4o-mini", "2024-10-22")]["calls"] == 1
@@ -82,7 +85,7 @@ def test_report_groupings_and_filters(
          "--format", "json"], env, tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    _assert_same(json.loads(result.stdout), expected_report(logs, PRICES, by))
+    _assert_same(json.loads(result.stdout), expected_report(logs, merged_prices(PRICES), by))
 
 
 def test_report_filters_by_a_cut_user_name_and_by_model(
@@ -115,7 +118,7 @@ def test_report_table_marks_unpriced_and_bad_arguments_exit_2(
     )
     assert result.returncode == 0, result.stderr
     line = next(row for row in result.stdout.splitlines() if row.startswith("my-local-model"))
-    assert "unpriced" in line
+    assert "1 call (and 10 tokens) unpriced" in line
     bad = run_explorer(["report", "--from", "2024-10-23", "--to", "2024-10-22"], env, tmp_path)
     assert bad.returncode == 2
     bad = run_explorer(["report", "--from", "yesterday", "--to", "2024-10-22"], env, tmp_path)

@@ -1,0 +1,1 @@
+"""`explorer reconcile`: the files against OpenAI's own usage and costs."""
