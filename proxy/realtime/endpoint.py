@@ -25,7 +25,12 @@ from websockets.exceptions import ConnectionClosed
 
 from proxy.auth import presented_credential
 from proxy.errors import ProxyError
-from proxy.headers import RECORD_ID_HEADER, presented_secrets
+from proxy.headers import (
+    RECORD_ID_HEADER,
+    RawHeaders,
+    client_response_headers,
+    presented_secrets,
+)
 from proxy.realtime.events import Direction, SessionLog
 from proxy.realtime.handshake import (
     check_origin,
@@ -48,6 +53,7 @@ _SERVER_SHUTDOWN = 1012
 _SHUTDOWN_REASON = "proxy shutting down"
 _CLOSE_TIMEOUT_S = 5.0
 _DENIAL_EXTENSION = "websocket.http.response"
+_JSON = (b"content-type", b"application/json")
 
 
 def _sendable(code: int) -> int:
@@ -106,10 +112,11 @@ class RealtimeSession:
             upstream = await self._open_upstream()
         except ProxyError as exc:
             self._record.fail(exc.code, exc.message)
-            await self._refuse(exc.status, "application/json", exc.body())
+            await self._refuse(exc.status, [_JSON], exc.body())
             return
         except UpstreamRefused as exc:
-            await self._refuse(exc.status_code, exc.content_type, exc.body)
+            # A redirect too: relayed as the upstream sent it, never followed.
+            await self._refuse(exc.status_code, exc.headers, exc.body)
             return
         try:
             await self._relay(upstream)
@@ -219,11 +226,15 @@ class RealtimeSession:
         except (RuntimeError, WebSocketDisconnect, OSError):
             pass  # the client is already gone
 
-    async def _refuse(self, status: int, content_type: str, body: bytes) -> None:
-        self._record.refused(status, content_type, body)
+    async def _refuse(self, status: int, headers: RawHeaders, body: bytes) -> None:
+        self._record.refused(status, headers, body)
         if _DENIAL_EXTENSION in self._ws.scope.get("extensions", {}):
-            headers = {RECORD_ID_HEADER: self._record.record_id}
-            response = Response(body, status, headers=headers, media_type=content_type)
+            response = Response(body, status)
+            relayed = client_response_headers(headers, self._record.record_id)
+            response.raw_headers = [
+                *(header for header in relayed if header[0] != b"content-length"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             await self._ws.send_denial_response(response)
         else:
             # A server without the denial extension: the client sees a failed handshake.

@@ -6,7 +6,9 @@ and answers ``response.create`` with ``response.created``, audio deltas (``AUDIO
 a transcript delta and ``response.done`` with ``USAGE``. It refuses a handshake without
 ``Authorization: Bearer ...`` with 401, and the model ``close-after-response`` makes it
 close the session itself (code ``SERVER_CLOSE_CODE``) after the first ``response.done``.
-Every handshake and every client event it received is kept in ``sessions``.
+While ``redirect_to`` is set, every handshake is answered ``302 Location: {redirect_to}``.
+The path of every handshake is kept in ``handshakes``; every session and every client
+event it received, in ``sessions``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class FakeRealtime:
         self.port = free_port()
         self.sessions: list[SeenSession] = []
         self.refused: list[SeenSession] = []
+        self.handshakes: list[str] = []
+        self.redirect_to: str | None = None
         self._ids = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -127,6 +131,10 @@ class FakeRealtime:
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         seen = self._seen(request)
+        self.handshakes.append(request.path)
+        if self.redirect_to is not None:
+            headers = Headers([("Location", self.redirect_to), ("X-Redirected-By", "fake")])
+            return Response(HTTPStatus.FOUND, "Found", headers, b"")
         if not seen.headers.get("authorization", "").startswith("Bearer "):
             self.refused.append(seen)
             body = json.dumps(REFUSAL).encode()
