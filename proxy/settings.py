@@ -170,6 +170,15 @@ class ProxySettings(CommonSettings):
                     "are accepted; without any, every request gets 401.",
                 )
             )
+        if self.spool_full_policy == "reject" and self.spool_max_bytes < self.record_max_bytes:
+            warnings.append(
+                (
+                    "spool_too_small",
+                    "SPOOL_FULL_POLICY=reject and SPOOL_MAX_BYTES is below RECORD_MAX_BYTES: "
+                    "each call sets RECORD_MAX_BYTES aside in the spool first, so every "
+                    "call gets 503.",
+                )
+            )
         return warnings
 
     @property
