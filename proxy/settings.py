@@ -65,6 +65,15 @@ class ProxySettings(CommonSettings):
     """Keep Realtime audio payloads in the record (else: their size and sha256 only)."""
     realtime_max_message_bytes: int = Field(default=16 * MIB, gt=0)
     """The largest single WebSocket message accepted from the upstream."""
+    realtime_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "The longest a Realtime message may wait to be taken by the side it goes to; "
+            "a side that stops reading ends the session (kept below the 30 s a stopping "
+            "proxy waits, so that session's record is kept)."
+        ),
+    )
     realtime_allowed_origins: str = ""
     """With ``AUTH_MODE=none``: comma-separated web origins whose pages may open Realtime
     sessions (``*``: any). Browsers let any page open a WebSocket to any host, so

@@ -66,14 +66,15 @@ async def connect_upstream(
             proxy=None,  # never an environment proxy: the upstream is the configured one
             open_timeout=settings.upstream_connect_timeout_s,
             max_size=settings.realtime_max_message_bytes,
+            close_timeout=settings.realtime_send_timeout_s,  # a close is a send too
         )
     except InvalidStatus as exc:
         response = exc.response
-        headers = [
+        relayed = [
             (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.raw_items()
         ]
-        raise UpstreamRefused(response.status_code, headers, bytes(response.body or b"")) from exc
+        raise UpstreamRefused(response.status_code, relayed, bytes(response.body or b"")) from exc
     except TimeoutError as exc:
         raise UpstreamTimeout(
             "The upstream timed out while opening the Realtime connection."

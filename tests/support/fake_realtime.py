@@ -5,7 +5,8 @@ It speaks the Realtime event protocol far enough to test the proxy's relay: it s
 and answers ``response.create`` with ``response.created``, audio deltas (``AUDIO_CHUNKS``),
 a transcript delta and ``response.done`` with ``USAGE``. It refuses a handshake without
 ``Authorization: Bearer ...`` with 401, and the model ``close-after-response`` makes it
-close the session itself (code ``SERVER_CLOSE_CODE``) after the first ``response.done``.
+close the session itself (code ``SERVER_CLOSE_CODE``) after the first ``response.done``;
+with the model ``stop-reading`` it reads nothing after ``session.created``.
 While ``redirect_to`` is set, every handshake is answered ``302 Location: {redirect_to}``.
 The path of every handshake is kept in ``handshakes``; every session and every client
 event it received, in ``sessions``.
@@ -117,6 +118,7 @@ class FakeRealtime:
             self.port,
             process_request=self._check_request,
             select_subprotocol=self._select,
+            close_timeout=1,  # a connection that reads nothing must not hold up the stop
         ):
             await self._stop.wait()
 
@@ -162,10 +164,14 @@ class FakeRealtime:
         session = {"id": "sess_fake", "object": "realtime.session", "model": seen.model}
         await self._send(connection, {"type": "session.created", "session": session})
         try:
-            async for message in connection:
-                event = json.loads(message)
-                seen.received.append(event)
-                await self._answer(connection, seen, event)
+            if seen.model == "stop-reading":
+                # Incoming messages pile up until the sender's writes block.
+                await connection.wait_closed()
+            else:
+                async for message in connection:
+                    event = json.loads(message)
+                    seen.received.append(event)
+                    await self._answer(connection, seen, event)
         except ConnectionClosed:
             pass
         seen.close_code = connection.close_code
