@@ -33,7 +33,9 @@ _HEADER = re.compile(
 )
 _SUBPROTOCOL_KEY = re.compile(rf"({re.escape(INSECURE_KEY_PROTOCOL)})[^,\s'\"]+", re.I)
 _PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I)
-_PATTERNS = (_QUERY, _HEADER, _SUBPROTOCOL_KEY, _PASSWORD)
+_HEADER_NAMES = tuple(SECRET_HEADERS)
+_KEY_PROTOCOL = INSECURE_KEY_PROTOCOL.lower()
+_MARKER = rf"\g<1>{REDACTED}"
 
 
 class LogRedactor:
@@ -44,8 +46,17 @@ class LogRedactor:
         self._known = re.compile(_names(known)) if known else None
 
     def __call__(self, line: str) -> str:
-        for pattern in _PATTERNS:
-            line = pattern.sub(rf"\g<1>{REDACTED}", line)
+        # Substring tests first: most lines hold none of these, and a regex scan of a
+        # line costs ten times more than the line's formatting.
+        if "=" in line:
+            line = _QUERY.sub(_MARKER, line)
+        lowered = line.lower()
+        if any(name in lowered for name in _HEADER_NAMES):
+            line = _HEADER.sub(_MARKER, line)
+        if _KEY_PROTOCOL in lowered:
+            line = _SUBPROTOCOL_KEY.sub(_MARKER, line)
+        if "@" in line and "://" in line:
+            line = _PASSWORD.sub(_MARKER, line)
         return self._known.sub(REDACTED, line) if self._known is not None else line
 
 
