@@ -22,8 +22,8 @@ class LoggingUnavailable(ProxyError):
 
 
 _REFUSAL = LoggingUnavailable(
-    "The proxy cannot log this call right now (Redis unavailable and its spool full); "
-    "retry later."
+    "The proxy cannot log this call right now: its spool has no room left for the call's "
+    "record should Redis fail; retry later."
 )
 _RETRY_AFTER_S = b"5"
 _TRY_AGAIN_LATER = 1013

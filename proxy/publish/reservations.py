@@ -30,7 +30,7 @@ class Reservations:
     def __init__(self, spool: Spool, publisher: Publisher, record_max_bytes: int) -> None:
         self._spool = spool
         self._publisher = publisher
-        self._record_max_bytes = record_max_bytes
+        self._record_max_bytes = record_max_bytes + 1  # as a spool line, with its newline
         self.active = spool.full_policy == "reject"
         self.reserved_bytes = 0
 

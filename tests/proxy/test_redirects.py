@@ -43,30 +43,31 @@ def _handshake_headers() -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
 def test_an_http_redirect_is_relayed_not_followed(
     start_proxy: StartProxy,
     fake_upstream: FakeUpstream,
     canary: Canary,
     redis_url: str,
-    code: int,
+    transport: str,
 ) -> None:
-    proxy = start_proxy()
+    proxy = start_proxy(UPSTREAM_TRANSPORT=transport)
     elsewhere = [f"http://127.0.0.1:{canary.port}/v1/models", "/v1/echo/secret-admin"]
+    calls = [(code, to) for code in (301, 302, 303, 307, 308) for to in elsewhere]
 
     answers = [
         httpx.post(f"{proxy.base_url}/redirect/{code}", params={"to": to}, json={"a": 1})
-        for to in elsewhere
+        for code, to in calls
     ]
 
-    for to, answer in zip(elsewhere, answers, strict=True):
+    for (code, to), answer in zip(calls, answers, strict=True):
         assert answer.status_code == code
         assert answer.headers["location"] == to
         entry = record_for(redis_url, answer.headers["x-proxy-record-id"])
         assert entry.record.response is not None
         assert entry.record.response.status_code == code
         assert entry.record.response.headers["location"] == to
-    assert [r.path for r in fake_upstream.requests] == [f"/v1/redirect/{code}"] * 2
+    assert [r.path for r in fake_upstream.requests] == [f"/v1/redirect/{c}" for c, _ in calls]
     assert canary.contacts == 0
 
 
