@@ -40,8 +40,8 @@ from bench.targets import CLIENT_KEY, JSON_MODEL
 from proxy import log_thread
 from proxy.app import create_app
 from proxy.dispatch import Dispatch
+from proxy.log_redaction import setup_redacted_logging
 from proxy.settings import ProxySettings
-from shared.logs import setup_logging
 from tests.support.redis_server import RedisServer
 
 WARM_UP = 300
@@ -129,7 +129,7 @@ async def _drive(settings: ProxySettings, requests: int) -> float:
 
 def _one_run(requests: int) -> float:
     settings = ProxySettings()
-    setup_logging(settings.log_level, settings.log_format)
+    setup_redacted_logging(settings)  # as the proxy sets it up
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     with open(os.devnull, "w") as nowhere:

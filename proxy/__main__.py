@@ -12,9 +12,9 @@ import sys
 from pydantic import ValidationError
 
 from proxy.keys import cli as keys_cli
+from proxy.log_redaction import setup_redacted_logging
 from proxy.serving import serve
 from proxy.settings import ProxySettings
-from shared.logs import setup_logging
 from shared.settings import invalid_configuration
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         print(invalid_configuration("proxy", exc), file=sys.stderr)
         sys.exit(2)
-    setup_logging(settings.log_level, settings.log_format)
+    setup_redacted_logging(settings)
     if args.command == "keys":
         sys.exit(keys_cli.run(args, settings))
     if args.command in (None, "serve"):

@@ -38,7 +38,7 @@ async def readiness(runtime: Runtime) -> Readiness:
     """Whether the proxy can publish or spool a record right now."""
     reachable = await redis_answers(runtime)
     spool_accepts = runtime.publishing.spool.can_accept
-    refusing = runtime.publisher.refusing
+    refusing = runtime.publishing.reservations.refusing
     return Readiness(
         ready=(reachable or spool_accepts) and not refusing,
         redis_reachable=reachable,

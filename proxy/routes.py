@@ -67,7 +67,8 @@ async def ready(request: Request) -> Response:
     if state.ready:
         return JSONResponse({"status": "ready", "checks": checks})
     reason = (
-        "calls are refused while the spool is full (SPOOL_FULL_POLICY=reject)"
+        "calls are refused while the spool has no room for their records "
+        "(SPOOL_FULL_POLICY=reject)"
         if state.refusing
         else "Redis does not answer and the spool cannot take records"
     )

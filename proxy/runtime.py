@@ -44,7 +44,9 @@ class Runtime:
             self.settings.record_max_bytes,
             lambda shown: self.scrubber.scrub(shown.to_json(), presented),
         )
-        self.publisher.submit(PendingRecord(record.id, payload))
+        pending = PendingRecord(record.id, payload)
+        self.publishing.reservations.hold(pending)  # before the exchange's own room is released
+        self.publisher.submit(pending)
         status = record.response.status_code if record.response else None
         self.metrics.count_request(method, status or 499, record.model)
         return status

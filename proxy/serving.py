@@ -25,8 +25,8 @@ import uvicorn
 from proxy import log_thread
 from proxy.app import create_app
 from proxy.dispatch import Dispatch
+from proxy.log_redaction import setup_redacted_logging
 from proxy.settings import ProxySettings
-from shared.logs import setup_logging
 
 STARTUP_FAILURE = 3
 """The exit status when the server could not start (as ``uvicorn.run``)."""
@@ -37,7 +37,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 def configure_process(settings: ProxySettings) -> None:
     """What every serving process does first: logging, set up once."""
-    setup_logging(settings.log_level, settings.log_format)
+    setup_redacted_logging(settings)
     log_thread.start()
 
 

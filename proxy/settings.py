@@ -65,6 +65,15 @@ class ProxySettings(CommonSettings):
     """Keep Realtime audio payloads in the record (else: their size and sha256 only)."""
     realtime_max_message_bytes: int = Field(default=16 * MIB, gt=0)
     """The largest single WebSocket message accepted from the upstream."""
+    realtime_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "The longest a Realtime message may wait to be taken by the side it goes to; "
+            "a side that stops reading ends the session (kept below the 30 s a stopping "
+            "proxy waits, so that session's record is kept)."
+        ),
+    )
     realtime_allowed_origins: str = ""
     """With ``AUTH_MODE=none``: comma-separated web origins whose pages may open Realtime
     sessions (``*``: any). Browsers let any page open a WebSocket to any host, so
@@ -176,6 +185,15 @@ class ProxySettings(CommonSettings):
                     "no_static_keys",
                     "AUTH_MODE=keys and PROXY_API_KEYS is empty: only keys stored in Redis "
                     "are accepted; without any, every request gets 401.",
+                )
+            )
+        if self.spool_full_policy == "reject" and self.spool_max_bytes < self.record_max_bytes:
+            warnings.append(
+                (
+                    "spool_too_small",
+                    "SPOOL_FULL_POLICY=reject and SPOOL_MAX_BYTES is below RECORD_MAX_BYTES: "
+                    "each call sets RECORD_MAX_BYTES aside in the spool first, so every "
+                    "call gets 503.",
                 )
             )
         return warnings

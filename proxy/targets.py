@@ -4,13 +4,16 @@ The upstream URL is ``{OPENAI_BASE_URL}/{path}``, built from the *decoded* segme
 after ``/v1/`` and encoded again, so what the upstream sees is exactly what the proxy
 checked. A target is refused (``BadTarget``, 400, nothing forwarded) when a segment is
 ``.`` or ``..`` (literal or percent-encoded), hides a ``/`` or ``\\`` in an encoding,
-holds a control character, or is empty (``//``). ``UpstreamBase.check`` compares every
+holds a control character, is empty (``//``), or still holds a percent-encoded ``.``,
+``/`` or ``\\`` once decoded (``%252e``): no OpenAI path has one, and an upstream or
+gateway that decodes twice would resolve it. ``UpstreamBase.check`` compares every
 built URL with the base once more before it is sent: a second line of defence should
 this module ever be wrong.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from urllib.parse import quote_from_bytes, unquote, unquote_to_bytes
 
@@ -25,6 +28,7 @@ _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 _QUERY_SAFE = "".join(chr(byte) for byte in range(0x21, 0x7F))
 _DOT_SEGMENTS = frozenset({b".", b".."})
 _FORBIDDEN_BYTES = frozenset({*range(0x20), 0x7F, ord("/"), ord("\\")})
+_ENCODED_AFTER_DECODING = re.compile(rb"%(2e|2f|5c)", re.IGNORECASE)
 _CACHED_PATHS = 1024
 _CACHED_PATH_BYTES = 256
 
@@ -39,6 +43,8 @@ def _segment(raw: bytes) -> bytes:
         raise BadTarget(
             "The request path may not contain control characters, '\\' or an encoded '/'."
         )
+    if b"%" in decoded and _ENCODED_AFTER_DECODING.search(decoded):
+        raise BadTarget("The request path may not contain a doubly encoded '.', '/' or '\\'.")
     return quote_from_bytes(decoded, safe=_SEGMENT_SAFE).encode("ascii")
 
 

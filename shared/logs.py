@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,10 +58,28 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Send every log to stderr in the chosen format; call once at start-up."""
+class _Redacting(logging.Formatter):
+    """Another formatter's line, passed through ``redact`` (whoever logged it)."""
+
+    def __init__(self, inner: logging.Formatter, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redact(self._inner.format(record))
+
+
+def setup_logging(
+    level: str = "INFO", fmt: str = "text", redact: Callable[[str], str] | None = None
+) -> None:
+    """Send every log to stderr in the chosen format; call once at start-up.
+
+    ``redact``, when given, rewrites every formatted line (the proxy's takes credentials out).
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    formatter: logging.Formatter = _JsonFormatter() if fmt == "json" else _TextFormatter()
+    handler.setFormatter(_Redacting(formatter, redact) if redact is not None else formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

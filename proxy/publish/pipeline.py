@@ -13,6 +13,7 @@ from pathlib import Path
 from proxy.metrics import Metrics
 from proxy.publish.drainer import Drainer
 from proxy.publish.publisher import Publisher
+from proxy.publish.reservations import Reservations
 from proxy.publish.spool import Spool
 from proxy.settings import ProxySettings
 from shared.logs import log_event
@@ -36,6 +37,8 @@ class Publishing:
     spool: Spool
     publisher: Publisher
     drainer: Drainer
+    reservations: Reservations
+    """Room in the spool for the records of admitted calls (``SPOOL_FULL_POLICY=reject``)."""
 
     async def start(self) -> None:
         """Start writing, publishing, and draining what an earlier run left in the spool."""
@@ -97,4 +100,5 @@ def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
         interval_s=settings.spool_drain_interval_s,
         timeout_s=settings.publish_timeout_s,
     )
-    return Publishing(redis, spool, publisher, drainer)
+    reservations = Reservations(spool, publisher, settings.record_max_bytes)
+    return Publishing(redis, spool, publisher, drainer, reservations)

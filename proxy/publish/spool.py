@@ -22,7 +22,8 @@ This is the one place the spool's protocol is told; other modules point here.
   ``SPOOL_FULL_POLICY=drop`` (the default) the proxy keeps serving, and each record that
   does not fit is counted in ``proxy_records_dropped_total`` and logged as an error
   with its id. With ``reject``, new calls are answered 503 while less than
-  ``RESERVE_FRACTION`` of the cap is free: that reserve is for calls already in flight.
+  ``RESERVE_FRACTION`` of the cap is free, or while the room set aside for the records
+  of calls already admitted leaves none for one more (``reservations.py``).
 - A ``kill -9`` loses what was only in memory: records not yet handed to Redis or
   written to a segment (the publisher's queue and the spool's current group).
 """
@@ -100,6 +101,11 @@ class Spool:
     def size_bytes(self) -> int:
         """Bytes of every segment in the folder (others' as of the drainer's last look)."""
         return self._own_bytes + self._foreign_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        """``SPOOL_MAX_BYTES``: the cap on the bytes of every segment in the folder."""
+        return self._max_bytes
 
     @property
     def segments(self) -> int:

@@ -5,7 +5,14 @@ The sequence::
     authenticate (Authorization or the key subprotocol) -> open the upstream WebSocket
     -> accept the client with the subprotocol the upstream chose -> relay every message
     both ways, in order -> whoever closes first, the other side is closed with the same
-    code and reason -> build, scrub and queue the session's one record (always)
+    code and reason -> build, scrub and queue the session's one record (always), then
+    close what is still open
+
+Every message sent to either side has ``REALTIME_SEND_TIMEOUT_S``: a side that stops
+reading ends the session (1011 to both), so a stuck session cannot outlive a stopping
+proxy's graceful wait. The record is queued before the final closes, which may take up
+to ``_CLOSE_TIMEOUT_S``: a session cut by the server's shutdown is queued while the
+publisher still runs.
 
 Before the client is accepted, a refusal (unknown key, upstream down, upstream's own
 refusal) is answered as an HTTP response, as for any other call.
@@ -25,14 +32,19 @@ from websockets.exceptions import ConnectionClosed
 
 from proxy.auth import presented_credential
 from proxy.errors import ProxyError
-from proxy.headers import RECORD_ID_HEADER, presented_secrets
+from proxy.headers import (
+    RECORD_ID_HEADER,
+    RawHeaders,
+    client_response_headers,
+    presented_secrets,
+)
 from proxy.realtime.events import Direction, SessionLog
 from proxy.realtime.handshake import (
     check_origin,
     split_subprotocols,
     upstream_handshake_headers,
 )
-from proxy.realtime.recording import SessionRecorder
+from proxy.realtime.recording import SessionRecorder, Side
 from proxy.realtime.upstream import UpstreamRefused, connect_upstream, realtime_url
 from proxy.runtime import Runtime
 from shared.ids import new_record_id
@@ -46,8 +58,10 @@ _ABNORMAL = 1006
 _GOING_AWAY = 1001
 _SERVER_SHUTDOWN = 1012
 _SHUTDOWN_REASON = "proxy shutting down"
+_INTERNAL_ERROR = 1011
 _CLOSE_TIMEOUT_S = 5.0
 _DENIAL_EXTENSION = "websocket.http.response"
+_JSON = (b"content-type", b"application/json")
 
 
 def _sendable(code: int) -> int:
@@ -82,6 +96,8 @@ class RealtimeSession:
         self._record = SessionRecorder(
             new_record_id(), scope["path"], self._query.decode("latin-1"), self._headers, log
         )
+        self._send_timeout_s = self._settings.realtime_send_timeout_s
+        self._queued = False
 
     async def run(self) -> None:
         """Run the session, then queue its record whatever happened."""
@@ -106,20 +122,28 @@ class RealtimeSession:
             upstream = await self._open_upstream()
         except ProxyError as exc:
             self._record.fail(exc.code, exc.message)
-            await self._refuse(exc.status, "application/json", exc.body())
+            await self._refuse(exc.status, [_JSON], exc.body())
             return
         except UpstreamRefused as exc:
-            await self._refuse(exc.status_code, exc.content_type, exc.body)
+            # A redirect too: relayed as the upstream sent it, never followed.
+            await self._refuse(exc.status_code, exc.headers, exc.body)
             return
         try:
             await self._relay(upstream)
+        except anyio.get_cancelled_exc_class():
+            self._record.fail("proxy_stopped", "The proxy stopped before the session ended.")
+            raise
         finally:
+            if self._record.close is None:
+                self._record.closed_by("proxy", _GOING_AWAY, _SHUTDOWN_REASON, _GOING_AWAY)
+            close = self._record.close
+            assert close is not None
+            self._finish()
             # Shielded and bounded: when the proxy stops, both sides still hear why.
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT_S):
-                if self._record.close is None:
-                    self._record.closed_by("proxy", _GOING_AWAY, _SHUTDOWN_REASON, _GOING_AWAY)
-                    await self._close_client(_GOING_AWAY, _SHUTDOWN_REASON)
-                await upstream.close(_GOING_AWAY, _SHUTDOWN_REASON)
+                if close["initiated_by"] == "proxy":
+                    await self._close_client(close["relayed_code"], close["reason"])
+                await upstream.close(close["relayed_code"], close["reason"])
 
     async def _open_upstream(self) -> ClientConnection:
         authenticator = self._runtime.authenticator
@@ -180,9 +204,13 @@ class RealtimeSession:
             text = message.get("text")
             data: str | bytes = text if text is not None else message.get("bytes") or b""
             try:
-                await upstream.send(data)
+                with anyio.fail_after(self._send_timeout_s):
+                    await upstream.send(data)
             except ConnectionClosed:
                 return  # the other direction reports how the upstream closed
+            except TimeoutError:
+                self._stalled("upstream", scope)
+                return
             self._note("client", data)
 
     async def _upstream_to_client(
@@ -190,13 +218,17 @@ class RealtimeSession:
     ) -> None:
         try:
             async for data in upstream:
-                if isinstance(data, str):
-                    await self._ws.send_text(data)
-                else:
-                    await self._ws.send_bytes(data)
+                with anyio.fail_after(self._send_timeout_s):
+                    if isinstance(data, str):
+                        await self._ws.send_text(data)
+                    else:
+                        await self._ws.send_bytes(data)
                 self._note("server", data)
         except ConnectionClosed:
             pass  # closed abnormally: the code below says how
+        except TimeoutError:
+            self._stalled("client", scope)
+            return
         except WebSocketDisconnect:
             if self._record.close is None:  # else: the client's close is being relayed
                 self._record.closed_by("client", _ABNORMAL, "", _GOING_AWAY)
@@ -213,23 +245,39 @@ class RealtimeSession:
             await self._close_client(_sendable(code), reason)
         scope.cancel()
 
+    def _stalled(self, side: Side, scope: anyio.CancelScope) -> None:
+        reason = f"{side} stopped reading"
+        self._record.closed_by("proxy", _INTERNAL_ERROR, reason, _INTERNAL_ERROR)
+        self._record.fail(
+            f"{side}_stalled",
+            f"The {side} took no message for {self._send_timeout_s:g} s.",
+        )
+        scope.cancel()
+
     async def _close_client(self, code: int, reason: str) -> None:
         try:
             await self._ws.close(code, reason)
         except (RuntimeError, WebSocketDisconnect, OSError):
             pass  # the client is already gone
 
-    async def _refuse(self, status: int, content_type: str, body: bytes) -> None:
-        self._record.refused(status, content_type, body)
+    async def _refuse(self, status: int, headers: RawHeaders, body: bytes) -> None:
+        self._record.refused(status, headers, body)
         if _DENIAL_EXTENSION in self._ws.scope.get("extensions", {}):
-            headers = {RECORD_ID_HEADER: self._record.record_id}
-            response = Response(body, status, headers=headers, media_type=content_type)
+            response = Response(body, status)
+            relayed = client_response_headers(headers, self._record.record_id)
+            response.raw_headers = [
+                *(header for header in relayed if header[0] != b"content-length"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             await self._ws.send_denial_response(response)
         else:
             # A server without the denial extension: the client sees a failed handshake.
             await self._ws.close(1008 if status in (401, 403) else 1011)
 
     def _finish(self) -> None:
+        if self._queued:
+            return
+        self._queued = True
         try:
             self._queue_record()
         except Exception:

@@ -59,10 +59,10 @@ class SessionRecorder:
         self._response_headers = recorded_headers(headers)
         self._subprotocol = subprotocol
 
-    def refused(self, status_code: int, content_type: str, body: bytes) -> None:
+    def refused(self, status_code: int, headers: RawHeaders, body: bytes) -> None:
         """The handshake was answered with an HTTP response (the proxy's or the upstream's)."""
         self.status_code = status_code
-        self._response_headers = {"content-type": content_type}
+        self._response_headers = recorded_headers(headers)
         try:
             self._refusal_body = json.loads(body)
         except ValueError:

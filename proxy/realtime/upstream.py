@@ -1,6 +1,8 @@
 """The upstream side of a Realtime session: its URL, and the connection with mapped errors.
 
 ``websockets`` exceptions are turned into the proxy's own errors here and nowhere else.
+No redirect is followed: a 3xx is the upstream's answer, relayed to the client as sent,
+never a reason to carry the key to another path or host.
 """
 
 from __future__ import annotations
@@ -28,19 +30,23 @@ def realtime_url(upstream: UpstreamBase, query: bytes) -> str:
     return str(url.copy_with(scheme=scheme, userinfo=b""))
 
 
+class _NoRedirects(connect):
+    """``websockets.connect`` without its redirects (it follows up to 10 by default)."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
 class UpstreamRefused(Exception):
     """The upstream answered the handshake with an HTTP status instead of switching."""
 
-    def __init__(self, status_code: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def __init__(
+        self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
         super().__init__(f"The upstream refused the Realtime connection: HTTP {status_code}")
         self.status_code = status_code
         self.headers = headers
         self.body = body
-
-    @property
-    def content_type(self) -> str:
-        found = (value for name, value in self.headers if name.lower() == "content-type")
-        return next(found, "application/json")
 
 
 async def connect_upstream(
@@ -52,7 +58,7 @@ async def connect_upstream(
     """Open the upstream WebSocket; raises ``UpstreamRefused``, ``UpstreamTimeout`` or
     ``UpstreamUnreachable``."""
     try:
-        return await connect(
+        return await _NoRedirects(
             url,
             additional_headers=list(headers),
             subprotocols=[Subprotocol(name) for name in subprotocols] or None,
@@ -60,12 +66,15 @@ async def connect_upstream(
             proxy=None,  # never an environment proxy: the upstream is the configured one
             open_timeout=settings.upstream_connect_timeout_s,
             max_size=settings.realtime_max_message_bytes,
+            close_timeout=settings.realtime_send_timeout_s,  # a close is a send too
         )
     except InvalidStatus as exc:
         response = exc.response
-        raise UpstreamRefused(
-            response.status_code, list(response.headers.raw_items()), bytes(response.body or b"")
-        ) from exc
+        relayed = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.raw_items()
+        ]
+        raise UpstreamRefused(response.status_code, relayed, bytes(response.body or b"")) from exc
     except TimeoutError as exc:
         raise UpstreamTimeout(
             "The upstream timed out while opening the Realtime connection."

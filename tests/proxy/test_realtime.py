@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import os
+import signal
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -336,3 +339,48 @@ async def test_stopping_the_proxy_closes_both_sides_and_keeps_the_record(
     assert record.error is not None and record.error.type == "proxy_stopped"
     assert record.response is not None
     assert record.response.body["close"]["initiated_by"] == "proxy"
+
+
+async def test_an_upstream_that_stops_reading_cannot_lose_the_record_at_sigterm(
+    start_proxy: StartProxy, fake_realtime: FakeRealtime, redis_url: str
+) -> None:
+    proxy = start_proxy(OPENAI_BASE_URL=fake_realtime.base_url, REALTIME_SEND_TIMEOUT_S="5")
+    chunk = os.urandom(256 * 1024)  # incompressible: permessage-deflate cannot shrink it
+    sent = 0
+
+    async def flood(ws: ClientConnection) -> None:
+        nonlocal sent
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send(chunk)
+                sent += 1
+                await asyncio.sleep(0)  # the test's own steps run meanwhile
+
+    async def until_blocked() -> None:
+        """Until the proxy takes no more: its send to the upstream is blocked."""
+        seen = -1
+        while sent != seen:
+            seen = sent
+            await asyncio.sleep(1.0)
+
+    async with connect(realtime_url(proxy, "stop-reading"), proxy=None) as ws:
+        assert ws.response is not None
+        record_id = ws.response.headers["x-proxy-record-id"]
+        await receive_until(ws, "session.created")
+        sender = asyncio.create_task(flood(ws))
+        await asyncio.wait_for(until_blocked(), 15)
+        proxy.process.terminate()
+        # It stops within its graceful wait (30 s), not cut by it.
+        status = await asyncio.to_thread(proxy.process.wait, 20)
+        sender.cancel()
+
+    assert status == -signal.SIGTERM
+    assert "proxy_stopped" in proxy.log()
+    record = record_for(redis_url, record_id).record
+    # Stuck in the send: the send's time limit ends it. (Under heavy load the flood may
+    # pause long enough to look blocked while it is not: the shutdown's 1012 ends it.)
+    assert record.error is not None
+    assert record.error.type in ("upstream_stalled", "proxy_stopped")
+    assert record.response is not None
+    if record.error.type == "upstream_stalled":
+        assert record.response.body["close"]["relayed_code"] == 1011

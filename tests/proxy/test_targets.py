@@ -127,3 +127,22 @@ def test_the_final_check_refuses_a_url_outside_the_base() -> None:
         with pytest.raises(BadTarget):
             upstream.check(httpx.URL(outside))
     upstream.check(httpx.URL("http://127.0.0.1:9/v1/models"))
+
+
+def test_segments_still_encoded_after_one_decoding_are_refused(
+    start_proxy: StartProxy, fake_upstream: FakeUpstream
+) -> None:
+    # An upstream or gateway that decodes twice would read these as "..", "/" or "\".
+    proxy = start_proxy()
+    port = _port(proxy.url)
+    refused = ["/v1/%252e%252e/x", "/v1/%252E./admin", "/v1/models%252Fx", "/v1/a%255cb"]
+
+    answers = [raw_request(port, "GET", target) for target in refused]
+    allowed = raw_request(port, "GET", "/v1/models/ft%25model")  # a '%' alone is data
+
+    for target, answer in zip(refused, answers, strict=True):
+        assert answer.status == 400, target
+        _refused(answer, 400)
+        assert answer.json()["error"]["code"] == "invalid_path"
+    assert allowed.status == 200
+    assert [r.path for r in fake_upstream.requests] == ["/v1/models/ft%model"]

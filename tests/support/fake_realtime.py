@@ -5,8 +5,11 @@ It speaks the Realtime event protocol far enough to test the proxy's relay: it s
 and answers ``response.create`` with ``response.created``, audio deltas (``AUDIO_CHUNKS``),
 a transcript delta and ``response.done`` with ``USAGE``. It refuses a handshake without
 ``Authorization: Bearer ...`` with 401, and the model ``close-after-response`` makes it
-close the session itself (code ``SERVER_CLOSE_CODE``) after the first ``response.done``.
-Every handshake and every client event it received is kept in ``sessions``.
+close the session itself (code ``SERVER_CLOSE_CODE``) after the first ``response.done``;
+with the model ``stop-reading`` it reads nothing after ``session.created``.
+While ``redirect_to`` is set, every handshake is answered ``302 Location: {redirect_to}``.
+The path of every handshake is kept in ``handshakes``; every session and every client
+event it received, in ``sessions``.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class FakeRealtime:
         self.port = free_port()
         self.sessions: list[SeenSession] = []
         self.refused: list[SeenSession] = []
+        self.handshakes: list[str] = []
+        self.redirect_to: str | None = None
         self._ids = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -113,6 +118,7 @@ class FakeRealtime:
             self.port,
             process_request=self._check_request,
             select_subprotocol=self._select,
+            close_timeout=1,  # a connection that reads nothing must not hold up the stop
         ):
             await self._stop.wait()
 
@@ -127,6 +133,10 @@ class FakeRealtime:
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         seen = self._seen(request)
+        self.handshakes.append(request.path)
+        if self.redirect_to is not None:
+            headers = Headers([("Location", self.redirect_to), ("X-Redirected-By", "fake")])
+            return Response(HTTPStatus.FOUND, "Found", headers, b"")
         if not seen.headers.get("authorization", "").startswith("Bearer "):
             self.refused.append(seen)
             body = json.dumps(REFUSAL).encode()
@@ -154,10 +164,14 @@ class FakeRealtime:
         session = {"id": "sess_fake", "object": "realtime.session", "model": seen.model}
         await self._send(connection, {"type": "session.created", "session": session})
         try:
-            async for message in connection:
-                event = json.loads(message)
-                seen.received.append(event)
-                await self._answer(connection, seen, event)
+            if seen.model == "stop-reading":
+                # Incoming messages pile up until the sender's writes block.
+                await connection.wait_closed()
+            else:
+                async for message in connection:
+                    event = json.loads(message)
+                    seen.received.append(event)
+                    await self._answer(connection, seen, event)
         except ConnectionClosed:
             pass
         seen.close_code = connection.close_code

@@ -9,7 +9,8 @@ order of preference, when the client accepts them (default: gzip, as the real AP
 ``stream_encodings`` the same for event streams (default: none, as the real API).
 ``stable_replies`` gives chat and legacy completions ids and times that depend only on the
 request (apart from its ``stream_options``), so two calls can be compared byte for byte.
-``/v1/status/{code}`` answers with that status and no body.
+``/v1/status/{code}`` answers with that status and no body; ``/v1/redirect/{code}?to=URL``
+answers that status with ``Location: URL``.
 """
 
 from __future__ import annotations
@@ -272,6 +273,7 @@ class FakeUpstream:
                 Route("/v1/files", self._files, methods=["POST"]),
                 Route("/v1/echo/{rest:path}", self._echo, methods=ALL_METHODS),
                 Route("/v1/status/{code:int}", self._status, methods=["GET", "HEAD"]),
+                Route("/v1/redirect/{code:int}", self._redirect, methods=ALL_METHODS),
             ]
         )
         app.state.upstream = self
@@ -379,6 +381,10 @@ class FakeUpstream:
     async def _status(self, request: Request) -> Response:
         headers = {"etag": '"v1"', "x-request-id": new_id("req_")}
         return Response(None, request.path_params["code"], headers)
+
+    async def _redirect(self, request: Request) -> Response:
+        location = request.query_params["to"]
+        return Response(None, request.path_params["code"], {"location": location})
 
     async def _echo(self, request: Request) -> Response:
         payload = {

@@ -1,0 +1,74 @@
+"""No credential in a log line, whoever wrote it: the proxy, uvicorn, websockets, httpx...
+
+Every formatted line passes through ``LogRedactor`` (``shared.logs.setup_logging`` takes
+it), at every ``LOG_LEVEL``. It uses the rules that keep secrets out of records: the
+values of credential query parameters (``redacted_query``'s names) and secret headers
+(``proxy.headers``) in whatever shape a library prints them (``authorization: Bearer
+...``, ``('api-key', '...')``), a key offered as a subprotocol, a URL's password, and
+every configured secret wherever it appears.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from proxy.headers import SECRET_HEADERS
+from proxy.realtime.handshake import INSECURE_KEY_PROTOCOL
+from proxy.redaction import CREDENTIAL_QUERY_PARAMS, MIN_SECRET_CHARS
+from proxy.settings import ProxySettings
+from shared.logs import setup_logging
+from shared.record import REDACTED
+
+
+def _names(names: Iterable[str]) -> str:
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
+_QUERY = re.compile(rf"([?&;](?:{_names(CREDENTIAL_QUERY_PARAMS)})=)[^&\s\"'<>;,]+", re.I)
+# A header as ``name: value``, ``'name': 'value'`` or ``(b'name', b'value')``: the value
+# runs to the end of the line or the closing quote.
+_HEADER = re.compile(
+    rf"(?<![\w-])((?:{_names(SECRET_HEADERS)})['\"]?\s*[:,]\s*(?:b?['\"])?)[^'\"\r\n]+", re.I
+)
+_SUBPROTOCOL_KEY = re.compile(rf"({re.escape(INSECURE_KEY_PROTOCOL)})[^,\s'\"]+", re.I)
+_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I)
+_HEADER_NAMES = tuple(SECRET_HEADERS)
+_KEY_PROTOCOL = INSECURE_KEY_PROTOCOL.lower()
+_MARKER = rf"\g<1>{REDACTED}"
+
+
+class LogRedactor:
+    """``redactor(line)``: the line with every credential it holds replaced by ``REDACTED``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        known = {secret for secret in secrets if len(secret) >= MIN_SECRET_CHARS}
+        self._known = re.compile(_names(known)) if known else None
+
+    def __call__(self, line: str) -> str:
+        # Substring tests first: most lines hold none of these, and scanning every line
+        # with every pattern would cost more than formatting it.
+        if "=" in line:
+            line = _QUERY.sub(_MARKER, line)
+        lowered = line.lower()
+        if any(name in lowered for name in _HEADER_NAMES):
+            line = _HEADER.sub(_MARKER, line)
+        if _KEY_PROTOCOL in lowered:
+            line = _SUBPROTOCOL_KEY.sub(_MARKER, line)
+        if "@" in line and "://" in line:
+            line = _PASSWORD.sub(_MARKER, line)
+        return self._known.sub(REDACTED, line) if self._known is not None else line
+
+
+def setup_redacted_logging(settings: ProxySettings) -> None:
+    """``setup_logging`` for the proxy: every line redacted, the configured secrets included."""
+    configured = [
+        settings.openai_api_key,
+        settings.passthrough_user_id_secret,
+    ]
+    secrets = [
+        *(secret.get_secret_value() for secret in configured if secret is not None),
+        *(key for key, _ in settings.static_key_pairs),
+        *settings.upstream.secrets,
+    ]
+    setup_logging(settings.log_level, settings.log_format, LogRedactor(secrets))
