@@ -189,3 +189,68 @@ def test_calls_spread_over_replicas_that_come_and_go(
             )
         finally:
             lb.stop()
+
+
+def _stop_at_once(replicas: Replicas, addresses: list[str]) -> None:
+    """SIGTERM to several replicas together, as `--scale proxy=1` from 3 does."""
+    threads = [
+        threading.Thread(target=replicas.running[address].stop, args=("SIGTERM", 45))
+        for address in addresses
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for address in addresses:
+        del replicas.running[address]
+
+
+def test_scale_down_to_one_and_a_rolling_restart_fail_no_call(
+    tmp_path: Path, replicas: Replicas, redis_server: RedisServer
+) -> None:
+    first = ["127.0.0.31", "127.0.0.32", "127.0.0.33"]
+    for address in first:
+        replicas.start(address)
+    for address in first:
+        replicas.running[address].wait_healthy()
+    with ServiceDns("proxy") as dns:
+        dns.set_addresses(first)
+        lb = HAProxy(tmp_path / "lb", dns_port=dns.port, replica_port=replicas.port).start()
+        try:
+            _wait_until(
+                lambda: lb.up_addresses() == set(first), SETTLE_S * 2,
+                lambda: f"3 replicas UP: {lb.servers()}",
+            )
+            with CallLoop(f"{lb.url}/v1", clients=4) as loop:
+                time.sleep(1.0)
+                # 3 -> 1: two replicas stop at once; Docker drops their DNS entries only
+                # once they have exited.
+                _stop_at_once(replicas, first[:2])
+                dns.set_addresses(first[2:])
+                time.sleep(2.0)
+                # A rolling restart: a new replica first, then the old one stops.
+                previous = first[2]
+                for address in ["127.0.0.34", "127.0.0.35"]:
+                    replicas.start(address).wait_healthy()
+                    dns.set_addresses([previous, address])
+                    _wait_until(
+                        lambda address=address: address in lb.up_addresses(), SETTLE_S * 2,
+                        lambda: f"the new replica UP: {lb.servers()}",
+                    )
+                    _stop_at_once(replicas, [previous])
+                    dns.set_addresses([address])
+                    previous = address
+                time.sleep(1.0)
+
+            failures = [error for _, error in loop.outcomes if error]
+            assert len(loop.outcomes) >= 50
+            assert failures == [], f"{len(failures)} of {len(loop.outcomes)}: {failures[:3]}"
+            assert replicas.calls_served(previous) >= 5, "the last replica gets no calls"
+            answered = len(loop.outcomes)
+            stream = redis.Redis(port=redis_server.port)
+            _wait_until(
+                lambda: stream.xlen(DEFAULT_STREAM) == answered, 10,
+                lambda: f"{stream.xlen(DEFAULT_STREAM)} records for {answered} calls",
+            )
+        finally:
+            lb.stop()
