@@ -212,7 +212,7 @@ def test_the_tls_override_adds_a_tls_port_and_mounts_one_certificate(tmp_path: P
     assert _published({"services": {"lb": lb}}, 8443) == {"127.0.0.1"}
     cert = next(v for v in lb["volumes"] if v["target"].endswith("/certs/proxy.pem"))
     # Not created when missing: `up` stops and names the file instead of mounting a folder.
-    assert not cert["bind"].get("create_host_path", True) and cert["read_only"] is True
+    assert cert["bind"].get("create_host_path") is not True and cert["read_only"] is True
     assert lb["command"][-1] == "/usr/local/etc/haproxy/tls.cfg"
 
 
