@@ -5,8 +5,9 @@ project (``olp-compose-check``, with ``COMPOSE_FILE`` honoured) and runs, callin
 load balancer with the official SDK:
 
 1. up, and a few calls;
-2. ``--scale proxy=3 --scale shipper=2`` under load; the dropped-records check on every
-   replica (``exec --index N``), and a key created and listed with ``exec``;
+2. ``--scale proxy=3 --scale shipper=2`` under load; ``scripts/rolling-restart.sh`` under
+   load; the dropped-records check on every replica (``exec --index N``), and a key created
+   and listed with ``exec``;
 3. ``--scale proxy=1 --scale shipper=1`` under load;
 4. Redis stopped for 10 s under load;
 5. a stopped proxy's spool: Redis down, calls spooled, the proxies stopped, then
@@ -240,12 +241,25 @@ def run_flows(stack: Stack) -> None:
                 stack.wait_serving(proxies)
         return action
 
+    def rolling_restart() -> None:
+        with calls.under_load():
+            script = REPO / "scripts" / "rolling-restart.sh"
+            result = subprocess.run(
+                [str(script), "-p", PROJECT, "--project-directory", str(REPO),
+                 *(arg for name in stack.files for arg in ("-f", name))],
+                env=stack.env, capture_output=True, text=True, timeout=600,
+            )
+            assert result.returncode == 0, f"rolling-restart.sh:\n{result.stdout}{result.stderr}"
+            stack.wait_serving(3)
+
     def every_replica_and_keys() -> None:
         metrics = ("import urllib.request as r; "
                    "print(r.urlopen('http://127.0.0.1:8000/metrics').read().decode())")
-        for index in range(1, 4):
-            text = stack.compose("exec", "--index", str(index), "proxy", "python", "-c",
-                                 metrics)
+        # CONTAINER.md's loop: the indexes of the running replicas (gaps after a restart).
+        names = stack.compose("ps", "proxy", "--format", "{{.Name}}").split()
+        assert len(names) == 3, names
+        for index in (name.rpartition("-")[2] for name in names):
+            text = stack.compose("exec", "--index", index, "proxy", "python", "-c", metrics)
             assert "proxy_records_dropped_total 0.0" in text, f"replica {index} dropped"
         created = stack.compose("exec", "proxy", "python", "-m", "proxy", "keys", "create",
                                 "--user", "compose-check")
@@ -284,6 +298,7 @@ def run_flows(stack: Stack) -> None:
 
     _step("up", calls, up)
     _step("scale to proxy=3 shipper=2 under load", calls, scale(3, 2))
+    _step("rolling restart of 3 replicas under load", calls, rolling_restart)
     _step("exec --index N on every replica, keys create/list", calls, every_replica_and_keys)
     _step("scale to proxy=1 shipper=1 under load", calls, scale(1, 1))
     _step("Redis stopped 10 s under load", calls, redis_outage)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.containers.specs import (
     REPO,
@@ -240,3 +241,19 @@ def test_each_image_installs_only_its_own_locked_dependencies(name: str) -> None
         assert top in pinned, f"{requirement} is not in deploy/{lock_name}: run `make lock`"
     if name == "Dockerfile.proxy":
         assert not pinned & {"duckdb", "azure-storage-blob", "adlfs", "fsspec", "jinja2"}
+
+
+def test_the_prometheus_example_scrapes_every_replica_where_it_listens(
+    config: dict[str, Any],
+) -> None:
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: (sd["names"], sd["port"])
+        for job in scrape["scrape_configs"] for sd in job["dns_sd_configs"]
+    }
+    services = config["services"]
+    assert targets["proxy"] == (["proxy"], int(services["proxy"]["environment"]["PROXY_PORT"]))
+    shipper = services["shipper"]["environment"]
+    assert targets["shipper"] == (["shipper"], int(shipper["SHIPPER_METRICS_PORT"]))
+    assert shipper["SHIPPER_METRICS_HOST"] == "0.0.0.0"  # reachable on the compose network
+    assert not services["shipper"].get("ports")  # and from nowhere else
