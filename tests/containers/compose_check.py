@@ -175,7 +175,8 @@ class Calls:
             )
             outcome, failed = raw.headers["x-proxy-record-id"], False
         except openai.OpenAIError as exc:
-            outcome, failed = repr(exc), True
+            when = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
+            outcome, failed = f"{when} {exc!r} (cause: {exc.__cause__!r})", True
         with self._lock:
             (self.failures if failed else self.ids).append(outcome)
 
@@ -338,9 +339,10 @@ def main() -> int:
             run_flows(stack)
         except AssertionError as exc:
             print(f"compose-check: FAILED: {exc}", file=sys.stderr)
+            saved = Path(tempfile.gettempdir()) / f"{PROJECT}.log"
             try:
-                print(stack.compose("logs", "--tail", "40", "lb", "proxy", "shipper"),
-                      file=sys.stderr)
+                saved.write_text(stack.compose("logs", "--timestamps", timeout_s=120))
+                print(f"compose-check: the services' logs are in {saved}", file=sys.stderr)
             except AssertionError as logs_exc:
                 print(logs_exc, file=sys.stderr)
             return 1
