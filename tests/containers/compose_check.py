@@ -286,7 +286,11 @@ def run_flows(stack: Stack) -> None:
         out = stack.compose("run", "--rm", "--no-deps", "-v", f"{PROJECT}_spool:/replay",
                             "shipper", "python", "-m", "shipper", "replay", "--spool",
                             "/replay", "--delete", timeout_s=300)
-        print(f"compose-check: replay said: {out.strip().splitlines()[-1:]}", flush=True)
+        summary = dict(line.rsplit(None, 1) for line in out.splitlines()
+                       if line.startswith("records"))
+        print(f"compose-check: replay: {summary}", flush=True)
+        # The spooled calls reached the files through the replay, not some other way.
+        assert int(summary.get("records shipped", "0")) >= 1, out
         stack.compose("start", "proxy", timeout_s=120)
         stack.wait_serving(1)
 
