@@ -114,6 +114,7 @@ class Stack:
                 "command": ["python", "/check/upstream.py"],
                 "volumes": [f"{upstream}:/check/upstream.py:ro"],
                 "init": True,
+                "healthcheck": {"disable": True},  # the image's asks the proxy's /ready
             },
             "proxy": {
                 "environment": {"OPENAI_BASE_URL": "http://upstream:9000/v1",
