@@ -6,15 +6,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 
-.PHONY: install tools test lint run bench chaos clean check-containers
+.PHONY: install install-run tools test lint run bench chaos clean check-containers compose-check lock
 
+# `make run` needs only the services' own dependencies; `make test` adds the test extras.
+install-run: $(VENV)/.installed-run
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
+
+$(VENV)/.installed-run: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install --quiet -e '.[run]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.created
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
 
 # redis-server and Azurite, installed only when the machine lacks them.
 tools:
@@ -33,8 +42,21 @@ lint: install
 check-containers: install tools
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest tests/containers -q
 
-run: install
+run: install-run
 	scripts/run.sh
+
+# The compose stack on a real Docker engine, when one answers (CONTAINER.md, "Checked on a
+# real engine"); without one it says so and exits 0. Not part of `make test`.
+compose-check: install
+	$(PY) -m tests.containers.compose_check
+
+# The images' pinned dependencies (deploy/requirements-*.txt), from pyproject.toml's extras.
+LOCK := $(PY) -m uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --native-tls --quiet
+lock: install
+	$(PY) -m pip install --quiet -e '.[lock]'
+	$(LOCK) --extra proxy -o deploy/requirements-proxy.txt
+	$(LOCK) --extra shipper --extra explorer -o deploy/requirements-shipper.txt
 
 bench: install tools
 	$(PY) -m pip install --quiet -e '.[bench]'

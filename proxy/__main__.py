@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "keys":
         sys.exit(keys_cli.run(args, settings))
     if args.command in (None, "serve"):
+        refusal = settings.open_relay_refusal()
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            sys.exit(2)
         serve(settings)
 
 

@@ -39,13 +39,15 @@ async def service_info(request: Request) -> dict[str, Any]:
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness: 200 while the process serves, with a view of Redis and the spool."""
+    """Liveness: 200 while the process serves, with a view of Redis and the spool.
+
+    Whether it can take calls is ``/ready``'s answer, not this one's.
+    """
     runtime = _runtime(request)
     state = await readiness(runtime)
     spool = runtime.publishing.spool
     return {
-        "status": "ok",
-        "ready": state.ready,
+        "status": "alive",
         "redis": {"reachable": state.redis_reachable},
         "spooling": spool.holds_records,
         "spool": spool.describe(),

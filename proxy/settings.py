@@ -44,9 +44,19 @@ class ProxySettings(CommonSettings):
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
-    proxy_host: str = "0.0.0.0"
-    """DESIGN.md's default; ``.env.example`` and ``make run`` use 127.0.0.1."""
+    proxy_host: str = "127.0.0.1"
+    """Loopback unless chosen: off loopback, ``AUTH_MODE=none`` needs ``ALLOW_OPEN_RELAY``."""
     proxy_port: int = Field(default=8000, ge=0, le=65535)
+    proxy_bind: str | None = Field(
+        default=None,
+        description="The host address clients reach the proxy on, when that is not "
+        "PROXY_HOST: compose hands the load balancer's published bind here.",
+    )
+    allow_open_relay: bool = Field(
+        default=False,
+        description="Serve with AUTH_MODE=none on a non-loopback address (something in "
+        "front must authenticate).",
+    )
     proxy_workers: int = Field(default=1, ge=1, le=64)
     """Worker processes behind the one port (``proxy.serving``)."""
     prometheus_multiproc_dir: Path | None = None
@@ -170,13 +180,12 @@ class ProxySettings(CommonSettings):
     def startup_warnings(self) -> list[tuple[str, str]]:
         """``(event, message)`` for configurations that run but are unsafe or useless."""
         warnings: list[tuple[str, str]] = []
-        if self.auth_mode == "none" and not _is_loopback(self.proxy_host):
+        if self.open_relay:
             warnings.append(
                 (
                     "open_relay",
-                    f"AUTH_MODE=none and PROXY_HOST={self.proxy_host}: anyone who can reach "
-                    "this port spends the upstream key. Use AUTH_MODE=keys, or listen on "
-                    "127.0.0.1 behind something that authenticates.",
+                    f"AUTH_MODE=none on {self.exposed_on} with ALLOW_OPEN_RELAY=true: anyone "
+                    "who can reach this port spends the upstream key.",
                 )
             )
         if self.auth_mode == "keys" and not self.static_key_pairs:
@@ -197,6 +206,28 @@ class ProxySettings(CommonSettings):
                 )
             )
         return warnings
+
+    @property
+    def exposed_on(self) -> str:
+        """Where clients reach the proxy: ``PROXY_BIND`` when set (compose), else ``PROXY_HOST``."""
+        return self.proxy_bind or self.proxy_host
+
+    @property
+    def open_relay(self) -> bool:
+        """Anyone off this host may call and spend the upstream key."""
+        return self.auth_mode == "none" and not _is_loopback(self.exposed_on)
+
+    def open_relay_refusal(self) -> str | None:
+        """Why the proxy must not serve (an open relay nobody opted into), or None."""
+        if not self.open_relay or self.allow_open_relay:
+            return None
+        setting = "PROXY_BIND" if self.proxy_bind else "PROXY_HOST"
+        return (
+            f"proxy: refusing to start: AUTH_MODE=none and {setting}={self.exposed_on} make an "
+            "open relay that spends the upstream key for anyone who can reach the port. Set "
+            "AUTH_MODE=keys (or passthrough), bind 127.0.0.1, or set ALLOW_OPEN_RELAY=true "
+            "if something in front authenticates."
+        )
 
     @property
     def static_key_pairs(self) -> list[tuple[str, str]]:

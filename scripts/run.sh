@@ -7,8 +7,11 @@
 #
 # Ctrl-C stops the stack in order: the proxy first (it publishes or spools what it holds),
 # then the shipper once the stream is shipped (or after RUN_SHIP_TIMEOUT_S), then Redis.
-# A service that exits on its own takes the stack down the same way, names itself, and
-# makes this script exit non-zero.
+# A second Ctrl-C hurries that: each service still running gets a second SIGTERM (uvicorn
+# then exits at once), still in the same order, and none outlives this script.
+# The proxy or the shipper exiting on its own takes the stack down the same way, names
+# itself, and makes this script exit non-zero. The private Redis exiting does not: the
+# proxy spools and the shipper waits, as under compose, and it is started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +44,23 @@ launch() {
     name_of[$!]=$name
 }
 
+# Set by a second Ctrl-C while the stack stops.
+hurry=""
 stop_service() {
-    local name=$1 pid=${pid_of[$1]:-}
+    local name=$1 pid=${pid_of[$1]:-} hurried
     [[ -n "$pid" ]] || return 0
+    hurried=$hurry
+    kill -TERM "$pid" 2>/dev/null || true
+    # The pid stays in pid_of until it is gone, so the EXIT trap still reaches it.
+    while kill -0 "$pid" 2>/dev/null; do
+        wait "$pid" 2>/dev/null || true  # returns early when a signal is trapped
+        if [[ -n "$hurry" && -z "$hurried" ]] && kill -0 "$pid" 2>/dev/null; then
+            echo "run: stopping the $name now"
+            kill -TERM "$pid" 2>/dev/null || true
+            hurried=yes
+        fi
+    done
     unset "pid_of[$name]"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    wait "$pid" 2>/dev/null || true
 }
 
 redis_up() { "$PY" -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1).ping()' 2>/dev/null; }
@@ -69,12 +83,13 @@ EOF
 }
 
 shutdown_stack() {
-    trap - INT TERM
-    echo "run: stopping the proxy (it publishes or spools what it holds)"
+    trap 'hurry=yes' INT TERM
+    echo "run: stopping the proxy (it publishes or spools what it holds; Ctrl-C again hurries)"
     stop_service proxy
     if [[ -n "${pid_of[shipper]:-}" ]]; then
         local deadline=$((SECONDS + SHIP_TIMEOUT_S)) left
-        while left="$(backlog)" && [[ "$left" != 0 ]] && ((SECONDS < deadline)); do
+        while [[ -z "$hurry" ]] && left="$(backlog)" && [[ "$left" != 0 ]] \
+            && ((SECONDS < deadline)); do
             echo "run: shipping what is left ($left records)"
             sleep 1
         done
@@ -90,17 +105,21 @@ shutdown_stack() {
 # Whatever happens (an error in this script included), no service outlives it.
 trap 'for pid in "${pid_of[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done' EXIT
 
+start_redis() {
+    echo "run: starting redis-server on port $redis_port (data in .run/)"
+    launch redis redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$PWD/.run" \
+        --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save ""
+    for _ in $(seq 50); do redis_up && return 0; sleep 0.1; done
+    return 1
+}
+
 if redis_up; then
     echo "run: using the Redis at $REDIS_URL"
 else
     scripts/ensure-tools.sh redis
-    port="$("$PY" -c 'import os, urllib.parse as u; print(u.urlparse(os.environ["REDIS_URL"]).port or 6379)')"
+    redis_port="$("$PY" -c 'import os, urllib.parse as u; print(u.urlparse(os.environ["REDIS_URL"]).port or 6379)')"
     mkdir -p .run
-    echo "run: starting redis-server on port $port (data in .run/)"
-    launch redis redis-server --port "$port" --bind 127.0.0.1 --dir "$PWD/.run" \
-        --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save ""
-    for _ in $(seq 50); do redis_up && break; sleep 0.1; done
-    redis_up || { echo "run: redis-server did not start" >&2; exit 1; }
+    start_redis || { echo "run: redis-server did not start" >&2; exit 1; }
 fi
 
 launch proxy "$PY" -m proxy
@@ -109,17 +128,30 @@ echo "run: proxy and shipper started (Ctrl-C stops everything)"
 
 interrupted=""
 trap 'interrupted=yes' INT TERM
-finished=""
-# Returns when a service exits, or early when a signal arrives (the trap notes which).
-wait -n -p finished "${pid_of[@]}" || true
-if [[ -n "$interrupted" ]]; then
-    shutdown_stack
-    exit 0
-fi
-name="${name_of[$finished]:-a service}"
-status=0
-wait "$finished" 2>/dev/null || status=$?
-unset "pid_of[$name]"
+while true; do
+    finished=""
+    # Returns when a service exits, or early when a signal arrives (the trap notes which).
+    wait -n -p finished "${pid_of[@]}" || true
+    if [[ -n "$interrupted" ]]; then
+        shutdown_stack
+        exit 0
+    fi
+    [[ -n "$finished" ]] || continue
+    name="${name_of[$finished]:-a service}"
+    status=0
+    wait "$finished" 2>/dev/null || status=$?
+    unset "pid_of[$name]"
+    if [[ "$name" != redis ]]; then
+        break
+    fi
+    # As compose's `restart: unless-stopped`: the proxy spools meanwhile, the shipper waits.
+    echo "run: redis-server exited (status $status); the proxy spools until it is back;" \
+        "starting it again in 5 s" >&2
+    sleep 5 &
+    wait $! || true
+    [[ -z "$interrupted" ]] || { shutdown_stack; exit 0; }
+    start_redis || echo "run: redis-server did not start; trying again" >&2
+done
 echo "run: $name exited (status $status); stopping the rest" >&2
 shutdown_stack
 exit 1

@@ -37,7 +37,8 @@ class ShipperSettings(StorageSettings):
     shipper_stale_consumer_s: float = Field(default=3600.0, gt=0)
     shipper_shutdown_timeout_s: float = Field(default=20.0, gt=0)
     shipper_retry_max_s: float = Field(default=30.0, gt=0)
-    shipper_metrics_host: str = "0.0.0.0"
+    shipper_metrics_host: str = "127.0.0.1"
+    """Loopback by default: compose sets 0.0.0.0 on its own network, published nowhere."""
     shipper_metrics_port: int = Field(default=9101, ge=0, le=65535)
     """``/metrics``, ``/health`` and ``/ready`` (``shipper.telemetry``); 0 turns them off."""
     shipper_ready_failing_s: float = Field(default=60.0, gt=0)

@@ -193,7 +193,10 @@ class TelemetryServer:
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", **self.readiness().body()})
+        # Liveness in its own words: a live shipper whose storage fails is alive, not ready.
+        storage_s, redis_s = self._telemetry.failing_s()
+        return web.json_response({"status": "alive", "storage_failing_s": round(storage_s, 1),
+                                  "redis_failing_s": round(redis_s, 1)})
 
     async def _ready(self, _request: web.Request) -> web.Response:
         readiness = self.readiness()

@@ -122,3 +122,77 @@ def test_a_dead_proxy_takes_the_stack_down_by_name(
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_second_ctrl_c_stops_every_child_in_order(
+    tmp_path: Path, run_env: dict[str, str]
+) -> None:
+    run, url = _start(tmp_path, run_env)
+    try:
+        children = _children(run.pid)
+        # A call the upstream answers slowly: the proxy would let it finish for 30 s.
+        slow = subprocess.Popen(
+            ["curl", "-s", "-o", "/dev/null", f"{url}/v1/chat/completions",
+             "-H", "content-type: application/json", "-d", '{"model": "slow"}'],
+        )
+        time.sleep(1.0)
+        os.killpg(run.pid, signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while "run: stopping the proxy" not in (tmp_path / "run.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.killpg(run.pid, signal.SIGINT)  # the second Ctrl-C
+
+        assert run.wait(timeout=25) == 0
+        slow.wait(timeout=10)
+        log = (tmp_path / "run.log").read_text()
+        order = ["run: stopping the proxy now", "proxy_stopped", "run: stopping the shipper",
+                 "shipper_stopped"]
+        assert [log.index(step) for step in order] == sorted(log.index(s) for s in order)
+        # Nothing outlives make run: the port is free again.
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def test_its_own_redis_dying_does_not_stop_the_stack(
+    tmp_path: Path, run_env: dict[str, str]
+) -> None:
+    env = {**run_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    run, url = _start(tmp_path, env)
+    try:
+        redis_pids = [pid for pid, cmd in _children(run.pid).items() if "redis-server" in cmd]
+        assert len(redis_pids) == 1
+        os.kill(redis_pids[0], signal.SIGKILL)
+        time.sleep(0.5)
+
+        # The proxy keeps answering (its record goes to the spool), and the stack runs on.
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        record_id = raw.headers["x-proxy-record-id"]
+        assert run.poll() is None
+        # Redis is started again, and the spooled record is shipped.
+        deadline = time.monotonic() + 30
+        while record_id not in _landed_ids(Path(env["LOCAL_LOG_DIR"])):
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
+            time.sleep(0.3)
+        assert "run: redis-server exited" in (tmp_path / "run.log").read_text()
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=60) == 0
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()

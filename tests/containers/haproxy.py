@@ -6,7 +6,10 @@ the production file that the test does not know about fails loudly instead of dr
 - Docker's DNS ``127.0.0.11:53`` becomes the test's DNS server (``ServiceDns``);
 - the listening ports ``:8000`` and ``:8404`` become free ports on ``127.0.0.1``;
 - the replicas' port ``proxy:8000`` becomes the one port every local replica listens on,
-  each replica on its own loopback address, as each container has its own address.
+  each replica on its own loopback address, as each container has its own address;
+- with TLS (``deploy/haproxy-tls.cfg``, loaded after the main file as
+  ``deploy/compose.tls.yml`` does), ``:8443`` becomes a free port and the certificate's
+  mount point the test's file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from tests.containers.specs import REPO
 from tests.support.ports import free_port, wait_for_port
 
 CONFIG = REPO / "deploy" / "haproxy.cfg"
+TLS_CONFIG = REPO / "deploy" / "haproxy-tls.cfg"
+CERT_MOUNT = "/usr/local/etc/haproxy/certs/proxy.pem"
 BACKEND = "proxies"
 
 
@@ -37,8 +42,14 @@ def haproxy_binary() -> str:
 
 def _replace_once(text: str, old: str, new: str) -> str:
     if text.count(old) != 1:
-        raise AssertionError(f"deploy/haproxy.cfg: expected {old!r} exactly once")
+        raise AssertionError(f"deploy/haproxy*.cfg: expected {old!r} exactly once")
     return text.replace(old, new)
+
+
+def render_tls(*, listen_port: int, cert: Path) -> str:
+    """The TLS frontend with this machine's port and certificate file."""
+    text = _replace_once(TLS_CONFIG.read_text(), "bind :8443", f"bind 127.0.0.1:{listen_port}")
+    return _replace_once(text, CERT_MOUNT, str(cert))
 
 
 def render(*, dns_port: int, listen_port: int, stats_port: int, replica_port: int) -> str:
@@ -53,33 +64,51 @@ def render(*, dns_port: int, listen_port: int, stats_port: int, replica_port: in
 class HAProxy:
     """``haproxy -W -db`` (as the official image runs it) on the rendered configuration."""
 
-    def __init__(self, workdir: Path, *, dns_port: int, replica_port: int) -> None:
+    def __init__(
+        self, workdir: Path, *, dns_port: int, replica_port: int, tls_cert: Path | None = None
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.stats_port = free_port()
+        self.tls_port = free_port()
         self.config_path = workdir / "haproxy.cfg"
+        self.tls_config_path = workdir / "tls.cfg"
         self.log_path = workdir / "haproxy.log"
         self._config = render(
             dns_port=dns_port, listen_port=self.port, stats_port=self.stats_port,
             replica_port=replica_port,
         )
+        self._tls_config = (
+            render_tls(listen_port=self.tls_port, cert=tls_cert) if tls_cert else None
+        )
         self._process: subprocess.Popen[bytes] | None = None
+
+    def config_args(self) -> list[str]:
+        """``-f`` for each file, in the order ``deploy/compose.tls.yml`` gives them."""
+        files = [self.config_path] + ([self.tls_config_path] if self._tls_config else [])
+        return [arg for path in files for arg in ("-f", str(path))]
+
+    def check(self) -> subprocess.CompletedProcess[str]:
+        """``haproxy -c``: what HAProxy says of the configuration before it starts."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self._config)
+        if self._tls_config:
+            self.tls_config_path.write_text(self._tls_config)
+        return subprocess.run(
+            [haproxy_binary(), "-c", *self.config_args()],
+            capture_output=True, text=True, timeout=30,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> HAProxy:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self._config)
-        check = subprocess.run(
-            [haproxy_binary(), "-c", "-f", str(self.config_path)],
-            capture_output=True, text=True, timeout=30,
-        )
+        check = self.check()
         assert check.returncode == 0, check.stdout + check.stderr
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [haproxy_binary(), "-W", "-db", "-f", str(self.config_path)],
+                [haproxy_binary(), "-W", "-db", *self.config_args()],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port)

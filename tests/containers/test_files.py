@@ -4,15 +4,21 @@ and the promises of CONTAINER.md that are visible in the files themselves."""
 from __future__ import annotations
 
 import ast
+import json
+import os
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.containers.specs import (
     REPO,
     Dockerfile,
+    compose_binary,
     compose_config,
     hadolint_binary,
     run_compose,
@@ -173,3 +179,81 @@ def test_each_image_holds_every_package_its_code_imports(name: str) -> None:
                     top = imported.partition(".")[0]
                     if (REPO / top / "__init__.py").exists():
                         assert top in copied, f"{module.relative_to(REPO)} imports {top}"
+
+
+def _published(config: dict[str, Any], target: int) -> set[str]:
+    return {port["host_ip"] for port in config["services"]["lb"]["ports"]
+            if port["target"] == target}
+
+
+def test_the_entry_point_is_on_loopback_unless_the_operator_opts_in(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    assert _published(config, 8000) == {"127.0.0.1"}
+    assert config["services"]["proxy"]["environment"]["PROXY_BIND"] == "127.0.0.1"
+
+    # PROXY_BIND in .env publishes elsewhere, and the proxy is told, so that it can refuse
+    # to be an open relay (proxy/settings.py, open_relay_refusal).
+    (tmp_path / ".env").write_text("PROXY_BIND=0.0.0.0\n")
+    opted_in = compose_config(tmp_path)
+    assert _published(opted_in, 8000) == {"0.0.0.0"}
+    assert opted_in["services"]["proxy"]["environment"]["PROXY_BIND"] == "0.0.0.0"
+
+
+def test_the_tls_override_adds_a_tls_port_and_mounts_one_certificate(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(compose_binary()), "-f", str(REPO / "docker-compose.yml"),
+         "-f", str(REPO / "deploy" / "compose.tls.yml"), "--project-directory", str(REPO),
+         "config", "--format", "json"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    lb = json.loads(result.stdout)["services"]["lb"]
+    assert _published({"services": {"lb": lb}}, 8443) == {"127.0.0.1"}
+    cert = next(v for v in lb["volumes"] if v["target"].endswith("/certs/proxy.pem"))
+    # Not created when missing: `up` stops and names the file instead of mounting a folder.
+    assert cert["bind"].get("create_host_path") is not True and cert["read_only"] is True
+    assert lb["command"][-1] == "/usr/local/etc/haproxy/tls.cfg"
+
+
+LOCKS = {"Dockerfile.proxy": ("requirements-proxy.txt", ["proxy"]),
+         "Dockerfile.shipper": ("requirements-shipper.txt", ["shipper", "explorer"])}
+
+
+def _pinned(lock: Path) -> set[str]:
+    return {line.split("==")[0].lower().replace("_", "-") for line in lock.read_text().splitlines()
+            if "==" in line and not line.startswith((" ", "#"))}
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_each_image_installs_only_its_own_locked_dependencies(name: str) -> None:
+    lock_name, extras = LOCKS[name]
+    text = (REPO / name).read_text()
+    assert f"COPY deploy/{lock_name}" in text and "--require-hashes" in text
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"]]
+    for extra in extras:
+        wanted += project["optional-dependencies"][extra]
+    pinned = _pinned(REPO / "deploy" / lock_name)
+    for requirement in wanted:
+        top = re.split(r"[\[<>=;~! ]", requirement, maxsplit=1)[0].lower().replace(".", "-")
+        assert top in pinned, f"{requirement} is not in deploy/{lock_name}: run `make lock`"
+    if name == "Dockerfile.proxy":
+        assert not pinned & {"duckdb", "azure-storage-blob", "adlfs", "fsspec", "jinja2"}
+
+
+def test_the_prometheus_example_scrapes_every_replica_where_it_listens(
+    config: dict[str, Any],
+) -> None:
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: (sd["names"], sd["port"])
+        for job in scrape["scrape_configs"] for sd in job["dns_sd_configs"]
+    }
+    services = config["services"]
+    assert targets["proxy"] == (["proxy"], int(services["proxy"]["environment"]["PROXY_PORT"]))
+    shipper = services["shipper"]["environment"]
+    assert targets["shipper"] == (["shipper"], int(shipper["SHIPPER_METRICS_PORT"]))
+    assert shipper["SHIPPER_METRICS_HOST"] == "0.0.0.0"  # reachable on the compose network
+    assert not services["shipper"].get("ports")  # and from nowhere else

@@ -42,7 +42,8 @@ def test_ready_follows_redis_and_answers_in_time_even_when_it_hangs(
     assert hung.status_code == 503 and hung_s < 2.0
     assert hung.json()["error"]["code"] == "not_ready"
     assert set(hung.json()["error"]) == {"message", "type", "code"}
-    assert alive.status_code == 200 and alive.json()["ready"] is False
+    assert alive.status_code == 200 and alive.json()["status"] == "alive"
+    assert alive.json()["redis"]["reachable"] is False
     redis_server.stop()
     assert httpx.get(f"{proxy.url}/ready", timeout=10).status_code == 503
     redis_server.start()
@@ -72,8 +73,7 @@ def test_a_redis_url_without_a_scheme_is_refused_in_one_line(
 @pytest.mark.parametrize(
     ("env", "events"),
     [
-        ({"PROXY_HOST": "0.0.0.0"}, ["open_relay"]),
-        ({"PROXY_HOST": "::"}, ["open_relay"]),
+        ({"PROXY_HOST": "0.0.0.0", "ALLOW_OPEN_RELAY": "true"}, ["open_relay"]),
         ({"PROXY_HOST": "127.0.0.1"}, []),
         ({"PROXY_HOST": "localhost"}, []),
         ({"PROXY_HOST": "0.0.0.0", "AUTH_MODE": "keys", "PROXY_API_KEYS": "k=u"}, []),
@@ -83,7 +83,7 @@ def test_a_redis_url_without_a_scheme_is_refused_in_one_line(
 def test_unsafe_configurations_are_named(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], events: list[str]
 ) -> None:
-    for name in ("PROXY_HOST", "AUTH_MODE", "PROXY_API_KEYS"):
+    for name in ("PROXY_HOST", "PROXY_BIND", "AUTH_MODE", "PROXY_API_KEYS", "ALLOW_OPEN_RELAY"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -91,3 +91,40 @@ def test_unsafe_configurations_are_named(
     warnings = ProxySettings(_env_file=None).startup_warnings()  # type: ignore[call-arg]
 
     assert [event for event, _ in warnings] == events
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PROXY_HOST": "0.0.0.0"}, "PROXY_HOST=0.0.0.0"),
+        ({"PROXY_HOST": "::"}, "PROXY_HOST=::"),
+        # compose: the proxy listens on 0.0.0.0 inside its network, the LB publishes PROXY_BIND
+        ({"PROXY_HOST": "0.0.0.0", "PROXY_BIND": "0.0.0.0"}, "PROXY_BIND=0.0.0.0"),
+    ],
+)
+def test_an_open_relay_is_refused_naming_both_settings(
+    tmp_path: Path, env: dict[str, str], named: str
+) -> None:
+    """A ``.env`` with AUTH_MODE=none and a public bind: the proxy does not serve."""
+    lines = [f"{name}={value}" for name, value in {"AUTH_MODE": "none", **env}.items()]
+    (tmp_path / ".env").write_text("\n".join(lines) + "\n")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"PROXY_HOST", "PROXY_BIND", "AUTH_MODE", "ALLOW_OPEN_RELAY"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=30, env={**clean, "OPENAI_API_KEY": "sk-test"},
+    )
+
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "AUTH_MODE=none" in message and named in message and "ALLOW_OPEN_RELAY" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_compose_bind_on_loopback_is_not_an_open_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AUTH_MODE", "ALLOW_OPEN_RELAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROXY_HOST", "0.0.0.0")
+    monkeypatch.setenv("PROXY_BIND", "127.0.0.1")
+
+    assert ProxySettings(_env_file=None).open_relay_refusal() is None  # type: ignore[call-arg]

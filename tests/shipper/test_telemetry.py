@@ -65,6 +65,10 @@ def test_metrics_and_readiness_follow_a_storage_outage(
         ready = httpx.get(f"{base}/ready").json()
         # Past the 1 s threshold; the body rounds to 0.1 s, so just past it reads 1.0.
         assert ready["status"] == "unready" and ready["storage_failing_s"] >= 1
+        # Liveness in its own words: alive, though not ready.
+        alive = httpx.get(f"{base}/health")
+        assert alive.status_code == 200 and alive.json()["status"] == "alive"
+        assert alive.json()["storage_failing_s"] >= 1
         down = _samples(base)
         assert _retries(down) >= 1
         assert down["shipper_records_shipped_total"] == 0
