@@ -4,6 +4,7 @@ upstream's bytes, the record gets them decoded; very large answers make bounded 
 from __future__ import annotations
 
 import httpx
+import openai
 import pytest
 
 from tests.proxy.conftest import RunningProxy, read_records
@@ -12,6 +13,7 @@ from tests.support.fake_payloads import HUGE_PIECE_CHARS, HUGE_PIECES
 from tests.support.fake_upstream import FakeUpstream
 
 HUGE_TEXT_CHARS = HUGE_PIECES * HUGE_PIECE_CHARS
+ASKED: openai.types.chat.ChatCompletionStreamOptionsParam = {"include_usage": True}
 
 
 @pytest.mark.parametrize("encoding", ["br", "zstd"])
@@ -22,7 +24,10 @@ def test_the_sdk_reads_br_and_zstd_and_the_record_is_decoded(
     client = sdk(proxy)
 
     plain = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    # Asking for usage itself keeps the proxy from asking the upstream for plain bytes.
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options=ASKED
+    )
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     raw = httpx.get(f"{proxy.base_url}/models", headers={"accept-encoding": encoding})
 
@@ -49,7 +54,9 @@ def test_a_very_large_answer_reaches_the_sdk_whole_and_the_record_bounded(
     client = sdk(proxy, timeout_s=60)
 
     if stream:
-        chunks = client.chat.completions.create(model="huge", messages=MESSAGES, stream=True)
+        chunks = client.chat.completions.create(
+            model="huge", messages=MESSAGES, stream=True, stream_options=ASKED
+        )
         text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     else:
         reply = client.chat.completions.create(model="huge", messages=MESSAGES)
