@@ -85,7 +85,7 @@ WHERE id IS NOT NULL AND ts IS NOT NULL
 """
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
-"""Far above a record's size cap (DESIGN.md, "Size"); DuckDB's read buffer is sized by it."""
+"""Far above a record's size cap (docs/contract.md, "Size"); DuckDB's read buffer is sized by it."""
 
 SCAN_SQL = _SELECT.format(columns=repr(_COLUMNS).replace('"', "'"), max_line_bytes=MAX_LINE_BYTES)
 

@@ -1,6 +1,6 @@
 """The proxy's settings: one object, built once at start-up from the environment and ``.env``.
 
-Variable names are public (DESIGN.md, "Configuration"); every duration carries its unit.
+Variable names are public (docs/contract.md, "Configuration"); every duration carries its unit.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ProxySettings(CommonSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     proxy_host: str = "0.0.0.0"
-    """DESIGN.md's default; ``.env.example`` and ``make run`` use 127.0.0.1."""
+    """The default in docs/contract.md; ``.env.example`` and ``make run`` use 127.0.0.1."""
     proxy_port: int = Field(default=8000, ge=0, le=65535)
     proxy_workers: int = Field(default=1, ge=1, le=64)
     """Worker processes behind the one port (``proxy.serving``)."""

@@ -1,7 +1,7 @@
 """Settings both services share; each service builds one settings object at start-up.
 
 Values come from the environment and from ``.env`` in the working directory. The
-variable names are public (DESIGN.md, "Configuration").
+variable names are public (docs/contract.md, "Configuration").
 """
 
 from __future__ import annotations

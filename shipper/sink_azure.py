@@ -10,7 +10,7 @@ condition refuses the re-send and the sink recognises its own bytes (``landed``)
 
 Blobs are created with ``If-None-Match: *``, so a creation race never truncates data.
 Near the 50,000-block limit of an append blob the file rolls over to
-``{stem}.1.jsonl``, ``{stem}.2.jsonl``, ... (DESIGN.md, "File names"). The threshold
+``{stem}.1.jsonl``, ``{stem}.2.jsonl``, ... (docs/contract.md, "File names"). The threshold
 is written into each blob's metadata when it is created and every writer follows the
 blob's own value, so replicas configured with different ``AZURE_ROLLOVER_BLOCKS``
 still agree on where each part ends.
