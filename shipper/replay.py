@@ -27,10 +27,9 @@ from shipper.delivery import Delivery
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import Sink
-from shipper.source import SourceUnavailable, StreamEntry, StreamSource
+from shipper.source import SourceUnavailable, StreamEntry, StreamSource, build_source
 from shipper.storage import make_sink
 from shipper.totals import Totals
-from shipper.worker import build_source
 
 _RECORD_KEY = RECORD_FIELD.encode()
 _READ_BATCH_RECORDS = 1000

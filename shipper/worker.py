@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 from shared.logs import log_event
-from shared.redis_client import connect
 from shared.streams import RECORD_FIELD
 from shipper.batch import Chunk, ParsedBatch, ReadSize, Rejected, parse_batches
 from shipper.delivery import Delivery, backoff_s
@@ -28,7 +27,7 @@ from shipper.intents import IntentLedger
 from shipper.parking import Parking
 from shipper.settings import ShipperSettings
 from shipper.sink import Sink, StorageError
-from shipper.source import SourceUnavailable, StreamEntry, StreamSource
+from shipper.source import SourceUnavailable, StreamEntry, StreamSource, build_source
 from shipper.telemetry import ShipperTelemetry
 from shipper.totals import Totals
 
@@ -391,13 +390,3 @@ def build_worker(settings: ShipperSettings, sink: Sink) -> Worker:
                           source.intents_key, source.shipped_key)
     return Worker(settings, source, sink, ledger)
 
-
-def build_source(settings: ShipperSettings, consumer: str, block_ms: int = 0) -> StreamSource:
-    """A ``StreamSource`` with its own connection, every call bounded as ``settings`` say."""
-    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
-                     block_ms=block_ms, cluster=settings.redis_cluster, keepalive=True)
-    return StreamSource(
-        client, settings.redis_stream, consumer,
-        shipped_retention_ms=int(settings.shipper_shipped_ids_retention_s * 1000),
-        dead_letter_max_entries=settings.shipper_dead_letter_max_entries,
-    )

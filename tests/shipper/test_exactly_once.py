@@ -25,8 +25,7 @@ from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
 from shipper.sink_local import LocalSink
-from shipper.source import StreamEntry, StreamSource
-from shipper.worker import build_source
+from shipper.source import StreamEntry, StreamSource, build_source
 from tests.factories import make_record
 from tests.shipper.conftest import (
     STREAM,
