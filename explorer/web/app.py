@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -18,22 +17,14 @@ from explorer.index import Index
 from explorer.prices import PriceTable
 from explorer.settings import ExplorerSettings
 from explorer.store import StoreError, open_store
+from explorer.web import exports, pages
 from explorer.web.auth import TokenAuth
 from explorer.web.headers import SecurityHeaders
+from explorer.web.state import Explorer
 from shared.logs import log_event
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Explorer:
-    """What every page works with."""
-
-    settings: ExplorerSettings
-    index: Index
-    prices: PriceTable
-    templates: Jinja2Templates
 
 
 def _usd(value: float | None) -> str:
@@ -59,8 +50,6 @@ def _templates() -> Jinja2Templates:
 
 def create_app(settings: ExplorerSettings) -> FastAPI:
     """The ASGI app for ``settings`` (the index starts empty and fills on first query)."""
-    from explorer.web import exports, pages
-
     store = open_store(settings)
     index = Index(
         store,
