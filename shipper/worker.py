@@ -77,7 +77,7 @@ class Worker:
         self.sink = sink
         self.ledger = ledger
         self.totals = Totals()
-        self.telemetry = ShipperTelemetry()
+        self.telemetry = ShipperTelemetry(self.totals)
         # Touch entries in backoff well within the claim idle time, so nobody claims them.
         heartbeat_s = settings.shipper_claim_idle_ms / 3000
         self.delivery = Delivery(sink, ledger, settings.shipper_retry_max_s, self.totals,
@@ -324,7 +324,6 @@ class Worker:
     async def _dead_letter(self, rejected: Rejected) -> None:
         await self.source.dead_letter(rejected.entry, rejected.reason)
         self.totals.entries_dead_lettered_total += 1
-        self.telemetry.dead_lettered()
         log_event(logger, "entry_dead_lettered", logging.WARNING,
                   entry_id=rejected.entry.entry_id, reason=rejected.reason)
 
@@ -344,8 +343,6 @@ class Worker:
         self.totals.records_shipped_total += len(outcome.written)
         self.totals.bytes_shipped_total += outcome.written_bytes
         self.totals.records_already_landed_total += len(outcome.already)
-        self.telemetry.records_shipped.inc(len(outcome.written))
-        self.telemetry.bytes_shipped.inc(outcome.written_bytes)
         if not outcome.failed:
             self.telemetry.storage_ok()
         for line in outcome.failed:
@@ -355,7 +352,6 @@ class Worker:
                 target=outcome.target, record_id=line.record_id,
             )
             self.totals.entries_dead_lettered_total += 1
-            self.telemetry.dead_lettered()
             log_event(logger, "entry_dead_lettered", logging.WARNING, entry_id=line.entry_id,
                       reason="permanent storage error", target=outcome.target)
         done = [*outcome.written, *outcome.already]
