@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from shared.durable import fsync_folder
 from shared.spool_format import read_records, segment_paths, try_lock
 from shared.streams import RECORD_FIELD
 from shipper.batch import Entry, Rejected, chunks_by_file, parse_entry
@@ -84,7 +85,7 @@ class Replay:
                     complete = await self._segment(path, bar)
                     if delete and complete:
                         path.unlink()
-                        _fsync_folder(spool)
+                        fsync_folder(spool)
                         self.summary.segments_deleted += 1
                 finally:
                     os.close(fd)
@@ -130,14 +131,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def run_replay(settings: ShipperSettings, spool: Path, delete: bool, progress: bool) -> int:

@@ -23,6 +23,7 @@ from typing import IO
 
 from fsspec.implementations.local import LocalFileSystem
 
+from shared.durable import fsync_folder
 from shared.logs import log_event
 from shared.naming import file_name
 from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
@@ -46,15 +47,6 @@ def _storage_errors(action: str) -> Iterator[None]:
     except OSError as exc:
         kind = PermanentStorageError if exc.errno in _PERMANENT_ERRNOS else StorageError
         raise kind(f"cannot {action}: {exc}") from exc
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a file's creation or removal in ``folder`` survive a power cut."""
-    folder_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(folder_fd)
-    finally:
-        os.close(folder_fd)
 
 
 async def _flock(fd: int) -> None:
@@ -173,7 +165,7 @@ class LocalSink:
         handle: IO[bytes] = self._fs.open(str(path), "a+b")
         if created:
             # The new name must survive a power cut before anything in it is acknowledged.
-            _fsync_folder(self.root)
+            fsync_folder(self.root)
         return handle
 
     def _marker(self, name: str) -> Path:
@@ -245,7 +237,7 @@ class LocalSink:
             os.pwrite(fd, b"%020d\n" % offset, 0)
             os.fdatasync(fd)
             if created:
-                _fsync_folder(self.root)
+                fsync_folder(self.root)
         except BaseException:
             os.close(fd)
             raise
