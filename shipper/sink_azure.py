@@ -23,7 +23,6 @@ auth or a condition) -> ``PermanentStorageError``; anything else -> ``StorageErr
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import logging
@@ -45,6 +44,7 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClien
 
 from shared.logs import log_event
 from shared.naming import SUFFIX, file_name
+from shipper.locks import KeyedLocks
 from shipper.sink import AppendConflict, PermanentStorageError, Placement, Prepare, StorageError
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class AzureSink:
         self._fs = AzureBlobFileSystem(skip_instance_cache=True, **credentials)
         self._tails: dict[str, _Tail] = {}
         # One append per stem at a time within this process (the condition orders processes).
-        self._stem_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._stem_locks = KeyedLocks()
 
     @property
     def _service(self) -> BlobServiceClient:
@@ -179,17 +179,8 @@ class AzureSink:
             raise ValueError(f"payload of {len(payload)} bytes exceeds {self.max_append_bytes}")
         if len(file_name(stem, 99_999)) > MAX_NAME_CHARS:
             raise PermanentStorageError(f"blob name longer than {MAX_NAME_CHARS}: {stem[:80]}...")
-        lock, users = self._stem_locks.get(stem) or (asyncio.Lock(), 0)
-        self._stem_locks[stem] = (lock, users + 1)
-        try:
-            async with lock:
-                return await self._append_locked(stem, payload, prepare)
-        finally:
-            lock, users = self._stem_locks[stem]
-            if users == 1:
-                del self._stem_locks[stem]
-            else:
-                self._stem_locks[stem] = (lock, users - 1)
+        async with self._stem_locks.hold(stem):
+            return await self._append_locked(stem, payload, prepare)
 
     async def _append_locked(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         tail = await self._current_tail(stem)

@@ -26,6 +26,7 @@ from fsspec.implementations.local import LocalFileSystem
 from shared.durable import fsync_folder
 from shared.logs import log_event
 from shared.naming import file_name
+from shipper.locks import KeyedLocks
 from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,7 @@ class LocalSink:
         self.root = root.resolve()
         self._fs = LocalFileSystem()
         # One append per file at a time within this process; flock orders processes.
-        self._file_locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        """Per file: its lock and how many appends hold or await it."""
+        self._file_locks = KeyedLocks()
 
     async def start(self) -> None:
         """Create the folder if missing."""
@@ -97,17 +97,8 @@ class LocalSink:
     async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         """Lock, repair, fix the placement, ``prepare``, write, fsync; see ``shipper.sink``."""
         name = file_name(stem)
-        lock, users = self._file_locks.get(name) or (asyncio.Lock(), 0)
-        self._file_locks[name] = (lock, users + 1)
-        try:
-            async with lock:
-                return await self._append_locked(name, payload, prepare)
-        finally:
-            lock, users = self._file_locks[name]
-            if users == 1:
-                del self._file_locks[name]  # nobody holds or awaits it
-            else:
-                self._file_locks[name] = (lock, users - 1)
+        async with self._file_locks.hold(name):
+            return await self._append_locked(name, payload, prepare)
 
     async def _append_locked(
         self, name: str, payload: bytes, prepare: Prepare
