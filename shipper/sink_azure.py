@@ -44,6 +44,7 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClien
 
 from shared.logs import log_event
 from shared.naming import SUFFIX, file_name
+from shared.settings import adlfs_credentials
 from shipper.locks import KeyedLocks
 from shipper.sink import AppendConflict, PermanentStorageError, Placement, Prepare, StorageError
 
@@ -137,13 +138,8 @@ class AzureSink:
         self.container = container
         self.rollover_blocks = rollover_blocks
         # A private instance: the fsspec cache would share one client (and its close)
-        # between sinks. adlfs reads AZURE_* variables itself when an argument is
-        # missing, so only the chosen credentials are passed, never None for both.
-        credentials: dict[str, str] = (
-            {"connection_string": connection_string}
-            if connection_string
-            else {"account_name": account_name or "", "account_key": account_key or ""}
-        )
+        # between sinks.
+        credentials = adlfs_credentials(connection_string, account_name, account_key)
         # ``asynchronous=False`` only decides which loop adlfs's exit-time finalizer uses
         # (with ``True`` it has none and prints an error at exit); the sink itself only
         # awaits the async Azure client, which binds to the running loop on first use.
