@@ -9,13 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pydantic import ValidationError
-
 from proxy.keys import cli as keys_cli
 from proxy.serving import serve
 from proxy.settings import ProxySettings
-from shared.logs import setup_logging
-from shared.settings import invalid_configuration
+from shared.startup import load_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,12 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("serve", help="run the proxy (the default)")
     keys_cli.add_parser(commands)
     args = parser.parse_args(argv)
-    try:
-        settings = ProxySettings()
-    except ValidationError as exc:
-        print(invalid_configuration("proxy", exc), file=sys.stderr)
-        sys.exit(2)
-    setup_logging(settings.log_level, settings.log_format)
+    settings = load_settings("proxy", ProxySettings)
     if args.command == "keys":
         sys.exit(keys_cli.run(args, settings))
     if args.command in (None, "serve"):
