@@ -1,24 +1,13 @@
-"""Azure Blob sink: one append blob per file, through adlfs's own async Azure client.
+"""Azure Blob sink: one append blob per file, in one container, through adlfs's async client.
 
-adlfs's ``'ab'`` file mode is not used: it can overwrite another writer's blob when
-two create it at once, uploads nothing on ``flush()``, may land a retried append
-twice and has no async path. Instead every write is one ``Append Block`` call with
-an append-position condition equal to the placement handed to ``prepare`` (README,
-"Exactly once"), and SDK retries off: the worker owns retries. aiohttp still re-sends
-a PUT once when a kept-alive connection breaks; if the first send had landed, the
-condition refuses the re-send and the sink recognises its own bytes (``landed``).
+``append`` is one ``Append Block`` call conditioned on the append position it handed to
+``prepare`` (``shipper.sink``); the SDK's retries are off, since the worker retries.
+A re-sent append that had already landed is recognised as ours (``landed``). Blobs are
+created with ``If-None-Match: *``, so two writers creating one never truncate it.
 
-Blobs are created with ``If-None-Match: *``, so a creation race never truncates data.
-Near the 50,000-block limit of an append blob the file rolls over to
-``{stem}.1.jsonl``, ``{stem}.2.jsonl``, ... (docs/contract.md, "File names"). The threshold
-is written into each blob's metadata when it is created and every writer follows the
-blob's own value, so replicas configured with different ``AZURE_ROLLOVER_BLOCKS``
-still agree on where each part ends.
-
-Errors: a failed append-position condition -> ``AppendConflict``; the block limit ->
-rollover and ``AppendConflict``; a request the service will never accept (invalid
-name, a blob that is not an append blob, any other 4xx that is not throttling,
-auth or a condition) -> ``PermanentStorageError``; anything else -> ``StorageError``.
+Near an append blob's block limit the file rolls over to its next part
+(``shared.naming.file_name``). The threshold is stored in each blob's metadata when it is
+created, and every writer follows the blob's own value.
 """
 
 from __future__ import annotations
@@ -95,6 +84,7 @@ class _Full(Exception):
 
 
 def _is_permanent(exc: HttpResponseError) -> bool:
+    """A request the service will never accept, so retrying it is pointless."""
     status = exc.status_code or 0
     if _error_code(exc) in _PERMANENT_CODES:
         return True
@@ -201,6 +191,8 @@ class AzureSink:
 
     async def _append_block(self, placement: Placement, payload: bytes) -> None:
         """One Append Block at exactly ``placement.offset``, errors mapped."""
+        # Not adlfs's 'ab' mode: it can overwrite a blob another writer has just created,
+        # and may land a retried append twice.
         name, offset = placement.name, placement.offset
         try:
             # A stream, not bytes: aiohttp blocks the loop copying a large bytes body.
