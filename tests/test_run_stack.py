@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,15 +58,16 @@ def _start(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{env['PROXY_PORT']}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def healthy() -> bool:
+        assert run.poll() is None, "no proxy"
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return run, url
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        assert run.poll() is None and time.monotonic() < deadline, "no proxy"
-        time.sleep(0.1)
+            return False
+
+    wait_until(healthy, 30, "no proxy", interval_s=0.1)
+    return run, url
 
 
 def _landed_ids(log_dir: Path) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from tests.containers.specs import Localized, compose_config, localize, service
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 SETTLE_S = 6.0
 """DNS hold (2 s) + two health-check intervals (2 s): how long a replica's leaving may take."""
@@ -77,16 +78,6 @@ def replicas(
     yield group
     for replica in group.running.values():
         replica.kill()
-
-
-def _wait_until(
-    predicate: Callable[[], bool], timeout_s: float, what: Callable[[], str]
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s}s: {what()}")
-        time.sleep(0.2)
 
 
 class CallLoop:
@@ -141,7 +132,7 @@ def test_calls_spread_over_replicas_that_come_and_go(
         dns.set_addresses(first)
         lb = HAProxy(tmp_path / "lb", dns_port=dns.port, replica_port=replicas.port).start()
         try:
-            _wait_until(
+            wait_until(
                 lambda: lb.up_addresses() == set(first), SETTLE_S * 2,
                 lambda: f"3 replicas UP: {lb.servers()}",
             )
@@ -166,7 +157,7 @@ def test_calls_spread_over_replicas_that_come_and_go(
                 started = replicas.start(new)
                 dns.set_addresses([*first[1:], new])
                 started.wait_healthy()
-                _wait_until(
+                wait_until(
                     lambda: new in lb.up_addresses(), SETTLE_S * 2,
                     lambda: f"the new replica UP: {lb.servers()}",
                 )
@@ -183,7 +174,7 @@ def test_calls_spread_over_replicas_that_come_and_go(
             # And every call has its record, also those the stopped replica had in hand.
             answered = 30 + sum(1 for _, error in loop.outcomes if not error)
             stream = redis.Redis(port=redis_server.port)
-            _wait_until(
+            wait_until(
                 lambda: stream.xlen(DEFAULT_STREAM) == answered, 10,
                 lambda: f"{stream.xlen(DEFAULT_STREAM)} records for {answered} calls",
             )

@@ -22,6 +22,7 @@ import redis
 from shared.streams import KEYS_LAST_USED
 from tests.proxy.conftest import RunningProxy, StartProxy, record_for
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 STATIC_KEY = "pk-static-operator-key-31c9e0"
 PROPAGATION_S = 10.0
@@ -49,11 +50,7 @@ def status(proxy: RunningProxy, key: str) -> int:
 
 
 def eventually(check: Callable[[], bool], timeout_s: float = PROPAGATION_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout_s}s")
-        time.sleep(0.1)
+    wait_until(check, timeout_s, interval_s=0.1)
 
 
 def redis_contents(redis_url: str) -> bytes:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.shipper.conftest import (
     wait_for,
 )
 from tests.support.azurite import Azurite
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.azure
 
@@ -243,16 +243,17 @@ def kill_while_holding_a_batch(process: subprocess.Popen[bytes], client: redis.R
 
     It is frozen (SIGSTOP) while Redis is asked, so the answer still holds at the kill.
     """
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def frozen_holding_a_batch() -> bool:
         process.send_signal(signal.SIGSTOP)
         if pending_count(client) > 0:
-            process.kill()
-            process.wait(timeout=10)
-            return
+            return True
         process.send_signal(signal.SIGCONT)
-        time.sleep(0.005)
-    raise AssertionError("the shipper never held a batch")
+        return False
+
+    wait_until(frozen_holding_a_batch, 30, "the shipper to hold a batch", interval_s=0.005)
+    process.kill()
+    process.wait(timeout=10)
 
 
 def test_kill_9_mid_batch_then_a_new_process_ships_every_record_exactly_once(
