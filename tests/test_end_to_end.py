@@ -90,6 +90,7 @@ def _wait_for_lines(path: Path, count: int, timeout_s: float = 20) -> list[dict[
             for line in wait_until(lines, timeout_s, f"{count} lines in {path}", interval_s=0.1)]
 
 
+@pytest.mark.slow
 def test_a_call_through_the_stack_lands_once_in_the_users_file(
     stack: tuple[str, Path],
 ) -> None:

@@ -78,6 +78,7 @@ def _landed_ids(log_dir: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_proxy_first_and_ships_what_is_left(
     tmp_path: Path, run_env: dict[str, str]
 ) -> None:
@@ -104,6 +105,7 @@ def test_ctrl_c_stops_the_proxy_first_and_ships_what_is_left(
             run.wait()
 
 
+@pytest.mark.slow
 def test_a_dead_proxy_takes_the_stack_down_by_name(
     tmp_path: Path, run_env: dict[str, str]
 ) -> None:

@@ -30,6 +30,7 @@ def test_a_cluster_needs_a_hash_tagged_stream() -> None:
                       redis_stream="proxy:exchanges")
 
 
+@pytest.mark.slow
 def test_keys_and_records_work_on_a_three_master_cluster(
     start_proxy: StartProxy, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 import redis
 
 from shared.streams import KEYS_LAST_USED
@@ -71,6 +72,7 @@ def files_containing(root: Path, secret: str) -> list[Path]:
     ]
 
 
+@pytest.mark.slow
 def test_keys_from_the_cli_reach_both_replicas_and_survive_an_outage(
     start_proxy: StartProxy, redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:

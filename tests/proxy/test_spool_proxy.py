@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from shared.spool_format import read_records, segment_paths
 from tests.proxy.conftest import CLIENT_KEY, RunningProxy, StartProxy
@@ -61,6 +62,7 @@ def test_an_outage_is_spooled_shown_in_health_and_drained_when_redis_returns(
     assert read_records_from_stream(redis_server.url, 9)[-1].record.id == after
 
 
+@pytest.mark.slow
 def test_reject_policy_answers_503_when_the_spool_is_full(
     start_proxy: StartProxy, redis_server: RedisServer
 ) -> None:
@@ -87,6 +89,7 @@ def test_reject_policy_answers_503_when_the_spool_is_full(
     assert proxy.metric("proxy_spool_full") == 1
 
 
+@pytest.mark.slow
 def test_sigterm_with_redis_hung_spools_the_queue_and_a_restart_drains_it(
     start_proxy: StartProxy, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -171,6 +171,7 @@ async def test_appended_but_unacknowledged_records_are_not_written_again(
     assert worker.totals.records_already_landed_total > 0
 
 
+@pytest.mark.slow
 async def test_azurite_outage_acks_nothing_unwritten_and_resumes(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     tmp_path: Path, container: str,
@@ -256,6 +257,7 @@ def kill_while_holding_a_batch(process: subprocess.Popen[bytes], client: redis.R
     process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_a_new_process_ships_every_record_exactly_once(
     azure_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     azurite_connection_string: str, container: str, tmp_path: Path,

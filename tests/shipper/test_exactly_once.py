@@ -390,6 +390,7 @@ class OneFileDown(LocalSink):
         return await super().append(stem, payload, prepare)
 
 
+@pytest.mark.slow
 async def test_a_file_in_backoff_holds_back_neither_its_batch_nor_later_ones(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     log_dir: Path,

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import redis
 
 from shared.streams import RECORD_FIELD
@@ -47,6 +48,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_two_shippers_in_parallel_ship_every_record_exactly_once(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -71,6 +73,7 @@ def test_two_shippers_in_parallel_ship_every_record_exactly_once(
         assert events(log, "shipper_stopped")[0]["records_shipped_total"] > 0
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -108,6 +111,7 @@ def _signal_delivered(pid: int, signum: int) -> bool:
     return not any(mask & (1 << (signum - 1)) for mask in masks)
 
 
+@pytest.mark.slow
 def test_sigterm_mid_load_exits_in_time_and_acks_only_what_is_written(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -145,6 +149,7 @@ def test_sigterm_mid_load_exits_in_time_and_acks_only_what_is_written(
     assert stopped["records_shipped_total"] == len(written)
 
 
+@pytest.mark.slow
 def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -170,6 +175,7 @@ def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
     assert events(log, "shutdown_timeout")
 
 
+@pytest.mark.slow
 def test_records_published_twice_with_kill_9_again_and_again_land_once(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,

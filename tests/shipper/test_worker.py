@@ -305,6 +305,7 @@ def _mend_folder(folder: Path, aside: Path) -> None:
     aside.rename(folder)
 
 
+@pytest.mark.slow
 async def test_storage_failing_mid_run_reads_at_most_two_batches_ahead(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
