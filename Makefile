@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 
-.PHONY: install install-run tools test lint run bench chaos clean check-containers compose-check lock
+.PHONY: install install-run tools test test-fast lint run bench chaos clean check-containers compose-check lock
 
 # `make run` needs only the services' own dependencies; `make test` adds the test extras.
 install-run: $(VENV)/.installed-run
@@ -33,6 +33,11 @@ test: install tools
 	$(PY) -m ruff check proxy shipper shared explorer tests bench
 	$(PY) -m mypy
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest
+
+# The edit loop: everything but the slow, chaos and container tests (about a minute).
+test-fast: install tools
+	$(PY) -m ruff check proxy shipper shared explorer tests bench
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest -m "not slow and not chaos and not containers"
 
 lint: install
 	$(PY) -m ruff check proxy shipper shared explorer tests bench

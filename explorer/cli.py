@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from pydantic import ValidationError
 from tqdm import tqdm
 
 from explorer.cache import SummaryCache
@@ -26,8 +25,7 @@ from explorer.reconcile.usage_api import AdminKeyError
 from explorer.report import GROUP_KEYS, GroupKey, report
 from explorer.settings import ExplorerSettings
 from explorer.store import StoreError, open_store
-from shared.logs import setup_logging
-from shared.settings import invalid_configuration
+from shared.startup import load_settings
 
 _KEY_FIELD = {"user": "user_id", "model": "model", "day": "day"}
 
@@ -163,12 +161,7 @@ def _serve(settings: ExplorerSettings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        settings = ExplorerSettings()
-    except ValidationError as exc:
-        print(invalid_configuration("explorer", exc), file=sys.stderr)
-        return 2
-    setup_logging(settings.log_level, settings.log_format)
+    settings = load_settings("explorer", ExplorerSettings)
     try:
         if args.command in ("report", "prices", "reconcile") and args.day_to < args.day_from:
             print("explorer: --to is before --from", file=sys.stderr)

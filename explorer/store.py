@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from explorer.settings import ExplorerSettings
 from shared.naming import SUFFIX
@@ -82,18 +82,8 @@ class AzureStore:
         # Imported here so a local-only deployment never loads the Azure SDK.
         from adlfs import AzureBlobFileSystem
 
-        connection_string = settings.azure_storage_connection_string
-        account_key = settings.azure_storage_account_key
-        options: dict[str, Any] = (
-            {"connection_string": connection_string.get_secret_value()}
-            if connection_string
-            else {
-                "account_name": settings.azure_storage_account_name,
-                "account_key": account_key.get_secret_value() if account_key else None,
-            }
-        )
         self.container = settings.azure_storage_container
-        self._fs = AzureBlobFileSystem(**options, skip_instance_cache=True)
+        self._fs = AzureBlobFileSystem(**settings.azure_credentials(), skip_instance_cache=True)
         account = self._fs.account_name or settings.azure_storage_account_name or "?"
         self.location = f"azure:{account}/{self.container}"
 

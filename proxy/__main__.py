@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pydantic import ValidationError
-
 from proxy.keys import cli as keys_cli
 from proxy.log_redaction import setup_redacted_logging
 from proxy.serving import serve
 from proxy.settings import ProxySettings
-from shared.settings import invalid_configuration
+from shared.startup import load_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,12 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("serve", help="run the proxy (the default)")
     keys_cli.add_parser(commands)
     args = parser.parse_args(argv)
-    try:
-        settings = ProxySettings()
-    except ValidationError as exc:
-        print(invalid_configuration("proxy", exc), file=sys.stderr)
-        sys.exit(2)
-    setup_redacted_logging(settings)
+    settings = load_settings("proxy", ProxySettings, setup_redacted_logging)
     if args.command == "keys":
         sys.exit(keys_cli.run(args, settings))
     if args.command in (None, "serve"):

@@ -1,6 +1,6 @@
 """The proxy's settings: one object, built once at start-up from the environment and ``.env``.
 
-Variable names are public (DESIGN.md, "Configuration"); every duration carries its unit.
+Variable names are public (docs/contract.md, "Configuration"); every duration carries its unit.
 """
 
 from __future__ import annotations

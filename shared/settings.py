@@ -1,7 +1,7 @@
 """Settings both services share; each service builds one settings object at start-up.
 
 Values come from the environment and from ``.env`` in the working directory. The
-variable names are public (DESIGN.md, "Configuration").
+variable names are public (docs/contract.md, "Configuration").
 """
 
 from __future__ import annotations
@@ -67,6 +67,29 @@ class StorageSettings(CommonSettings):
                 "or AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY"
             )
         return self
+
+    def azure_credentials(self) -> dict[str, str]:
+        """The Azure credentials to use, as adlfs's keyword arguments (secrets revealed)."""
+        connection_string = self.azure_storage_connection_string
+        account_key = self.azure_storage_account_key
+        return adlfs_credentials(
+            connection_string.get_secret_value() if connection_string else None,
+            self.azure_storage_account_name,
+            account_key.get_secret_value() if account_key else None,
+        )
+
+
+def adlfs_credentials(
+    connection_string: str | None, account_name: str | None, account_key: str | None
+) -> dict[str, str]:
+    """The connection string if there is one, else the account name and key.
+
+    Only the chosen credentials, and never None: adlfs reads ``AZURE_*`` variables itself
+    for an argument that is missing.
+    """
+    if connection_string:
+        return {"connection_string": connection_string}
+    return {"account_name": account_name or "", "account_key": account_key or ""}
 
 
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix")

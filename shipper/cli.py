@@ -11,11 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from shared import heap
-from shared.logs import log_event, setup_logging
-from shared.settings import invalid_configuration
+from shared.logs import log_event
+from shared.startup import load_settings
 from shipper.replay import run_replay
 from shipper.settings import ShipperSettings
 from shipper.status import print_status
@@ -86,12 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = _parser().parse_args(argv)
-    try:
-        settings = ShipperSettings()
-    except ValidationError as exc:
-        print(invalid_configuration("shipper", exc), file=sys.stderr)
-        return 2
-    setup_logging(settings.log_level, settings.log_format)
+    settings = load_settings("shipper", ShipperSettings)
     if args.command == "status":
         return asyncio.run(print_status(settings, as_json=args.json))
     if args.command == "replay":

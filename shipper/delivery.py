@@ -44,7 +44,7 @@ class Outcome:
     written: list[Entry] = field(default_factory=list)
     already: list[Entry] = field(default_factory=list)
     """Landed before (an earlier attempt, another shipper, a duplicate entry): not written."""
-    lost: list[Entry] = field(default_factory=list)
+    claimed_elsewhere: list[Entry] = field(default_factory=list)
     """Claimed by another shipper meanwhile: theirs to write and acknowledge."""
     failed: list[Entry] = field(default_factory=list)
     failure: str = ""
@@ -133,8 +133,8 @@ class Delivery:
                 outcome.written_bytes += placement.length
                 break
             outcome.already.extend(attempt.already)
-            outcome.lost.extend(attempt.lost)
-            gone = {line.record_id for line in (*attempt.already, *attempt.lost)}
+            outcome.claimed_elsewhere.extend(attempt.claimed_elsewhere)
+            gone = {line.record_id for line in (*attempt.already, *attempt.claimed_elsewhere)}
             pending = [line for line in pending if line.record_id not in gone]
         _add_twins(outcome, twins)
         return outcome
@@ -159,7 +159,7 @@ def _add_twins(outcome: Outcome, twins: dict[str, list[Entry]]) -> None:
         return [twin for line in firsts for twin in twins.get(line.record_id, ())]
 
     landed = twins_of([*outcome.written, *outcome.already])
-    outcome.lost.extend(twins_of(outcome.lost))
+    outcome.claimed_elsewhere.extend(twins_of(outcome.claimed_elsewhere))
     outcome.failed.extend(twins_of(outcome.failed))
     outcome.already.extend(landed)
 
@@ -174,7 +174,7 @@ class _Attempt:
         self._record_ids = [line.record_id for line in lines]
         self._owners = [line.entry_id for line in lines]
         self.already: list[Entry] = []
-        self.lost: list[Entry] = []
+        self.claimed_elsewhere: list[Entry] = []
         self.target = ""
 
     async def prepare(self, placement: Placement) -> bool:
@@ -202,9 +202,10 @@ class _Attempt:
             landed |= verdict.shipped_ids
         for line in self._lines:
             if line.entry_id in verdict.lost_owners:
-                self.lost.append(line)
+                self.claimed_elsewhere.append(line)
             elif line.record_id in landed:
                 self.already.append(line)
-        if self.lost:
-            log_event(logger, "entries_lost_to_other_shipper", entries=len(self.lost))
+        if self.claimed_elsewhere:
+            log_event(logger, "entries_claimed_by_other_shipper",
+                      entries=len(self.claimed_elsewhere))
         return False

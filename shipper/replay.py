@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from shared.durable import fsync_folder
 from shared.spool_format import read_records, segment_paths, try_lock
 from shared.streams import RECORD_FIELD
 from shipper.batch import Entry, Rejected, chunks_by_file, parse_entry
@@ -27,10 +28,9 @@ from shipper.delivery import Delivery
 from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import Sink
-from shipper.source import SourceUnavailable, StreamEntry, StreamSource
+from shipper.source import SourceUnavailable, StreamEntry, StreamSource, build_source
 from shipper.storage import make_sink
 from shipper.totals import Totals
-from shipper.worker import build_source
 
 _RECORD_KEY = RECORD_FIELD.encode()
 _READ_BATCH_RECORDS = 1000
@@ -85,7 +85,7 @@ class Replay:
                     complete = await self._segment(path, bar)
                     if delete and complete:
                         path.unlink()
-                        _fsync_folder(spool)
+                        fsync_folder(spool)
                         self.summary.segments_deleted += 1
                 finally:
                     os.close(fd)
@@ -131,14 +131,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def run_replay(settings: ShipperSettings, spool: Path, delete: bool, progress: bool) -> int:

@@ -1,6 +1,6 @@
 """The shipper's settings, built once at start-up from the environment and ``.env``.
 
-Public names (DESIGN.md, "Configuration"): ``STORAGE_TYPE``, ``LOCAL_LOG_DIR`` and the
+Public names (docs/contract.md, "Configuration"): ``STORAGE_TYPE``, ``LOCAL_LOG_DIR`` and the
 ``AZURE_STORAGE_*`` variables. The ``SHIPPER_*`` variables tune the worker loop.
 """
 

@@ -1,29 +1,17 @@
-"""Azure Blob sink: one append blob per file, through adlfs's own async Azure client.
+"""Azure Blob sink: one append blob per file, in one container, through adlfs's async client.
 
-adlfs's ``'ab'`` file mode is not used: it can overwrite another writer's blob when
-two create it at once, uploads nothing on ``flush()``, may land a retried append
-twice and has no async path. Instead every write is one ``Append Block`` call with
-an append-position condition equal to the placement handed to ``prepare`` (README,
-"Exactly once"), and SDK retries off: the worker owns retries. aiohttp still re-sends
-a PUT once when a kept-alive connection breaks; if the first send had landed, the
-condition refuses the re-send and the sink recognises its own bytes (``landed``).
+``append`` is one ``Append Block`` call conditioned on the append position it handed to
+``prepare`` (``shipper.sink``); the SDK's retries are off, since the worker retries.
+A re-sent append that had already landed is recognised as ours (``landed``). Blobs are
+created with ``If-None-Match: *``, so two writers creating one never truncate it.
 
-Blobs are created with ``If-None-Match: *``, so a creation race never truncates data.
-Near the 50,000-block limit of an append blob the file rolls over to
-``{stem}.1.jsonl``, ``{stem}.2.jsonl``, ... (DESIGN.md, "File names"). The threshold
-is written into each blob's metadata when it is created and every writer follows the
-blob's own value, so replicas configured with different ``AZURE_ROLLOVER_BLOCKS``
-still agree on where each part ends.
-
-Errors: a failed append-position condition -> ``AppendConflict``; the block limit ->
-rollover and ``AppendConflict``; a request the service will never accept (invalid
-name, a blob that is not an append blob, any other 4xx that is not throttling,
-auth or a condition) -> ``PermanentStorageError``; anything else -> ``StorageError``.
+Near an append blob's block limit the file rolls over to its next part
+(``shared.naming.file_name``). The threshold is stored in each blob's metadata when it is
+created, and every writer follows the blob's own value.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import logging
@@ -45,6 +33,8 @@ from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClien
 
 from shared.logs import log_event
 from shared.naming import SUFFIX, file_name
+from shared.settings import adlfs_credentials
+from shipper.locks import KeyedLocks
 from shipper.sink import AppendConflict, PermanentStorageError, Placement, Prepare, StorageError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +84,7 @@ class _Full(Exception):
 
 
 def _is_permanent(exc: HttpResponseError) -> bool:
+    """A request the service will never accept, so retrying it is pointless."""
     status = exc.status_code or 0
     if _error_code(exc) in _PERMANENT_CODES:
         return True
@@ -137,20 +128,15 @@ class AzureSink:
         self.container = container
         self.rollover_blocks = rollover_blocks
         # A private instance: the fsspec cache would share one client (and its close)
-        # between sinks. adlfs reads AZURE_* variables itself when an argument is
-        # missing, so only the chosen credentials are passed, never None for both.
-        credentials: dict[str, str] = (
-            {"connection_string": connection_string}
-            if connection_string
-            else {"account_name": account_name or "", "account_key": account_key or ""}
-        )
+        # between sinks.
+        credentials = adlfs_credentials(connection_string, account_name, account_key)
         # ``asynchronous=False`` only decides which loop adlfs's exit-time finalizer uses
         # (with ``True`` it has none and prints an error at exit); the sink itself only
         # awaits the async Azure client, which binds to the running loop on first use.
         self._fs = AzureBlobFileSystem(skip_instance_cache=True, **credentials)
         self._tails: dict[str, _Tail] = {}
         # One append per stem at a time within this process (the condition orders processes).
-        self._stem_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._stem_locks = KeyedLocks()
 
     @property
     def _service(self) -> BlobServiceClient:
@@ -179,17 +165,8 @@ class AzureSink:
             raise ValueError(f"payload of {len(payload)} bytes exceeds {self.max_append_bytes}")
         if len(file_name(stem, 99_999)) > MAX_NAME_CHARS:
             raise PermanentStorageError(f"blob name longer than {MAX_NAME_CHARS}: {stem[:80]}...")
-        lock, users = self._stem_locks.get(stem) or (asyncio.Lock(), 0)
-        self._stem_locks[stem] = (lock, users + 1)
-        try:
-            async with lock:
-                return await self._append_locked(stem, payload, prepare)
-        finally:
-            lock, users = self._stem_locks[stem]
-            if users == 1:
-                del self._stem_locks[stem]
-            else:
-                self._stem_locks[stem] = (lock, users - 1)
+        async with self._stem_locks.hold(stem):
+            return await self._append_locked(stem, payload, prepare)
 
     async def _append_locked(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         tail = await self._current_tail(stem)
@@ -214,6 +191,8 @@ class AzureSink:
 
     async def _append_block(self, placement: Placement, payload: bytes) -> None:
         """One Append Block at exactly ``placement.offset``, errors mapped."""
+        # Not adlfs's 'ab' mode: it can overwrite a blob another writer has just created,
+        # and may land a retried append twice.
         name, offset = placement.name, placement.offset
         try:
             # A stream, not bytes: aiohttp blocks the loop copying a large bytes body.

@@ -23,8 +23,10 @@ from typing import IO
 
 from fsspec.implementations.local import LocalFileSystem
 
+from shared.durable import fsync_folder
 from shared.logs import log_event
 from shared.naming import file_name
+from shipper.locks import KeyedLocks
 from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
 
 logger = logging.getLogger(__name__)
@@ -48,15 +50,6 @@ def _storage_errors(action: str) -> Iterator[None]:
         raise kind(f"cannot {action}: {exc}") from exc
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a file's creation or removal in ``folder`` survive a power cut."""
-    folder_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(folder_fd)
-    finally:
-        os.close(folder_fd)
-
-
 async def _flock(fd: int) -> None:
     """Take an exclusive flock without parking a worker thread while another process holds it."""
     wait_s = 0.001
@@ -78,8 +71,7 @@ class LocalSink:
         self.root = root.resolve()
         self._fs = LocalFileSystem()
         # One append per file at a time within this process; flock orders processes.
-        self._file_locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        """Per file: its lock and how many appends hold or await it."""
+        self._file_locks = KeyedLocks()
 
     async def start(self) -> None:
         """Create the folder if missing."""
@@ -105,17 +97,8 @@ class LocalSink:
     async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         """Lock, repair, fix the placement, ``prepare``, write, fsync; see ``shipper.sink``."""
         name = file_name(stem)
-        lock, users = self._file_locks.get(name) or (asyncio.Lock(), 0)
-        self._file_locks[name] = (lock, users + 1)
-        try:
-            async with lock:
-                return await self._append_locked(name, payload, prepare)
-        finally:
-            lock, users = self._file_locks[name]
-            if users == 1:
-                del self._file_locks[name]  # nobody holds or awaits it
-            else:
-                self._file_locks[name] = (lock, users - 1)
+        async with self._file_locks.hold(name):
+            return await self._append_locked(name, payload, prepare)
 
     async def _append_locked(
         self, name: str, payload: bytes, prepare: Prepare
@@ -173,7 +156,7 @@ class LocalSink:
         handle: IO[bytes] = self._fs.open(str(path), "a+b")
         if created:
             # The new name must survive a power cut before anything in it is acknowledged.
-            _fsync_folder(self.root)
+            fsync_folder(self.root)
         return handle
 
     def _marker(self, name: str) -> Path:
@@ -245,7 +228,7 @@ class LocalSink:
             os.pwrite(fd, b"%020d\n" % offset, 0)
             os.fdatasync(fd)
             if created:
-                _fsync_folder(self.root)
+                fsync_folder(self.root)
         except BaseException:
             os.close(fd)
             raise

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 from redis import exceptions as redis_errors
 
-from shared.redis_client import RedisClient
+from shared.redis_client import RedisClient, connect
 from shared.streams import (
     CONSUMER_GROUP,
     dead_letter_cut_key,
@@ -23,6 +23,7 @@ from shared.streams import (
     intents_key,
     shipped_key,
 )
+from shipper.settings import ShipperSettings
 
 Fields = dict[bytes, bytes]
 
@@ -294,3 +295,14 @@ class StreamSource:
     async def close(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
+
+
+def build_source(settings: ShipperSettings, consumer: str, block_ms: int = 0) -> StreamSource:
+    """A ``StreamSource`` with its own connection, every call bounded as ``settings`` say."""
+    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
+                     block_ms=block_ms, cluster=settings.redis_cluster, keepalive=True)
+    return StreamSource(
+        client, settings.redis_stream, consumer,
+        shipped_retention_ms=int(settings.shipper_shipped_ids_retention_s * 1000),
+        dead_letter_max_entries=settings.shipper_dead_letter_max_entries,
+    )

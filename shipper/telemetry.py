@@ -1,6 +1,7 @@
 """The shipper's metrics and health port (``SHIPPER_METRICS_PORT``, default 9101).
 
-- ``GET /metrics``: Prometheus text. Counters come from the worker as it ships; the
+- ``GET /metrics``: Prometheus text. Counters are the worker's ``Totals``, read at each
+  scrape (the worker counts once, there); the
   backlog figures (stream length, pending entries, age of the oldest unshipped record,
   dead letters) are read from Redis at each scrape, as ``shipper status`` reads them.
 - ``GET /health``: liveness, 200 while the process serves, with the failure clocks.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +28,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from shared.logs import log_event
 from shipper.settings import ShipperSettings
 from shipper.source import SourceUnavailable
 from shipper.status import Backlog, read_backlog
+from shipper.totals import Totals
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +43,33 @@ _BATCH_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _BACKLOG_TIMEOUT_S = 2.0
 
 
-class ShipperTelemetry:
-    """What the worker reports as it runs: counters, and since when something fails."""
+class _TotalsCollector(Collector):
+    """The worker's counters as Prometheus counters, read when scraped."""
 
-    def __init__(self) -> None:
+    def __init__(self, totals: Totals) -> None:
+        self._totals = totals
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        totals = self._totals
+        for name, documentation, value in (
+            ("shipper_records_shipped", "Records written durably to storage.",
+             totals.records_shipped_total),
+            ("shipper_bytes_shipped", "Bytes of JSONL appended to storage.",
+             totals.bytes_shipped_total),
+            ("shipper_dead_letters", "Entries this process moved to the dead-letter stream.",
+             totals.entries_dead_lettered_total),
+            ("shipper_redis_errors", "Times Redis could not be reached (waited out).",
+             totals.redis_errors_total),
+        ):
+            yield CounterMetricFamily(name, documentation, value=value)
+
+
+class ShipperTelemetry:
+    """What the worker reports as it runs: its ``totals``, and since when something fails."""
+
+    def __init__(self, totals: Totals) -> None:
         self.registry = CollectorRegistry()
-        self.records_shipped = Counter(
-            "shipper_records_shipped_total", "Records written durably to storage.",
-            registry=self.registry)
-        self.bytes_shipped = Counter(
-            "shipper_bytes_shipped_total", "Bytes of JSONL appended to storage.",
-            registry=self.registry)
+        self.registry.register(_TotalsCollector(totals))
         self.batch_duration = Histogram(
             "shipper_batch_duration_seconds",
             "From starting a batch's appends to its entries acknowledged.",
@@ -56,12 +77,6 @@ class ShipperTelemetry:
         self.storage_retries = Counter(
             "shipper_storage_retries_total", "Storage operations that failed and are retried.",
             ["kind"], registry=self.registry)
-        self.dead_letters = Counter(
-            "shipper_dead_letters_total", "Entries this process moved to the dead-letter stream.",
-            registry=self.registry)
-        self.redis_errors = Counter(
-            "shipper_redis_errors_total", "Times Redis could not be reached (waited out).",
-            registry=self.registry)
         self.backlog = Gauge(
             "shipper_stream_backlog_entries", "Entries in the stream, i.e. not yet shipped.",
             registry=self.registry)
@@ -85,12 +100,6 @@ class ShipperTelemetry:
         self.storage_failing_since: float | None = None
         self.redis_failing_since: float | None = None
 
-    def batch_shipped(self, records: int, size_bytes: int, duration_s: float) -> None:
-        self.records_shipped.inc(records)
-        self.bytes_shipped.inc(size_bytes)
-        self.batch_duration.observe(duration_s)
-        self.storage_failing_since = None
-
     def storage_failed(self, exc: BaseException) -> None:
         """A retried storage error; its kind is the sink's, else the underlying error's class."""
         kind = getattr(exc, "kind", None) or type(exc.__cause__ or exc).__name__
@@ -102,7 +111,6 @@ class ShipperTelemetry:
         self.storage_failing_since = None
 
     def redis_failed(self) -> None:
-        self.redis_errors.inc()
         if self.redis_failing_since is None:
             self.redis_failing_since = time.monotonic()
 
@@ -110,9 +118,6 @@ class ShipperTelemetry:
         """A loop round read from Redis and wrote what it read."""
         self.redis_failing_since = None
         self.storage_failing_since = None
-
-    def dead_lettered(self) -> None:
-        self.dead_letters.inc()
 
     def failing_s(self) -> tuple[float, float]:
         """Seconds storage and Redis have each been failing (0 when working)."""

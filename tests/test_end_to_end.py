@@ -25,6 +25,7 @@ import pytest
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_KEY = "sk-upstream-e2e-SECRET-91c4"
@@ -59,16 +60,15 @@ def stack(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+
+        def healthy() -> bool:
             assert process.poll() is None, (tmp_path / "run.log").read_text()
-            assert time.monotonic() < deadline, "the proxy did not come up"
-            time.sleep(0.1)
+            try:
+                return httpx.get(f"{url}/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, 30, "the proxy to come up", interval_s=0.1)
         yield url, log_dir
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         assert process.wait(timeout=30) is not None
@@ -81,16 +81,16 @@ def stack(
 
 
 def _wait_for_lines(path: Path, count: int, timeout_s: float = 20) -> list[dict[str, object]]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists():
-            lines = path.read_text().splitlines()
-            if len(lines) >= count:
-                return [json.loads(line) for line in lines]
-        time.sleep(0.1)
-    raise AssertionError(f"{path} did not get {count} lines in {timeout_s}s")
+
+    def lines() -> list[str]:
+        found = path.read_text().splitlines() if path.exists() else []
+        return found if len(found) >= count else []
+
+    return [json.loads(line)
+            for line in wait_until(lines, timeout_s, f"{count} lines in {path}", interval_s=0.1)]
 
 
+@pytest.mark.slow
 def test_a_call_through_the_stack_lands_once_in_the_users_file(
     stack: tuple[str, Path],
 ) -> None:

@@ -17,6 +17,7 @@ import pytest
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,15 +59,16 @@ def _start(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     url = f"http://127.0.0.1:{env['PROXY_PORT']}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def healthy() -> bool:
+        assert run.poll() is None, "no proxy"
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return run, url
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        assert run.poll() is None and time.monotonic() < deadline, "no proxy"
-        time.sleep(0.1)
+            return False
+
+    wait_until(healthy, 30, "no proxy", interval_s=0.1)
+    return run, url
 
 
 def _landed_ids(log_dir: Path) -> list[str]:
@@ -77,6 +79,7 @@ def _landed_ids(log_dir: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_proxy_first_and_ships_what_is_left(
     tmp_path: Path, run_env: dict[str, str]
 ) -> None:
@@ -103,6 +106,7 @@ def test_ctrl_c_stops_the_proxy_first_and_ships_what_is_left(
             run.wait()
 
 
+@pytest.mark.slow
 def test_a_dead_proxy_takes_the_stack_down_by_name(
     tmp_path: Path, run_env: dict[str, str]
 ) -> None:
@@ -145,10 +149,10 @@ def test_a_second_ctrl_c_stops_every_child_in_order(
         )
         time.sleep(1.0)
         os.killpg(run.pid, signal.SIGINT)
-        deadline = time.monotonic() + 10
-        while "run: stopping the proxy" not in (tmp_path / "run.log").read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(
+            lambda: "run: stopping the proxy" in (tmp_path / "run.log").read_text(), 10,
+            "the first Ctrl-C to reach the proxy",
+        )
         time.sleep(0.5)
         os.killpg(run.pid, signal.SIGINT)  # the second Ctrl-C
 
@@ -185,10 +189,10 @@ def test_its_own_redis_dying_does_not_stop_the_stack(
         record_id = raw.headers["x-proxy-record-id"]
         assert run.poll() is None
         # Redis is started again, and the spooled record is shipped.
-        deadline = time.monotonic() + 30
-        while record_id not in _landed_ids(Path(env["LOCAL_LOG_DIR"])):
-            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
-            time.sleep(0.3)
+        wait_until(
+            lambda: record_id in _landed_ids(Path(env["LOCAL_LOG_DIR"])), 30,
+            lambda: (tmp_path / "run.log").read_text()[-3000:],
+        )
         assert "run: redis-server exited" in (tmp_path / "run.log").read_text()
         os.killpg(run.pid, signal.SIGINT)
         assert run.wait(timeout=60) == 0

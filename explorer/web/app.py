@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -19,22 +18,14 @@ from explorer.prices import PriceTable
 from explorer.report import ReportRow
 from explorer.settings import ExplorerSettings
 from explorer.store import StoreError, open_store
+from explorer.web import exports, pages, reconcile_page
 from explorer.web.auth import TokenAuth
 from explorer.web.headers import SecurityHeaders
+from explorer.web.state import Explorer
 from shared.logs import log_event
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Explorer:
-    """What every page works with."""
-
-    settings: ExplorerSettings
-    index: Index
-    prices: PriceTable
-    templates: Jinja2Templates
 
 
 def _usd(value: float | None, digits: int = 4) -> str:
@@ -67,8 +58,6 @@ def _templates() -> Jinja2Templates:
 
 def create_app(settings: ExplorerSettings) -> FastAPI:
     """The ASGI app for ``settings`` (the index starts empty and fills on first query)."""
-    from explorer.web import exports, pages, reconcile_page
-
     store = open_store(settings)
     index = Index(
         store,

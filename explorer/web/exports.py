@@ -14,8 +14,8 @@ from fastapi.responses import StreamingResponse
 from explorer.calls import COLUMNS, BadFilter, iter_calls
 from explorer.formats import plain
 from explorer.report import FIELDS, report
-from explorer.web.app import Explorer
 from explorer.web.params import ViewParams, view_params
+from explorer.web.state import Explorer
 
 router = APIRouter(prefix="/export")
 Params = Annotated[ViewParams, Depends(view_params)]

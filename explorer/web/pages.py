@@ -12,9 +12,9 @@ from explorer.calls import STATUS_CHOICES, BadFilter, error_types, list_calls
 from explorer.costs import record_cost
 from explorer.records import answer_messages, find_record, pretty, prompt_messages
 from explorer.report import GroupKey, normal_grouping, report, reports
-from explorer.web.app import Explorer
 from explorer.web.auth import COOKIE, session_value
 from explorer.web.params import PAGE_ROWS, ViewParams, view_params
+from explorer.web.state import Explorer
 
 router = APIRouter()
 Params = Annotated[ViewParams, Depends(view_params)]

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from explorer.reconcile.cli import admin_api
 from explorer.reconcile.compare import reconcile
 from explorer.reconcile.usage_api import AdminKeyError
-from explorer.web.app import Explorer
 from explorer.web.params import ViewParams, view_params
+from explorer.web.state import Explorer
 
 router = APIRouter()
 

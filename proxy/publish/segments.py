@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.durable import fsync_folder as _fsync_folder
 from shared.spool_format import segment_name
 
 
@@ -92,11 +93,3 @@ def probe(folder: Path, writer: str) -> None:
         os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(path)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

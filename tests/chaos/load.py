@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import openai
+
+from tests.support.waiting import wait_until
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini")
 
@@ -55,9 +58,8 @@ class Load:
 
     def wait_calls(self, count: int, timeout_s: float = 60) -> None:
         """Block until at least ``count`` calls were made."""
-        deadline = time.monotonic() + timeout_s
-        while self.tally.calls < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with contextlib.suppress(AssertionError):  # the scenario reports the calls it got
+            wait_until(lambda: self.tally.calls >= count, timeout_s, interval_s=0.02)
 
     def _client(self, number: int) -> None:
         base_url = self.base_urls[number % len(self.base_urls)]

@@ -8,6 +8,7 @@ to drain runs from the end of the load to that point.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from tests.chaos.load import Load, Tally
 from tests.chaos.stack import Service, Stack
 from tests.chaos.verify import Outcome, judge, wait_until_landed
+from tests.support.waiting import wait_until
 
 THREADS = 4
 OUTAGE_S = 3.0
@@ -103,9 +105,8 @@ def redis_restart_with_backlog(workdir: Path) -> Outcome:
             load.wait_calls(800)
             tally = load.stop()
         spooled = int(proxy.metric("proxy_records_spooled_total"))
-        deadline = time.monotonic() + 30
-        while proxy.metric("proxy_spool_records") > 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(AssertionError):  # what is left is in the outcome
+            wait_until(lambda: proxy.metric("proxy_spool_records") <= 0, 30, interval_s=0.1)
         time.sleep(1.5)  # appendfsync everysec: the last writes reach the disk
         backlog = stack.backlog()
         stack.redis.stop()  # SIGKILL
@@ -176,10 +177,8 @@ def proxy_killed_with_spool(workdir: Path) -> Outcome:
             load.wait_calls(600)
             tally = load.stop()
         # SIGKILL loses what is only in memory; wait until every answered call is on disk.
-        deadline = time.monotonic() + 20
-        while proxy.metric("proxy_records_spooled_total") < len(tally.succeeded_ids):
-            assert time.monotonic() < deadline, "the spool did not take every record"
-            time.sleep(0.05)
+        wait_until(lambda: proxy.metric("proxy_records_spooled_total") >= len(tally.succeeded_ids),
+                   20, "the spool to take every record")
         spooled = int(proxy.metric("proxy_records_spooled_total"))
         segments = stack.spooled_segments()
         proxy.kill()
@@ -201,10 +200,8 @@ def proxy_host_lost(workdir: Path) -> Outcome:
         with Load([proxy.url], threads=THREADS, max_calls=600) as load:
             load.wait_calls(600)
             tally = load.stop()
-        deadline = time.monotonic() + 20
-        while proxy.metric("proxy_records_spooled_total") < len(tally.succeeded_ids):
-            assert time.monotonic() < deadline, "the spool did not take every record"
-            time.sleep(0.05)
+        wait_until(lambda: proxy.metric("proxy_records_spooled_total") >= len(tally.succeeded_ids),
+                   20, "the spool to take every record")
         spooled = int(proxy.metric("proxy_records_spooled_total"))
         proxy.kill()
         rescued = workdir / "rescued-spool"

@@ -7,12 +7,12 @@ writing to a local folder. Every process can be killed, stopped and started agai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,6 +29,7 @@ from tests.support.azurite import Azurite
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 AZURE_CONTAINER = "chaos-logs"
@@ -104,19 +105,16 @@ class Service:
         return 0.0
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
+        def healthy() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} not healthy:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
+                return False
+
+        wait_until(healthy, 30, lambda: f"{self.name} healthy:\n{self.log_path.read_text()}")
 
 
 class Stack:
@@ -220,10 +218,14 @@ class Stack:
 
     def backlog_when_up(self, timeout_s: float = 30) -> int:
         """``backlog`` once Redis answers again (after a restart it first loads its AOF)."""
-        deadline = time.monotonic() + timeout_s
-        while (count := self.backlog()) < 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return count
+
+        def answered() -> list[int]:
+            count = self.backlog()
+            return [count] if count >= 0 else []
+
+        with contextlib.suppress(AssertionError):
+            return wait_until(answered, timeout_s)[0]
+        return -1
 
     def spooled_segments(self) -> int:
         return len(segment_paths(self.spool_dir))

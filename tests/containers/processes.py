@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from tests.containers.specs import Localized
+from tests.support.waiting import wait_until
 
 
 class ServiceProcess:
@@ -38,13 +38,13 @@ class ServiceProcess:
         return result.returncode == 0
 
     def wait_healthy(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.healthy():
+        def healthy() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"{self.name} exited:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} not healthy after {timeout_s}s:\n{self.log()}")
-            time.sleep(0.2)
+            return self.healthy()
+
+        wait_until(healthy, timeout_s, lambda: f"{self.name} to be healthy:\n{self.log()}",
+                   interval_s=0.2)
 
     def stop(self, stop_signal: str = "SIGTERM", grace_s: float = 10.0) -> int | None:
         """Send ``stop_signal``; kill after ``grace_s`` (returns None then), as Docker does."""

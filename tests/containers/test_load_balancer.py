@@ -13,7 +13,7 @@ import ipaddress
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from tests.containers.specs import Localized, compose_config, localize, service
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 SETTLE_S = 6.0
 """DNS hold (2 s) + two health-check intervals (2 s): how long a replica's leaving may take."""
@@ -84,16 +85,6 @@ def replicas(
     yield group
     for replica in group.running.values():
         replica.kill()
-
-
-def _wait_until(
-    predicate: Callable[[], bool], timeout_s: float, what: Callable[[], str]
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s}s: {what()}")
-        time.sleep(0.2)
 
 
 class CallLoop:
@@ -148,7 +139,7 @@ def test_calls_spread_over_replicas_that_come_and_go(
         dns.set_addresses(first)
         lb = HAProxy(tmp_path / "lb", dns_port=dns.port, replica_port=replicas.port).start()
         try:
-            _wait_until(
+            wait_until(
                 lambda: lb.up_addresses() == set(first), SETTLE_S * 2,
                 lambda: f"3 replicas UP: {lb.servers()}",
             )
@@ -173,7 +164,7 @@ def test_calls_spread_over_replicas_that_come_and_go(
                 started = replicas.start(new)
                 dns.set_addresses([*first[1:], new])
                 started.wait_healthy()
-                _wait_until(
+                wait_until(
                     lambda: new in lb.up_addresses(), SETTLE_S * 2,
                     lambda: f"the new replica UP: {lb.servers()}",
                 )
@@ -190,7 +181,7 @@ def test_calls_spread_over_replicas_that_come_and_go(
             # And every call has its record, also those the stopped replica had in hand.
             answered = 30 + sum(1 for _, error in loop.outcomes if not error)
             stream = redis.Redis(port=redis_server.port)
-            _wait_until(
+            wait_until(
                 lambda: stream.xlen(DEFAULT_STREAM) == answered, 10,
                 lambda: f"{stream.xlen(DEFAULT_STREAM)} records for {answered} calls",
             )
@@ -224,7 +215,7 @@ def test_scale_down_to_one_and_a_rolling_restart_fail_no_call(
         dns.set_addresses(first)
         lb = HAProxy(tmp_path / "lb", dns_port=dns.port, replica_port=replicas.port).start()
         try:
-            _wait_until(
+            wait_until(
                 lambda: lb.up_addresses() == set(first), SETTLE_S * 2,
                 lambda: f"3 replicas UP: {lb.servers()}",
             )
@@ -240,7 +231,7 @@ def test_scale_down_to_one_and_a_rolling_restart_fail_no_call(
                 for address in ["127.0.0.34", "127.0.0.35"]:
                     replicas.start(address).wait_healthy()
                     dns.set_addresses([previous, address])
-                    _wait_until(
+                    wait_until(
                         lambda address=address: address in lb.up_addresses(), SETTLE_S * 2,
                         lambda: f"the new replica UP: {lb.servers()}",
                     )
@@ -255,7 +246,7 @@ def test_scale_down_to_one_and_a_rolling_restart_fail_no_call(
             assert replicas.calls_served(previous) >= 5, "the last replica gets no calls"
             answered = len(loop.outcomes)
             stream = redis.Redis(port=redis_server.port)
-            _wait_until(
+            wait_until(
                 lambda: stream.xlen(DEFAULT_STREAM) == answered, 10,
                 lambda: f"{stream.xlen(DEFAULT_STREAM)} records for {answered} calls",
             )
@@ -303,7 +294,7 @@ def test_only_the_api_is_public_and_tls_terminates_at_the_lb(
             tmp_path / "lb", dns_port=dns.port, replica_port=replicas.port, tls_cert=cert
         ).start()
         try:
-            _wait_until(lambda: lb.up_addresses() == {address}, SETTLE_S * 2,
+            wait_until(lambda: lb.up_addresses() == {address}, SETTLE_S * 2,
                         lambda: f"the replica UP: {lb.servers()}")
             # Operator endpoints answer on the replica (the compose network), not on the LB.
             for path in ("/", "/metrics", "/metrics/"):

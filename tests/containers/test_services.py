@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tests.support.fake_payloads import LONG_STREAM_CHUNKS
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port, wait_for_port
 from tests.support.redis_server import redis_server_binary
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,14 +68,6 @@ def _redis_from_compose(
     started.append(process)
     process.wait_healthy()
     return port
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s}s: {what}")
-        time.sleep(0.1)
 
 
 def test_redis_keeps_an_aof_and_never_evicts(
@@ -148,7 +140,7 @@ def test_proxy_and_shipper_ship_a_call_and_stop_gracefully(
     assert proxy.log().count("proxy_stopped") == 2  # each worker's totals were written
 
     logs = data / "logs"  # the shipper's LOCAL_LOG_DIR, the ./logs bind mount
-    _wait_for(
+    wait_until(
         lambda: record_ids <= _ids_in(logs), timeout_s=20,
         what="both calls' records in the logs volume, the stream's after the proxy stopped",
     )
@@ -205,7 +197,7 @@ def test_azurite_profile_ships_to_azurite(
         except ResourceNotFoundError:  # the container appears with the first append
             return False
 
-    _wait_for(shipped, timeout_s=30, what="the record in an Azurite blob")
+    wait_until(shipped, timeout_s=30, what="the record in an Azurite blob")
     assert shipper.stop("SIGTERM", grace_s=spec.stop_grace_s) == 0
 
 

@@ -32,6 +32,7 @@ def _upload(logs: Path, connection_string: str, container: str) -> None:
         blob.append_block(path.read_bytes())
 
 
+@pytest.mark.slow
 def test_report_over_azurite_equals_a_direct_computation(
     logs: Path, prices_file: Path, tmp_path: Path, azurite_connection_string: str
 ) -> None:

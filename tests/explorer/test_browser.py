@@ -59,6 +59,7 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
+@pytest.mark.slow
 def test_overview_filter_record_and_csv_export(
     server: str, browser: Browser, tmp_path: Path
 ) -> None:

@@ -75,6 +75,7 @@ def test_report_json_equals_a_direct_computation(
     assert by_day[("carol", "gpt-4o-mini", "2024-10-22")]["errors"] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("by", [("user",), ("model",), ("day",), ("user", "day")])
 def test_report_groupings_and_filters(
     logs: Path, prices_file: Path, tmp_path: Path, by: tuple[str, ...]
@@ -88,6 +89,7 @@ def test_report_groupings_and_filters(
     _assert_same(json.loads(result.stdout), expected_report(logs, merged_prices(PRICES), by))
 
 
+@pytest.mark.slow
 def test_report_filters_by_a_cut_user_name_and_by_model(
     logs: Path, prices_file: Path, tmp_path: Path
 ) -> None:
@@ -109,6 +111,7 @@ def test_report_filters_by_a_cut_user_name_and_by_model(
     assert lines[1].startswith(",gpt-4o,,1,0,50,400,10,")
 
 
+@pytest.mark.slow
 def test_report_table_marks_unpriced_and_bad_arguments_exit_2(
     logs: Path, prices_file: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +128,7 @@ def test_report_table_marks_unpriced_and_bad_arguments_exit_2(
     assert bad.returncode == 2 and "not a day" in bad.stderr
 
 
+@pytest.mark.slow
 def test_bad_configuration_exits_2_naming_the_variable_not_the_secret(tmp_path: Path) -> None:
     secret = "do-not-print-7c1e"
     result = run_explorer(

@@ -95,6 +95,7 @@ def test_a_token_guards_every_page(logs: Path, tmp_path: Path) -> None:
         assert client.get(f"/requests?{DAYS}").status_code == 200  # the session cookie
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     result = run_explorer(["serve"], {"EXPLORER_HOST": "0.0.0.0"}, tmp_path)
     assert result.returncode == 2

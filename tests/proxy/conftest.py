@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from shared.record import Record
 from shared.streams import DEFAULT_STREAM, RECORD_FIELD
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 UPSTREAM_KEY = "sk-upstream-SECRET-7f3a9c2e41b8"
 """The key the proxy sends upstream; it must never appear in a record."""
@@ -51,11 +51,8 @@ class RunningProxy:
 
     def wait_for_log(self, text: str, timeout_s: float = 5.0) -> None:
         """Poll the log until it holds ``text`` (lines reach it up to 50 ms late)."""
-        deadline = time.monotonic() + timeout_s
-        while text not in self.log():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not in the log:\n{self.log()}")
-            time.sleep(0.02)
+        wait_until(lambda: text in self.log(), timeout_s,
+                   lambda: f"{text!r} in the log:\n{self.log()}", interval_s=0.02)
 
     def metric(self, name: str) -> float:
         """The value of a metric without labels (0 when absent) from ``GET /metrics``."""
@@ -67,11 +64,8 @@ class RunningProxy:
 
     def wait_for_metric(self, name: str, value: float, timeout_s: float = 10.0) -> None:
         """Poll ``GET /metrics`` until ``name`` reaches ``value``."""
-        deadline = time.monotonic() + timeout_s
-        while self.metric(name) < value:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} = {self.metric(name)}, expected {value}")
-            time.sleep(0.05)
+        wait_until(lambda: self.metric(name) >= value, timeout_s,
+                   lambda: f"{name} = {self.metric(name)} to reach {value}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -87,18 +81,16 @@ StartProxy = Callable[..., RunningProxy]
 
 
 def _wait_healthy(proxy: RunningProxy) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
+
+    def healthy() -> bool:
         if proxy.process.poll() is not None:
             raise RuntimeError(f"proxy exited at start-up:\n{proxy.log()}")
         try:
-            if httpx.get(f"{proxy.url}/health", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{proxy.url}/health", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"proxy not healthy after {START_TIMEOUT_S}s:\n{proxy.log()}")
-        time.sleep(0.05)
+            return False
+
+    wait_until(healthy, START_TIMEOUT_S, lambda: f"the proxy healthy:\n{proxy.log()}")
 
 
 @pytest.fixture
@@ -170,36 +162,35 @@ def read_records(
 ) -> list[StreamEntry]:
     """Poll the stream until it holds ``count`` entries; returns them (fails after timeout)."""
     client = redis.Redis.from_url(redis_url)
-    deadline = time.monotonic() + timeout_s
     try:
-        while True:
-            entries = _entries(client)
-            if len(entries) >= count:
-                out = []
-                for _, fields in entries:
-                    assert set(fields) == {RECORD_FIELD.encode()}, fields
-                    raw = fields[RECORD_FIELD.encode()]
-                    out.append(StreamEntry(raw, Record.from_json(raw)))
-                return out
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(entries)} records in the stream, expected {count}")
-            time.sleep(0.02)
+        wait_until(
+            lambda: len(_entries(client)) >= count, timeout_s,
+            lambda: f"{count} records in the stream, not {len(_entries(client))}",
+            interval_s=0.02,
+        )
+        entries = _entries(client)
     finally:
         client.close()
+    out = []
+    for _, fields in entries:
+        assert set(fields) == {RECORD_FIELD.encode()}, fields
+        raw = fields[RECORD_FIELD.encode()]
+        out.append(StreamEntry(raw, Record.from_json(raw)))
+    return out
 
 
 def record_for(redis_url: str, record_id: str, timeout_s: float = 10.0) -> StreamEntry:
     """The stream entry whose record has ``record_id`` (polls until it is there)."""
     client = redis.Redis.from_url(redis_url)
-    deadline = time.monotonic() + timeout_s
+
+    def entry() -> StreamEntry | None:
+        for _, fields in _entries(client):
+            raw = fields[RECORD_FIELD.encode()]
+            if json.loads(raw)["id"] == record_id:
+                return StreamEntry(raw, Record.from_json(raw))
+        return None
+
     try:
-        while True:
-            for _, fields in _entries(client):
-                raw = fields[RECORD_FIELD.encode()]
-                if json.loads(raw)["id"] == record_id:
-                    return StreamEntry(raw, Record.from_json(raw))
-            if time.monotonic() > deadline:
-                raise AssertionError(f"record {record_id} not in the stream")
-            time.sleep(0.02)
+        return wait_until(entry, timeout_s, f"record {record_id} in the stream", interval_s=0.02)
     finally:
         client.close()

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from tests.proxy.conftest import UPSTREAM_KEY, RunningProxy, StartProxy, read_records, record_for
 from tests.support.fake_upstream import SERVER_HEADER, FakeUpstream
@@ -35,6 +36,7 @@ def _form(boundary: str, fields: int, field_bytes: int, file_bytes: int) -> Iter
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
+@pytest.mark.slow
 def test_an_upload_with_a_length_goes_upstream_with_that_length(
     start_proxy: StartProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -63,6 +65,7 @@ def test_an_upload_with_a_length_goes_upstream_with_that_length(
     assert recorded["parts_not_listed"] == 300 + 1 - 100
 
 
+@pytest.mark.slow
 def test_head_204_and_304_relay_and_headers_are_the_upstreams(
     proxy: RunningProxy, redis_url: str
 ) -> None:
@@ -96,6 +99,7 @@ def test_head_204_and_304_relay_and_headers_are_the_upstreams(
         assert 0 < entry.record.ttfb_ms <= entry.record.duration_ms
 
 
+@pytest.mark.slow
 def test_credentials_in_query_and_headers_never_reach_the_record(
     proxy: RunningProxy, redis_url: str
 ) -> None:

@@ -45,6 +45,7 @@ def test_the_sdk_reads_br_and_zstd_and_the_record_is_decoded(
     assert records[0].response.headers["content-encoding"] == encoding
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_very_large_answer_reaches_the_sdk_whole_and_the_record_bounded(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str, stream: bool

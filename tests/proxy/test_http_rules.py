@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from proxy.auth import passthrough_user_id
 from tests.proxy.conftest import (
@@ -23,6 +24,7 @@ from tests.support.fake_upstream import ALL_METHODS, FakeUpstream
 MIB = 1024 * 1024
 
 
+@pytest.mark.slow
 def test_every_method_and_the_query_string_are_forwarded(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -46,6 +48,7 @@ def test_every_method_and_the_query_string_are_forwarded(
     ]
 
 
+@pytest.mark.slow
 def test_headers_follow_the_rules_both_ways(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -88,6 +91,7 @@ def test_headers_follow_the_rules_both_ways(
     assert UPSTREAM_KEY.encode() not in entry.raw and CLIENT_KEY.encode() not in entry.raw
 
 
+@pytest.mark.slow
 def test_passthrough_forwards_the_clients_own_key(
     start_proxy: StartProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -102,6 +106,7 @@ def test_passthrough_forwards_the_clients_own_key(
     assert CLIENT_KEY.encode() not in entry.raw
 
 
+@pytest.mark.slow
 def test_gzip_reaches_the_client_intact_and_the_record_decoded(
     proxy: RunningProxy, redis_url: str
 ) -> None:
@@ -122,6 +127,7 @@ def test_gzip_reaches_the_client_intact_and_the_record_decoded(
     assert entry.record.response.body == models
 
 
+@pytest.mark.slow
 def test_without_accept_encoding_the_response_is_plain(
     proxy: RunningProxy, fake_upstream: FakeUpstream
 ) -> None:
@@ -152,6 +158,7 @@ def _multipart(boundary: str, payload_bytes: int) -> Iterator[bytes]:
     yield f"\r\n--{boundary}--\r\n".encode()
 
 
+@pytest.mark.slow
 def test_a_large_upload_streams_upstream_and_the_record_keeps_metadata(
     proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -182,6 +189,7 @@ def test_a_large_upload_streams_upstream_and_the_record_keeps_metadata(
     assert len(entry.raw) < 10_000  # metadata, not the bytes
 
 
+@pytest.mark.slow
 def test_a_declared_length_over_the_limit_is_413_at_once(
     start_proxy: StartProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -196,6 +204,7 @@ def test_a_declared_length_over_the_limit_is_413_at_once(
     assert entry.record.error is not None and entry.record.error.type == "request_too_large"
 
 
+@pytest.mark.slow
 def test_a_chunked_body_over_the_limit_is_413(
     start_proxy: StartProxy, fake_upstream: FakeUpstream
 ) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 import redis
 
 from shared.streams import KEYS_LAST_USED
 from tests.proxy.conftest import RunningProxy, StartProxy, record_for
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 STATIC_KEY = "pk-static-operator-key-31c9e0"
 PROPAGATION_S = 10.0
@@ -49,11 +51,7 @@ def status(proxy: RunningProxy, key: str) -> int:
 
 
 def eventually(check: Callable[[], bool], timeout_s: float = PROPAGATION_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout_s}s")
-        time.sleep(0.1)
+    wait_until(check, timeout_s, interval_s=0.1)
 
 
 def redis_contents(redis_url: str) -> bytes:
@@ -74,6 +72,7 @@ def files_containing(root: Path, secret: str) -> list[Path]:
     ]
 
 
+@pytest.mark.slow
 def test_keys_from_the_cli_reach_both_replicas_and_survive_an_outage(
     start_proxy: StartProxy, redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -58,6 +59,7 @@ def _check_counted(proxy: RunningProxy, redis_url: str, calls: int, records: int
     assert {_requests_total(proxy) for _ in range(6)} == {calls}
 
 
+@pytest.mark.slow
 def test_two_workers_count_every_request_exactly_once(
     start_proxy: StartProxy, redis_url: str, tmp_path: Path
 ) -> None:

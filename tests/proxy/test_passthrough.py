@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import openai
+import pytest
 
 from proxy.auth import passthrough_user_id
 from tests.proxy.conftest import RunningProxy, StartProxy, record_for
@@ -26,6 +27,7 @@ def call(proxy: RunningProxy, key: str) -> str:
     return raw.headers["x-proxy-record-id"]
 
 
+@pytest.mark.slow
 def test_each_key_has_one_stable_id_on_every_replica(
     start_proxy: StartProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -47,6 +49,7 @@ def test_each_key_has_one_stable_id_on_every_replica(
         assert not any(key[i : i + 6] in user_id for i in range(len(key) - 5))
 
 
+@pytest.mark.slow
 def test_an_operator_secret_gives_other_ids(start_proxy: StartProxy, redis_url: str) -> None:
     proxy = start_proxy(AUTH_MODE="passthrough", PASSTHROUGH_USER_ID_SECRET=SECRET)
     record = record_for(redis_url, call(proxy, KEY_ONE)).record

@@ -17,6 +17,7 @@ from tests.proxy.conftest import StartProxy
 from tests.support.redis_server import RedisServer
 
 
+@pytest.mark.slow
 def test_ready_follows_redis_and_answers_in_time_even_when_it_hangs(
     start_proxy: StartProxy, redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -90,6 +90,7 @@ async def converse(ws: ClientConnection) -> list[dict[str, Any]]:
     return seen
 
 
+@pytest.mark.slow
 async def test_a_session_is_relayed_and_recorded_with_audio_hashed(
     realtime_proxy: RunningProxy, fake_realtime: FakeRealtime, redis_url: str
 ) -> None:
@@ -317,6 +318,7 @@ async def test_a_client_that_drops_the_connection_closes_the_upstream_and_is_rec
     assert [e["event"]["type"] for e in record.response.body["events"]] == ["session.created"]
 
 
+@pytest.mark.slow
 async def test_stopping_the_proxy_closes_both_sides_and_keeps_the_record(
     realtime_proxy: RunningProxy, fake_realtime: FakeRealtime, redis_url: str
 ) -> None:

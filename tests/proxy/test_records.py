@@ -24,6 +24,7 @@ from tests.support.redis_server import RedisServer
 PROMPT = f"Say hello. By the way my key is {CLIENT_KEY} and theirs {UPSTREAM_KEY}"
 
 
+@pytest.mark.slow
 def test_the_record_has_every_field_right_and_no_secret(
     proxy: RunningProxy, redis_url: str
 ) -> None:
@@ -67,6 +68,7 @@ def test_the_record_has_every_field_right_and_no_secret(
     assert CLIENT_KEY.encode() not in entry.raw
 
 
+@pytest.mark.slow
 def test_every_response_carries_the_record_id(
     proxy: RunningProxy, redis_url: str
 ) -> None:
@@ -79,6 +81,7 @@ def test_every_response_carries_the_record_id(
     assert {entry.record.id for entry in read_records(redis_url, 2)} == ids
 
 
+@pytest.mark.slow
 def test_redis_down_the_call_still_succeeds_and_the_record_is_spooled(
     proxy: RunningProxy, redis_server: RedisServer
 ) -> None:
@@ -108,6 +111,7 @@ def keyed_proxy(start_proxy: StartProxy) -> RunningProxy:
     return start_proxy(AUTH_MODE="keys", PROXY_API_KEYS=keys)
 
 
+@pytest.mark.slow
 def test_keys_mode_names_the_user_and_injects_the_upstream_key(
     keyed_proxy: RunningProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:
@@ -126,6 +130,7 @@ def test_keys_mode_names_the_user_and_injects_the_upstream_key(
         assert b"pk-alice-0123456789" not in entry.raw and b"pk-bob-98765" not in entry.raw
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer pk-wrong-000000000"}])
 def test_keys_mode_refuses_a_missing_or_unknown_key(
     keyed_proxy: RunningProxy,
@@ -145,6 +150,7 @@ def test_keys_mode_refuses_a_missing_or_unknown_key(
     assert b"pk-wrong-000000000" not in entry.raw
 
 
+@pytest.mark.slow
 def test_keys_mode_through_the_sdk_raises_authentication_error(
     keyed_proxy: RunningProxy,
 ) -> None:

@@ -23,6 +23,7 @@ def sdk(proxy: RunningProxy, timeout_s: float = 20.0) -> openai.OpenAI:
     )
 
 
+@pytest.mark.slow
 def test_chat_completion_plain(proxy: RunningProxy, redis_url: str) -> None:
     reply = sdk(proxy).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
@@ -33,6 +34,7 @@ def test_chat_completion_plain(proxy: RunningProxy, redis_url: str) -> None:
     assert entry.record.response.streaming is False
 
 
+@pytest.mark.slow
 def test_chat_completion_streamed_is_assembled_in_the_record(
     proxy: RunningProxy, redis_url: str
 ) -> None:
@@ -50,6 +52,7 @@ def test_chat_completion_streamed_is_assembled_in_the_record(
     assert entry.record.error is None
 
 
+@pytest.mark.slow
 def test_embeddings(proxy: RunningProxy, redis_url: str) -> None:
     result = sdk(proxy).embeddings.create(model="text-embedding-3-small", input=["a", "b"])
 
@@ -59,6 +62,7 @@ def test_embeddings(proxy: RunningProxy, redis_url: str) -> None:
     assert entry.record.model == "text-embedding-3-small"
 
 
+@pytest.mark.slow
 def test_models_list_and_retrieve(proxy: RunningProxy, redis_url: str) -> None:
     client = sdk(proxy)
     names = [model.id for model in client.models.list()]
@@ -72,6 +76,7 @@ def test_models_list_and_retrieve(proxy: RunningProxy, redis_url: str) -> None:
     assert retrieved.record.request.method == "GET"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "error", "status", "body"),
     [
@@ -100,6 +105,7 @@ def test_upstream_errors_pass_through_unchanged(
     assert entry.record.error is None
 
 
+@pytest.mark.slow
 def test_upstream_down_is_502_in_openai_shape(
     start_proxy: StartProxy, redis_url: str
 ) -> None:
@@ -120,6 +126,7 @@ def test_upstream_down_is_502_in_openai_shape(
     assert entry.record.response is not None and entry.record.response.status_code == 502
 
 
+@pytest.mark.slow
 def test_upstream_timeout_is_504_and_the_upstream_call_is_closed(
     start_proxy: StartProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from pathlib import Path
 from typing import cast
 
@@ -19,6 +18,7 @@ from shared.spool_format import segment_name, segment_paths, try_lock
 from shared.streams import RECORD_FIELD
 from tests.factories import make_pending
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import async_wait_until
 
 STREAM = "test:exchanges"
 TIMEOUT_S = 0.3
@@ -60,10 +60,7 @@ async def _stream_ids(url: str) -> list[str]:
 
 
 async def _until(condition: object, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+    await async_wait_until(condition, timeout_s, interval_s=0.02)  # type: ignore[arg-type]
 
 
 async def test_an_outage_is_spooled_then_drained_in_order_and_publishing_resumes(

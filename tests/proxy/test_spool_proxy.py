@@ -8,11 +8,13 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from shared.spool_format import read_records, segment_paths
 from tests.proxy.conftest import CLIENT_KEY, RunningProxy, StartProxy
 from tests.proxy.conftest import read_records as read_records_from_stream
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 
 def _client(proxy: RunningProxy) -> openai.OpenAI:
@@ -60,6 +62,7 @@ def test_an_outage_is_spooled_shown_in_health_and_drained_when_redis_returns(
     assert read_records_from_stream(redis_server.url, 9)[-1].record.id == after
 
 
+@pytest.mark.slow
 def test_reject_policy_answers_503_when_the_spool_is_full(
     start_proxy: StartProxy, redis_server: RedisServer
 ) -> None:
@@ -87,6 +90,7 @@ def test_reject_policy_answers_503_when_the_spool_is_full(
     assert proxy.metric("proxy_records_dropped_total") == 0
 
 
+@pytest.mark.slow
 def test_sigterm_with_redis_hung_spools_the_queue_and_a_restart_drains_it(
     start_proxy: StartProxy, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -105,10 +109,7 @@ def test_sigterm_with_redis_hung_spools_the_queue_and_a_restart_drains_it(
         redis_server.resume()
 
     start_proxy(SPOOL_DIR=str(spool_dir), SPOOL_DRAIN_INTERVAL_S="0.1")
-    deadline = time.monotonic() + 10
-    while segment_paths(spool_dir):
-        assert time.monotonic() < deadline, "the restarted proxy did not drain the spool"
-        time.sleep(0.05)
+    wait_until(lambda: not segment_paths(spool_dir), 10, "the restarted proxy to drain the spool")
     stream_ids = [entry.record.id for entry in read_records_from_stream(redis_server.url, 6)]
     assert set(ids) <= set(stream_ids)
 
@@ -125,7 +126,5 @@ def test_ready_is_503_only_while_neither_redis_nor_the_spool_can_take_a_record(
     assert httpx.get(f"{proxy.url}/ready").status_code == 503
     assert httpx.get(f"{proxy.url}/health").json()["spool"]["writable"] is False
     blocked.unlink()
-    deadline = time.monotonic() + 10
-    while httpx.get(f"{proxy.url}/ready").status_code != 200:
-        assert time.monotonic() < deadline, "the spool's recovery was never noticed"
-        time.sleep(0.1)
+    wait_until(lambda: httpx.get(f"{proxy.url}/ready").status_code == 200, 10,
+               "the spool's recovery to be noticed", interval_s=0.1)

@@ -14,6 +14,7 @@ from tests.support.fake_upstream import FakeUpstream
 CHAT = {"messages": [{"role": "user", "content": "Say hello"}], "stream": True}
 
 
+@pytest.mark.slow
 def test_each_chunk_reaches_the_client_as_it_is_sent(
     proxy: RunningProxy, fake_upstream: FakeUpstream
 ) -> None:
@@ -64,6 +65,7 @@ def test_client_disconnect_closes_the_upstream_and_publishes_the_partial_record(
     assert record.response.body["choices"][0].get("finish_reason") is None
 
 
+@pytest.mark.slow
 def test_the_read_timeout_bounds_the_gap_between_chunks_not_the_stream(
     start_proxy: StartProxy, fake_upstream: FakeUpstream, redis_url: str
 ) -> None:

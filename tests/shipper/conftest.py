@@ -11,9 +11,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,10 @@ from shipper.settings import ShipperSettings
 from shipper.sink import Sink
 from shipper.storage import make_sink
 from shipper.worker import Worker, build_worker
+from tests.support.waiting import (  # noqa: F401 - the names the shipper tests import
+    async_wait_until as async_wait_for,
+)
+from tests.support.waiting import wait_until as wait_for  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 STREAM = "test:exchanges"
@@ -165,31 +168,6 @@ def read_lines(folder: Path) -> dict[str, list[dict[str, Any]]]:
 def shipped_ids(folder: Path) -> list[str]:
     """The ``id`` of every line in every file, duplicates included."""
     return [line["id"] for lines in read_lines(folder).values() for line in lines]
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
-    """Poll ``predicate`` until true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
-        time.sleep(0.05)
-
-
-async def async_wait_for(
-    predicate: Callable[[], Awaitable[bool] | bool], timeout_s: float = 30.0, what: str = ""
-) -> None:
-    """``wait_for`` for use inside a running event loop (the predicate may be async)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 def stream_length(client: redis.Redis) -> int:

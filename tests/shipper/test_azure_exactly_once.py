@@ -17,8 +17,7 @@ from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import AppendConflict, PermanentStorageError, Placement
 from shipper.sink_azure import AzureSink
-from shipper.source import StreamSource
-from shipper.worker import build_source
+from shipper.source import StreamSource, build_source
 from tests.factories import make_record
 from tests.shipper.conftest import STREAM, Publish, async_wait_for, running_worker
 from tests.shipper.test_azure_shipping import drained, shipped_ids

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.shipper.conftest import (
     wait_for,
 )
 from tests.support.azurite import Azurite
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.azure
 
@@ -171,6 +171,7 @@ async def test_appended_but_unacknowledged_records_are_not_written_again(
     assert worker.totals.records_already_landed_total > 0
 
 
+@pytest.mark.slow
 async def test_azurite_outage_acks_nothing_unwritten_and_resumes(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     tmp_path: Path, container: str,
@@ -243,18 +244,20 @@ def kill_while_holding_a_batch(process: subprocess.Popen[bytes], client: redis.R
 
     It is frozen (SIGSTOP) while Redis is asked, so the answer still holds at the kill.
     """
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def frozen_holding_a_batch() -> bool:
         process.send_signal(signal.SIGSTOP)
         if pending_count(client) > 0:
-            process.kill()
-            process.wait(timeout=10)
-            return
+            return True
         process.send_signal(signal.SIGCONT)
-        time.sleep(0.005)
-    raise AssertionError("the shipper never held a batch")
+        return False
+
+    wait_until(frozen_holding_a_batch, 30, "the shipper to hold a batch", interval_s=0.005)
+    process.kill()
+    process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_a_new_process_ships_every_record_exactly_once(
     azure_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     azurite_connection_string: str, container: str, tmp_path: Path,

@@ -30,6 +30,7 @@ def test_a_cluster_needs_a_hash_tagged_stream() -> None:
                         redis_stream="proxy:exchanges")
 
 
+@pytest.mark.slow
 async def test_the_shipper_ships_exactly_once_on_a_three_master_cluster(
     cluster: RedisCluster, shipper_settings: ShipperSettings, log_dir: Path
 ) -> None:

@@ -25,8 +25,7 @@ from shipper.intents import IntentLedger
 from shipper.settings import ShipperSettings
 from shipper.sink import PermanentStorageError, Placement, Prepare, StorageError
 from shipper.sink_local import LocalSink
-from shipper.source import StreamEntry, StreamSource
-from shipper.worker import build_source
+from shipper.source import StreamEntry, StreamSource, build_source
 from tests.factories import make_record
 from tests.shipper.conftest import (
     STREAM,
@@ -87,6 +86,18 @@ class GatedSink(LocalSink):
         return placement
 
 
+class EnteredSink(LocalSink):
+    """A real local sink that tells the test when an append has begun."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.entered = asyncio.Event()
+
+    async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
+        self.entered.set()
+        return await super().append(stem, payload, prepare)
+
+
 @pytest.mark.parametrize("step", ["placed", "written"])
 async def test_a_claim_while_the_first_owner_is_slow_lands_each_record_once(
     step: str, shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
@@ -94,7 +105,7 @@ async def test_a_claim_while_the_first_owner_is_slow_lands_each_record_once(
 ) -> None:
     records = [make_record(user_id="u") for _ in range(5)]
     publish(records)
-    sink_a, sink_b = GatedSink(log_dir, step), LocalSink(log_dir)
+    sink_a, sink_b = GatedSink(log_dir, step), EnteredSink(log_dir)
     source_a, delivery_a = _delivery(shipper_settings, "a", sink_a)
     source_b, delivery_b = _delivery(shipper_settings, "b", sink_b)
     await source_a.ensure_group()
@@ -105,7 +116,12 @@ async def test_a_claim_while_the_first_owner_is_slow_lands_each_record_once(
     claimed = await source_b.claim_idle(0, 100)
     assert len(claimed) == 5
     write_b = asyncio.create_task(delivery_b.write(stem, _lines(claimed)))
-    await asyncio.sleep(0.3)  # B runs as far as it can while A is stuck
+    # B runs as far as it can while A is stuck: to the file A holds, or (A's bytes are
+    # durable) to the end.
+    if step == "placed":
+        await sink_b.entered.wait()
+    else:
+        await asyncio.wait_for(asyncio.shield(write_b), timeout=10)
     sink_a.gate.set()
     outcome_a, outcome_b = await write_a, await write_b
     # A recorded its intent while it owned the entries; B found A's bytes, wrote nothing.
@@ -374,6 +390,7 @@ class OneFileDown(LocalSink):
         return await super().append(stem, payload, prepare)
 
 
+@pytest.mark.slow
 async def test_a_file_in_backoff_holds_back_neither_its_batch_nor_later_ones(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     log_dir: Path,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import redis
 
 from shared.streams import RECORD_FIELD
-from tests.factories import make_record
+from tests.factories import log_file_name, make_record
 from tests.shipper.conftest import (
     STREAM,
     Publish,
@@ -45,6 +48,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_two_shippers_in_parallel_ship_every_record_exactly_once(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -69,6 +73,7 @@ def test_two_shippers_in_parallel_ship_every_record_exactly_once(
         assert events(log, "shipper_stopped")[0]["records_shipped_total"] > 0
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -98,27 +103,45 @@ def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     assert claimed == left_pending
 
 
+def _signal_delivered(pid: int, signum: int) -> bool:
+    """Whether the kernel has handed ``signum`` to the process (it is no longer pending)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines()
+             if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return not any(mask & (1 << (signum - 1)) for mask in masks)
+
+
+@pytest.mark.slow
 def test_sigterm_mid_load_exits_in_time_and_acks_only_what_is_written(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
 ) -> None:
     expected = _publish_backlog(publish, 20_000, body_bytes=1000)
-    env = {**shipper_env, "SHIPPER_SHUTDOWN_TIMEOUT_S": "5"}
+    env = {**shipper_env, "SHIPPER_SHUTDOWN_TIMEOUT_S": "5", "SHIPPER_BATCH_MAX_RECORDS": "500"}
     log = tmp_path / "shipper.log"
+    # Every batch has a line for user-6; while the test holds that file's lock, the first
+    # batch cannot finish, so the shipper is surely mid-load when SIGTERM lands.
+    log_dir.mkdir(parents=True, exist_ok=True)
+    held = (log_dir / log_file_name("user-6", "gpt-4o-mini", datetime.now(UTC))).open("ab")
+    fcntl.flock(held.fileno(), fcntl.LOCK_EX)
     shipper = start_shipper(env, tmp_path / "run", log)
     try:
-        wait_for(lambda: log_dir.exists() and any(p.stat().st_size for p in log_dir.iterdir()),
-                 timeout_s=30, what="the first lines on disk")
+        wait_for(lambda: any(p.stat().st_size for p in log_dir.iterdir()),
+                 timeout_s=30, what="the other files' first lines on disk")
         started_s = time.monotonic()
         shipper.send_signal(signal.SIGTERM)
+        wait_for(lambda: _signal_delivered(shipper.pid, signal.SIGTERM), what="the signal")
+        held.close()  # the batch in hand may finish now, within the time limit
         assert shipper.wait(timeout=15) == 0
         assert time.monotonic() - started_s < 5 + 2
     finally:
+        held.close()
         _stop(shipper)
     written = shipped_ids(log_dir)
     remaining = [json.loads(fields[RECORD_FIELD.encode()])["id"]
                  for _, fields in redis_client.xrange(STREAM)]
     assert written and remaining, "stopped mid-load"
+    assert len(written) <= 3 * 500  # the batch in hand and the two read ahead, no more
     assert len(written) == len(set(written))
     assert set(written).isdisjoint(remaining)  # acknowledged == written
     assert set(written) | set(remaining) == expected  # nothing lost
@@ -126,6 +149,7 @@ def test_sigterm_mid_load_exits_in_time_and_acks_only_what_is_written(
     assert stopped["records_shipped_total"] == len(written)
 
 
+@pytest.mark.slow
 def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,
@@ -151,6 +175,7 @@ def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
     assert events(log, "shutdown_timeout")
 
 
+@pytest.mark.slow
 def test_records_published_twice_with_kill_9_again_and_again_land_once(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,

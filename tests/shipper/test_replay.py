@@ -15,8 +15,8 @@ from shared.record import Record
 from shared.spool_format import segment_name
 from shipper.replay import Replay, ReplaySummary
 from shipper.settings import ShipperSettings
+from shipper.source import build_source
 from shipper.storage import make_sink
-from shipper.worker import build_source
 from tests.factories import make_record
 from tests.shipper.conftest import (
     Publish,

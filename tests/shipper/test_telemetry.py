@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,6 +44,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_metrics_and_readiness_follow_a_storage_outage(
     shipper_env: dict[str, str], publish: Publish, redis_client: redis.Redis, log_dir: Path,
     tmp_path: Path,

@@ -111,16 +111,17 @@ async def test_one_append_per_file_per_batch(
     assert len(shipped_ids(log_dir)) == 300
 
 
-class SlowAppends(LocalSink):
-    """Appends for real, each after a pause: the worker reads ahead meanwhile."""
+class HeldAppends(LocalSink):
+    """Appends for real once the test releases them: the worker reads ahead meanwhile."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.appends = 0
+        self.release = asyncio.Event()
 
     async def append(self, stem: str, payload: bytes, prepare: Prepare) -> Placement | None:
         self.appends += 1
-        await asyncio.sleep(0.3)
+        await self.release.wait()
         return await super().append(stem, payload, prepare)
 
 
@@ -129,10 +130,13 @@ async def test_a_stop_ships_the_batches_already_read_ahead(
 ) -> None:
     publish(make_record() for _ in range(100))
     settings = shipper_settings.model_copy(update={"shipper_batch_max_records": 10})
-    sink = SlowAppends(log_dir)
-    async with running_worker(settings, sink):
+    sink = HeldAppends(log_dir)
+    async with running_worker(settings, sink) as worker:
         await async_wait_for(lambda: sink.appends > 0, what="the first append")
-        await asyncio.sleep(0.1)  # both reads ahead are in while the append waits
+        await async_wait_for(lambda: pending_count(redis_client) == 30,
+                             what="both reads ahead in while the append waits")
+        worker.stop()
+        sink.release.set()
     # The batch in hand and the two read ahead are shipped and acknowledged: nothing
     # is left pending for another shipper to claim, nothing more was read.
     assert pending_count(redis_client) == 0
@@ -301,6 +305,7 @@ def _mend_folder(folder: Path, aside: Path) -> None:
     aside.rename(folder)
 
 
+@pytest.mark.slow
 async def test_storage_failing_mid_run_reads_at_most_two_batches_ahead(
     shipper_settings: ShipperSettings, publish: Publish, redis_client: redis.Redis,
     log_dir: Path, tmp_path: Path,

@@ -43,6 +43,7 @@ from tests.support.fake_payloads import (
     count_tokens,
     new_id,
 )
+from tests.support.waiting import wait_until
 
 DEFAULT_CHUNK_DELAY_S = 0.01
 SLOW_RESPONSE_S = 5.0
@@ -231,12 +232,8 @@ class FakeUpstream:
         self.disconnects = 0
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5) -> None:
-        """Poll ``predicate`` until it holds; ``TimeoutError`` after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout_s}s")
-            time.sleep(0.01)
+        """Poll ``predicate`` until it holds; ``AssertionError`` after ``timeout_s``."""
+        wait_until(predicate, timeout_s, interval_s=0.01)
 
     def start(self) -> None:
         self._thread = threading.Thread(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-import time
+
+from tests.support.waiting import wait_until
 
 
 def free_port() -> int:
@@ -14,13 +15,12 @@ def free_port() -> int:
 
 def wait_for_port(port: int, timeout_s: float = 15.0, host: str = "127.0.0.1") -> None:
     """Block until something accepts connections on ``port``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def listening() -> bool:
         try:
             with socket.create_connection((host, port), timeout=0.2):
-                return
+                return True
         except OSError:
-            if time.monotonic() > deadline:
-                message = f"nothing listening on {host}:{port} after {timeout_s}s"
-                raise TimeoutError(message) from None
-            time.sleep(0.02)
+            return False
+
+    wait_until(listening, timeout_s, f"something listening on {host}:{port}", interval_s=0.02)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
 from tests.support.ports import free_port, wait_for_port
 from tests.support.redis_server import redis_server_binary
+from tests.support.waiting import wait_until
 
 
 class RedisCluster:
@@ -55,17 +55,15 @@ class RedisCluster:
         self._wait_until_ok()
 
     def _wait_until_ok(self, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def ok() -> bool:
             states = []
             for port in self.ports:
                 with redis.Redis(port=port) as node:
                     states.append(node.execute_command("CLUSTER", "INFO"))
-            if all(b"cluster_state:ok" in state for state in states):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError("the cluster did not reach cluster_state:ok")
-            time.sleep(0.1)
+            return all(b"cluster_state:ok" in state for state in states)
+
+        wait_until(ok, timeout_s, "cluster_state:ok", interval_s=0.1)
 
     def stop(self) -> None:
         for process in self._processes:
