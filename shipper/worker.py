@@ -388,16 +388,17 @@ def build_worker(settings: ShipperSettings, sink: Sink) -> Worker:
     """A worker with its own Redis connection, as ``settings`` say."""
     source = build_source(settings, settings.shipper_consumer_name, settings.shipper_block_ms)
     ledger = IntentLedger(source.client, source.stream, source.group, source.consumer,
-                          source.intents_key, source.shipped_key)
+                          source.intents_key, source.shipped_key, source.replica_wait)
     return Worker(settings, source, sink, ledger)
 
 
 def build_source(settings: ShipperSettings, consumer: str, block_ms: int = 0) -> StreamSource:
     """A ``StreamSource`` with its own connection, every call bounded as ``settings`` say."""
-    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
-                     block_ms=block_ms, cluster=settings.redis_cluster, keepalive=True)
+    client = connect(settings, timeout_s=settings.shipper_redis_timeout_s,
+                     block_ms=block_ms, keepalive=True)
     return StreamSource(
         client, settings.redis_stream, consumer,
         shipped_retention_ms=int(settings.shipper_shipped_ids_retention_s * 1000),
         dead_letter_max_entries=settings.shipper_dead_letter_max_entries,
+        replica_wait=settings.replica_wait,
     )
