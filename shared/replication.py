@@ -71,6 +71,18 @@ class ReplicaWait:
             return False  # the slot moved during the round trip: the writes went elsewhere
         return reply >= self.replicas
 
+    async def replicas_ready(self, client: RedisClient, key: str) -> bool:
+        """Whether the key's primary has enough replicas connected now (true when none are
+        asked for): ``WAIT`` on a connection that wrote nothing returns at once when it has.
+        """
+        if not self.enabled:
+            return True
+        target = self.target(client, key)
+        async with client.pipeline(transaction=False) as pipe:
+            self.queue(pipe, target)
+            (reply,) = await pipe.execute(raise_on_error=False)
+        return self.confirmed(reply, client, key, target)
+
     async def run_script(
         self, client: RedisClient, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:

@@ -122,11 +122,14 @@ class Drainer:
         return self._spool.holds_records
 
     async def _redis_answers(self) -> bool:
+        # With REDIS_MIN_REPLICAS, also enough replicas: else every pass would re-send the
+        # same records, each time ambiguous.
         try:
-            await asyncio.wait_for(self._redis.ping(), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s + self._replica_wait.timeout_s):
+                await self._redis.ping()
+                return await self._replica_wait.replicas_ready(self._redis, self._stream)
         except ROUND_TRIP_ERRORS:
             return False
-        return True
 
     async def _drain_own(self, segment: OwnSegment) -> bool:
         if await self._republish(segment.path) is None:

@@ -166,10 +166,9 @@ class ReplicatedRedis:
             for sentinel in self.sentinels:
                 try:
                     with sentinel.client() as client:
-                        master = client.execute_command("SENTINEL", "MASTER", MASTER_NAME)
-                    fields = dict(zip(master[::2], master[1::2], strict=True))
-                    others = int(fields[b"num-other-sentinels"])
-                    agreed += int(fields[b"port"]) == port and others == len(self.sentinels) - 1
+                        master = client.sentinel_master(MASTER_NAME)
+                    others = int(master["num-other-sentinels"])
+                    agreed += int(master["port"]) == port and others == len(self.sentinels) - 1
                 except (redis.RedisError, KeyError):
                     pass
             if agreed == len(self.sentinels):
