@@ -47,8 +47,7 @@ async def test_intents_and_acks_wait_for_replicas(replicated: ReplicatedRedis) -
 
     with pytest.raises(SourceUnavailable, match="WAIT 2"):
         await _ledger(short).place(HERE, ["r1"], [entry], force=False)
-    # The ack and the intent are on the primary: the retry sees them (an acked entry is
-    # not re-read; an intent is an earlier placement to check).: the retry sees it as an earlier placement to check.
+    # The intent is on the primary: the retry sees it as an earlier placement to check.
     assert direct.hget(intents_key(STREAM), "r1") is not None
     with pytest.raises(SourceUnavailable, match="WAIT 2"):
         await short.finish([entry], ["r1"])
