@@ -46,13 +46,14 @@ class ReplicaWait:
         """The longest a ``WAIT`` adds to a round trip (nothing when disabled)."""
         return self.timeout_ms / 1000 if self.enabled else 0.0
 
-    def target(self, client: RedisClient, key: str) -> Any:
+    async def target(self, client: RedisClient, key: str) -> Any:
         """Where ``WAIT`` must go for writes to ``key``: the key's primary on a Cluster, else None.
 
         Read before the writes are queued; ``still_owner`` checks after the round trip that
         the slot did not move meanwhile (a redirected write went to another connection).
         """
         if isinstance(client, RedisCluster):
+            await client.initialize()  # at once when the slots are known already
             return client.get_node_from_key(key)
         return None
 
@@ -67,7 +68,7 @@ class ReplicaWait:
         """Whether the ``WAIT`` reply counts enough replicas, from the node that took the writes."""
         if isinstance(reply, BaseException) or not isinstance(reply, int):
             return False
-        if target is not None and self.target(client, key) != target:
+        if isinstance(client, RedisCluster) and client.get_node_from_key(key) != target:
             return False  # the slot moved during the round trip: the writes went elsewhere
         return reply >= self.replicas
 
@@ -77,7 +78,7 @@ class ReplicaWait:
         """
         if not self.enabled:
             return True
-        target = self.target(client, key)
+        target = await self.target(client, key)
         async with client.pipeline(transaction=False) as pipe:
             self.queue(pipe, target)
             (reply,) = await pipe.execute(raise_on_error=False)
@@ -93,7 +94,7 @@ class ReplicaWait:
         """
         if not self.enabled:
             return await script(keys=keys, args=args)
-        target = self.target(client, keys[0])
+        target = await self.target(client, keys[0])
         for _ in range(2):  # a second time only when the node did not know the script
             async with client.pipeline(transaction=False) as pipe:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)

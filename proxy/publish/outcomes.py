@@ -94,14 +94,14 @@ async def xadd_batch(
     Never raises for a Redis failure: it is in the outcomes. The round trip is bounded by
     ``timeout_s`` plus the ``WAIT`` timeout.
     """
-    target = replica_wait.target(redis, stream) if replica_wait.enabled else None
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for payload in payloads:
-                pipe.xadd(stream, {RECORD_FIELD: payload})
-            if replica_wait.enabled:
-                replica_wait.queue(pipe, target)
-            async with asyncio.timeout(timeout_s + replica_wait.timeout_s):
+        async with asyncio.timeout(timeout_s + replica_wait.timeout_s):
+            target = await replica_wait.target(redis, stream) if replica_wait.enabled else None
+            async with redis.pipeline(transaction=False) as pipe:
+                for payload in payloads:
+                    pipe.xadd(stream, {RECORD_FIELD: payload})
+                if replica_wait.enabled:
+                    replica_wait.queue(pipe, target)
                 results = await pipe.execute(raise_on_error=False)
     except ROUND_TRIP_ERRORS as exc:
         outcome = Outcome.FAILED if never_sent(exc) else Outcome.AMBIGUOUS

@@ -1,6 +1,5 @@
-"""A private Redis Cluster of three masters (no replicas) on free ports, for the shipper's
-cluster test: ``redis-server --cluster-enabled yes`` three times, then
-``redis-cli --cluster create``."""
+"""A private Redis Cluster of three masters (with ``replicas=1``, one replica each) on free
+ports: ``redis-server --cluster-enabled yes`` per node, then ``redis-cli --cluster create``."""
 
 from __future__ import annotations
 
@@ -18,11 +17,13 @@ from tests.support.redis_server import redis_server_binary
 class RedisCluster:
     """Three cluster-mode redis-servers joined into one cluster covering every slot."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, replicas: int = 0) -> None:
         self.workdir = workdir
-        self.ports = [free_port() for _ in range(3)]
+        self.replicas = replicas
+        nodes = 3 * (1 + replicas)
+        self.ports = [free_port() for _ in range(nodes)]
         # The bus defaults to port + 10000, which may not exist: pick free ones too.
-        self.bus_ports = [free_port() for _ in range(3)]
+        self.bus_ports = [free_port() for _ in range(nodes)]
         self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -49,7 +50,7 @@ class RedisCluster:
             raise RuntimeError("no redis-cli binary: run `make test`, which installs one")
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )
         self._wait_until_ok()
@@ -66,6 +67,16 @@ class RedisCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError("the cluster did not reach cluster_state:ok")
             time.sleep(0.1)
+
+    def process_of(self, port: int) -> subprocess.Popen[bytes]:
+        """The process of the node on ``port`` (to pause or kill it)."""
+        return self._processes[self.ports.index(port)]
+
+    def replica_of(self, primary_port: int) -> int:
+        """The port of a replica of the primary on ``primary_port``."""
+        with redis.Redis(port=primary_port) as node:
+            role = node.execute_command("ROLE")
+        return int(role[2][0][1])
 
     def stop(self) -> None:
         for process in self._processes:
