@@ -88,7 +88,8 @@ class Metrics:
         )
         self.records_ambiguous = Counter(
             "proxy_records_ambiguous_total",
-            "Records that may have landed: no answer, connection lost, or too few replicas confirmed; sent again under the same id.",
+            "Records that may have landed: no answer, connection lost, or too few replicas "
+            "confirmed; sent again under the same id.",
             registry=self.registry,
         )
         self.records_drained = Counter(

@@ -80,8 +80,11 @@ class ReplicaWait:
             return True
         target = await self.target(client, key)
         async with client.pipeline(transaction=False) as pipe:
+            # A keyed command, so that a node that lost the slot answers MOVED and the
+            # client learns where it went: WAIT alone carries no key to be redirected.
+            pipe.exists(key)
             self.queue(pipe, target)
-            (reply,) = await pipe.execute(raise_on_error=False)
+            _, reply = await pipe.execute(raise_on_error=False)
         return self.confirmed(reply, client, key, target)
 
     async def run_script(

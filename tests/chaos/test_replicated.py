@@ -1,7 +1,8 @@
-"""Failovers behind Sentinel with REDIS_MIN_REPLICAS=1: every answered call lands once.
+"""Failovers behind Sentinel and on a Cluster with REDIS_MIN_REPLICAS=1: every answered
+call lands once.
 
-Long (about half a minute each): real primary, replica and sentinels, a real proxy and
-shipper under load from the ``openai`` SDK.
+Long (about half a minute each): real redis-server primaries, replicas and sentinels, a
+real proxy and shipper under load from the ``openai`` SDK.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.replicated import replica_killed, sentinel_primary_frozen, sentinel_primary_killed
+from tests.chaos.replicated import (
+    cluster_primary_frozen,
+    cluster_primary_killed,
+    replica_killed,
+    sentinel_primary_frozen,
+    sentinel_primary_killed,
+)
 from tests.chaos.verify import Outcome
 
 SCENARIOS: list[Callable[[Path], Outcome]] = [
     sentinel_primary_killed,
     sentinel_primary_frozen,
     replica_killed,
+    cluster_primary_killed,
+    cluster_primary_frozen,
 ]
 
 

@@ -4,6 +4,7 @@ ports: ``redis-server --cluster-enabled yes`` per node, then ``redis-cli --clust
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,9 +18,10 @@ from tests.support.redis_server import redis_server_binary
 class RedisCluster:
     """Three cluster-mode redis-servers joined into one cluster covering every slot."""
 
-    def __init__(self, workdir: Path, replicas: int = 0) -> None:
+    def __init__(self, workdir: Path, replicas: int = 0, node_timeout_ms: int = 15000) -> None:
         self.workdir = workdir
         self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
         nodes = 3 * (1 + replicas)
         self.ports = [free_port() for _ in range(nodes)]
         # The bus defaults to port + 10000, which may not exist: pick free ones too.
@@ -31,18 +33,28 @@ class RedisCluster:
         """Any node; a cluster client discovers the others."""
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
+    def _spawn(self, port: int, bus_port: int) -> subprocess.Popen[bytes]:
+        node_dir = self.workdir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-port", str(bus_port),
+             "--cluster-node-timeout", str(self.node_timeout_ms),
+             "--save", "", "--appendonly", "no", "--dir", str(node_dir),
+             "--logfile", str(node_dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def restart(self, port: int) -> None:
+        """Start the node on ``port`` again after a kill: it rejoins from its nodes.conf."""
+        index = self.ports.index(port)
+        self._processes[index] = self._spawn(port, self.bus_ports[index])
+        wait_for_port(port)
+
     def start(self) -> None:
         for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
-            node_dir = self.workdir / str(port)
-            node_dir.mkdir(parents=True, exist_ok=True)
-            self._processes.append(subprocess.Popen(
-                [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-port", str(bus_port),
-                 "--save", "", "--appendonly", "no", "--dir", str(node_dir),
-                 "--logfile", str(node_dir / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            self._processes.append(self._spawn(port, bus_port))
         for port in self.ports:
             wait_for_port(port)
         cli = shutil.which("redis-cli")
@@ -80,6 +92,7 @@ class RedisCluster:
 
     def stop(self) -> None:
         for process in self._processes:
+            process.send_signal(signal.SIGCONT)  # a paused node dies too
             process.kill()
             process.wait(timeout=10)
         self._processes = []
