@@ -9,6 +9,11 @@ services' own code and batch sizes:
 3. intents: ``shipper.intents.IntentLedger.place`` per file chunk;
 4. ack: ``shipper.source.StreamSource.finish`` (XACK, XDEL, shipped ids).
 
+It also times the cost of ``REDIS_MIN_REPLICAS=1`` (``--wait``): one publisher's batches
+of ``PUBLISH_BATCH`` records (``proxy.publish.outcomes.xadd_batch``) against a primary
+with a local replica, without and with ``WAIT``, one after another: the round trip's
+p50 and p99, and records per second of that one loop.
+
 For each step it prints Redis's own CPU per record from ``INFO commandstats`` (the
 commands' ``usec``, reset before the step) and the server's whole CPU per record
 (``INFO cpu``, so network and protocol work too), and the bytes each record holds
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +36,20 @@ import redis
 import redis.asyncio as aioredis
 
 from bench.shipper_bench import KIB, record_lines
+from proxy.publish.outcomes import Outcome, xadd_batch
 from shared.record import Record
+from shared.replication import ReplicaWait
 from shared.streams import CONSUMER_GROUP, RECORD_FIELD, intents_key, shipped_key
 from shipper.intents import IntentLedger
 from shipper.sink import Placement
-from shipper.source import StreamSource
+from shipper.source import StreamEntry, StreamSource
+from tests.support.redis_sentinel import ReplicatedRedis
 from tests.support.redis_server import RedisServer
 
 STREAM = "bench:exchanges"
 PUBLISH_BATCH = 20
 READ_COUNT = 10_000
+WAIT_ROUNDS = 5
 FILE_CHUNK = 1_000
 """Records per ``place`` call: a 10,000-record read spread over about ten files."""
 
@@ -112,7 +122,7 @@ async def _walk(url: str, lines: list[bytes], steps: list[Step]) -> tuple[float,
     sync.xgroup_create(STREAM, CONSUMER_GROUP, id="0")
 
     source = StreamSource(client, STREAM, "bench")
-    entries = []
+    entries: list[StreamEntry] = []
     with _Meter(sync, "read (XREADGROUP)", count) as meter:
         while len(entries) < count:
             entries.extend(await source.read(">", READ_COUNT, None))
@@ -177,11 +187,54 @@ def report(costs: list[Cost]) -> str:
     return "\n".join(lines)
 
 
+async def _publish_loop(
+    url: str, lines: list[bytes], wait: ReplicaWait
+) -> tuple[list[float], float]:
+    client = aioredis.Redis.from_url(url)
+    await client.delete(STREAM)
+    round_trips_s = []
+    started = time.perf_counter()
+    for start in range(0, len(lines), PUBLISH_BATCH):
+        sent = time.perf_counter()
+        landing = await xadd_batch(client, STREAM, lines[start : start + PUBLISH_BATCH],
+                                   timeout_s=2, replica_wait=wait)
+        round_trips_s.append(time.perf_counter() - sent)
+        assert all(outcome is Outcome.PUBLISHED for outcome in landing.outcomes)
+    elapsed_s = time.perf_counter() - started
+    await client.aclose()
+    return round_trips_s, len(lines) / elapsed_s
+
+
+def wait_cost(records: int) -> str:
+    """Round trips of one publisher with and without ``WAIT 1``, against a local replica."""
+    lines = record_lines(records, 2 * KIB)
+    rows = ["| 2 KB records, batches of 20 | p50 ms | p99 ms | records/s (one loop) |",
+            "|---|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as folder, \
+            ReplicatedRedis(Path(folder), replicas=1) as servers:
+        results: dict[str, list[tuple[float, float, float]]] = {}
+        for _ in range(WAIT_ROUNDS):  # alternated, so a burst of other load hits both
+            for label, wait in (("REDIS_MIN_REPLICAS=0", ReplicaWait()),
+                                ("REDIS_MIN_REPLICAS=1", ReplicaWait(1, 1000))):
+                trips, rate = asyncio.run(_publish_loop(servers.url, lines, wait))
+                trips.sort()
+                p50, p99 = trips[len(trips) // 2], trips[int(len(trips) * 0.99)]
+                results.setdefault(label, []).append((p50, p99, rate))
+        for label, runs in results.items():
+            p50, p99, rate = sorted(runs)[len(runs) // 2]  # the run with the median p50
+            rows.append(f"| {label} | {p50 * 1000:.2f} | {p99 * 1000:.2f} | {rate:,.0f} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.redis_cost", description=__doc__)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--wait", action="store_true", help="only the cost of WAIT")
     args = parser.parse_args(argv)
+    if args.wait:
+        print(wait_cost(args.records))
+        return 0
     costs = [measure(2 * KIB, args.records, args.runs),
              measure(20 * KIB, max(args.records // 4, 1000), args.runs)]
     print(report(costs))
