@@ -44,42 +44,37 @@ def connect(
     }
     if keepalive:
         options |= {"socket_keepalive": True, "health_check_interval": 30}
-    if settings.redis_tls_ca_file is not None:
+    tls = settings.redis_url.startswith("rediss://")
+    if tls and settings.redis_tls_ca_file is not None:
         options["ssl_ca_certs"] = str(settings.redis_tls_ca_file)
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, **options)
     if settings.redis_sentinels:
-        return _sentinel_primary(settings, options)
-    if not settings.redis_url.startswith("rediss://"):
-        options.pop("ssl_ca_certs", None)
+        return _sentinel_primary(settings, options, tls=tls)
     return aioredis.Redis.from_url(settings.redis_url, **options)
 
 
-def _sentinel_primary(settings: CommonSettings, options: dict[str, Any]) -> aioredis.Redis:
+def _sentinel_primary(
+    settings: CommonSettings, options: dict[str, Any], *, tls: bool
+) -> aioredis.Redis:
     # REDIS_URL still says TLS or not, the credentials and the database; the sentinels
     # say where the primary is. They are reached over TLS too when the URL says so.
     url: dict[str, Any] = dict(parse_url(settings.redis_url))
     for where in ("host", "port", "path", "connection_class"):
         url.pop(where, None)
-    tls = settings.redis_url.startswith("rediss://")
-    tls_options = {"ssl": True, **_tls_only(options)} if tls else {}
-    if not tls:
-        options.pop("ssl_ca_certs", None)
+    ssl: dict[str, Any] = {"ssl": True} if tls else {}
     sentinel_options = {
         "socket_connect_timeout": options["socket_connect_timeout"],
         "socket_timeout": options["socket_connect_timeout"],
         "retry": Retry(NoBackoff(), 0),
-        **tls_options,
+        **ssl,
+        **{key: value for key, value in options.items() if key.startswith("ssl_")},
     }
     sentinel = Sentinel(settings.sentinel_addresses, sentinel_kwargs=sentinel_options)
     primary: aioredis.Redis = sentinel.master_for(
-        settings.redis_sentinel_master, **url, **options, **tls_options
+        settings.redis_sentinel_master, **url, **options, **ssl
     )
     return primary
-
-
-def _tls_only(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if key.startswith("ssl_")}
 
 
 async def forget_primary(client: RedisClient) -> None:

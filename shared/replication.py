@@ -22,7 +22,7 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from shared.redis_client import RedisClient
+from shared.redis_client import RedisClient, forget_primary
 
 
 class NotReplicated(RedisError):
@@ -49,7 +49,7 @@ class ReplicaWait:
     async def target(self, client: RedisClient, key: str) -> Any:
         """Where ``WAIT`` must go for writes to ``key``: the key's primary on a Cluster, else None.
 
-        Read before the writes are queued; ``still_owner`` checks after the round trip that
+        Read before the writes are queued; ``confirmed`` checks after the round trip that
         the slot did not move meanwhile (a redirected write went to another connection).
         """
         if isinstance(client, RedisCluster):
@@ -110,6 +110,7 @@ class ReplicaWait:
         if isinstance(reply, BaseException):
             raise reply
         if not self.confirmed(waited, client, keys[0], target):
+            await forget_primary(client)
             raise NotReplicated(
                 f"WAIT {self.replicas} {self.timeout_ms}: replicas did not confirm ({waited!r})"
             )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.redis_client import connect
@@ -69,3 +70,23 @@ async def test_without_the_ca_the_server_is_refused(tls_redis: tuple[int, Path])
     with pytest.raises(RedisConnectionError, match=r"(?i)certificate"):
         await client.ping()
     await client.aclose()
+
+
+def test_behind_sentinel_both_the_sentinels_and_the_primary_are_reached_over_tls(
+    tls_redis: tuple[int, Path],
+) -> None:
+    _, ca_file = tls_redis
+    settings = CommonSettings(
+        redis_url="rediss://:secret@unused:6379/2", redis_sentinels="127.0.0.1:26379",
+        redis_tls_ca_file=ca_file, _env_file=None,
+    )
+
+    client = connect(settings, timeout_s=5)  # connects lazily: only the wiring is checked
+
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    assert issubclass(pool.connection_class, SentinelManagedSSLConnection)
+    assert pool.connection_kwargs["ssl_ca_certs"] == str(ca_file)
+    assert (pool.connection_kwargs["password"], pool.connection_kwargs["db"]) == ("secret", 2)
+    sentinel = pool.sentinel_manager.sentinels[0].connection_pool
+    assert sentinel.connection_kwargs["ssl_ca_certs"] == str(ca_file)
