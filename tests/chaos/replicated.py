@@ -21,6 +21,7 @@ from redis.cluster import RedisCluster as SyncCluster
 
 from shared.streams import CONSUMER_GROUP, DEFAULT_STREAM
 from tests.chaos.load import Load, Tally
+from tests.chaos.scenarios import Scenario
 from tests.chaos.stack import Stack
 from tests.chaos.verify import Outcome, judge, wait_until_landed
 from tests.support.redis_cluster import RedisCluster
@@ -253,3 +254,13 @@ def cluster_primary_frozen(workdir: Path) -> Outcome:
             tally = load.stop()
         title = "Cluster: the stream's primary frozen (SIGSTOP) past the failover, resumed"
         return _finish(stack, lambda: _cluster_backlog(cluster), title, tally, fault_events=1)
+
+
+REPLICATED_SCENARIOS = [
+    Scenario("sentinel_primary_killed", sentinel_primary_killed),
+    Scenario("sentinel_primary_frozen", sentinel_primary_frozen),
+    Scenario("sentinel_replica_killed", replica_killed),
+    Scenario("cluster_primary_killed", cluster_primary_killed),
+    Scenario("cluster_primary_frozen", cluster_primary_frozen),
+]
+"""Run by ``make chaos`` after the single-Redis scenarios, and as tests in ``test_replicated``."""

@@ -7,34 +7,19 @@ real proxy and shipper under load from the ``openai`` SDK.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.replicated import (
-    cluster_primary_frozen,
-    cluster_primary_killed,
-    replica_killed,
-    sentinel_primary_frozen,
-    sentinel_primary_killed,
+from tests.chaos.replicated import REPLICATED_SCENARIOS
+from tests.chaos.scenarios import Scenario
+
+
+@pytest.mark.parametrize(
+    "scenario", REPLICATED_SCENARIOS, ids=[s.key for s in REPLICATED_SCENARIOS]
 )
-from tests.chaos.verify import Outcome
-
-SCENARIOS: list[Callable[[Path], Outcome]] = [
-    sentinel_primary_killed,
-    sentinel_primary_frozen,
-    replica_killed,
-    cluster_primary_killed,
-    cluster_primary_frozen,
-]
-
-
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
-def test_a_failover_loses_and_doubles_nothing(
-    scenario: Callable[[Path], Outcome], tmp_path: Path
-) -> None:
-    outcome = scenario(tmp_path)
+def test_a_failover_loses_and_doubles_nothing(scenario: Scenario, tmp_path: Path) -> None:
+    outcome = scenario.run(tmp_path)
     print(outcome)
 
     assert outcome.expected > 100, "the load did not run"
