@@ -45,9 +45,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     )
     metrics = Metrics(settings.prometheus_multiproc_dir)
-    redis = connect(
-        settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
-    )
+    redis = connect(settings, timeout_s=settings.redis_timeout_s)
     publishing = build_publishing(settings, metrics)
     static_keys = [key for key, _ in settings.static_key_pairs]
     key_store, key_cache = key_store_for(settings, redis)

@@ -57,12 +57,12 @@ class Metrics:
         )
         self.records_published = Counter(
             "proxy_records_published_total",
-            "Records written to the Redis stream.",
+            "Records written to the Redis stream (and confirmed by REDIS_MIN_REPLICAS replicas).",
             registry=self.registry,
         )
         self.publish_failures = Counter(
             "proxy_record_publish_failures_total",
-            "Records whose XADD failed or got no answer (spooled).",
+            "Records the publisher could not publish (failed or ambiguous): spooled.",
             registry=self.registry,
         )
         self.records_dropped = Counter(
@@ -100,7 +100,8 @@ class Metrics:
         )
         self.records_ambiguous = Counter(
             "proxy_records_ambiguous_total",
-            "Records whose XADD got no answer (timeout, connection lost): spooled, maybe landed.",
+            "Records that may have landed: no answer, connection lost, or too few replicas "
+            "confirmed; sent again under the same id.",
             registry=self.registry,
         )
         self.records_drained = Counter(

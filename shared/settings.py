@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.replication import ReplicaWait
 from shared.streams import DEFAULT_STREAM, hash_tag
 
 
@@ -31,10 +32,62 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    redis_min_replicas: int = Field(
+        default=0, ge=0,
+        description="WAIT for this many replicas after a publish, an intents write and an ack "
+        "(docs/redis.md); 0 sends no WAIT (a single Redis).",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=1000, gt=0,
+        description="How long a WAIT waits for REDIS_MIN_REPLICAS; a write not confirmed by "
+        "then is repeated under the same ids.",
+    )
+    redis_sentinels: str = Field(
+        default="",
+        description="Redis behind Sentinel: comma-separated host:port of the sentinels; "
+        "REDIS_URL then gives only the scheme, credentials and database.",
+    )
+    redis_sentinel_master: str = Field(
+        default="mymaster", min_length=1,
+        description="The name the sentinels know the primary by.",
+    )
+    redis_tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the Redis server's certificate "
+        "(rediss:// URLs); unset: the system's CAs.",
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url_has_a_scheme(cls, value: str) -> str:
         return validate_redis_url(value)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_parse(cls, value: str) -> str:
+        parse_sentinels(value)
+        return value
+
+    @field_validator("redis_tls_ca_file", mode="before")
+    @classmethod
+    def _empty_ca_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def replica_wait(self) -> ReplicaWait:
+        """``REDIS_MIN_REPLICAS`` and ``REDIS_WAIT_TIMEOUT_MS`` together."""
+        return ReplicaWait(self.redis_min_replicas, self.redis_wait_timeout_ms)
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``REDIS_SENTINELS`` as ``(host, port)`` pairs; empty without Sentinel."""
+        return parse_sentinels(self.redis_sentinels)
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> Self:
+        if self.redis_cluster and self.redis_sentinels:
+            raise ValueError("REDIS_CLUSTER=true and REDIS_SENTINELS exclude each other")
+        return self
 
     @model_validator(mode="after")
     def _one_slot(self) -> Self:
@@ -93,6 +146,17 @@ def adlfs_credentials(
 
 
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def parse_sentinels(spec: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as pairs; ``ValueError`` for an entry without a numeric port."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("REDIS_SENTINELS must be comma-separated host:port pairs")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
 
 
 def validate_redis_url(value: str) -> str:

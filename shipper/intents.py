@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.redis_client import RedisClient
+from shared.replication import ReplicaWait
 from shipper.sink import Placement
 from shipper.source import LUA_SPLIT_IDS, join_ids, json_ids, mapped_redis_errors
 
@@ -118,8 +119,10 @@ class IntentLedger:
 
     def __init__(
         self, client: RedisClient, stream: str, group: str, consumer: str | None,
-        intents: str, shipped: str,
+        intents: str, shipped: str, replica_wait: ReplicaWait | None = None,
     ) -> None:
+        self._client = client
+        self._wait = replica_wait or ReplicaWait()
         self._group = group
         self._consumer = consumer or ""
         self._keys = [stream, intents, shipped]
@@ -135,12 +138,13 @@ class IntentLedger:
         placements. With ``force`` earlier placements (checked by the caller) do not stop it;
         without ``check_owners`` (or for a ledger without a consumer) ownership is not asked.
         """
+        # An intent no replica confirmed could vanish in a failover: the file would then
+        # be written without it, so it counts as not recorded (SourceUnavailable).
         with mapped_redis_errors():
-            reply = await self._place_script(
-                keys=self._keys,
-                args=[self._group, self._consumer if check_owners else "", placement.encode(),
-                      json_ids(record_ids),
-                      join_ids(owners), "1" if force else "0"],
+            reply = await self._wait.run_script(
+                self._client, self._place_script, self._keys,
+                [self._group, self._consumer if check_owners else "", placement.encode(),
+                 json_ids(record_ids), join_ids(owners), "1" if force else "0"],
             )
         recorded, lost, shipped, flat = reply
         earlier = {_text(flat[i]): _placements(flat[i + 1]) for i in range(0, len(flat), 2)}

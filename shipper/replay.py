@@ -62,7 +62,7 @@ class Replay:
         self.source = source
         self.owner = f"replay:{secrets.token_hex(4)}"
         ledger = IntentLedger(source.client, source.stream, source.group, None,
-                              source.intents_key, source.shipped_key)
+                              source.intents_key, source.shipped_key, source.replica_wait)
         self.totals = Totals()
         self.delivery = Delivery(sink, ledger, settings.shipper_retry_max_s, self.totals)
         self.max_append_bytes = sink.max_append_bytes

@@ -16,6 +16,7 @@ import msgspec
 from redis import exceptions as redis_errors
 
 from shared.redis_client import RedisClient, connect
+from shared.replication import ReplicaWait
 from shared.streams import (
     CONSUMER_GROUP,
     dead_letter_cut_key,
@@ -177,8 +178,11 @@ class StreamSource:
         *,
         shipped_retention_ms: int = 3 * 24 * 3600 * 1000,
         dead_letter_max_entries: int = 100_000,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         self.client = client
+        self.replica_wait = replica_wait or ReplicaWait()
+        """Intents and acks count once this many replicas have them (``REDIS_MIN_REPLICAS``)."""
         self.stream = stream
         self.group = CONSUMER_GROUP
         self.consumer = consumer
@@ -246,11 +250,12 @@ class StreamSource:
         """Ack and delete entries, and remember their records as shipped, atomically."""
         if not entry_ids and not record_ids:
             return
+        # An ack no replica confirmed is retried: a failover must not forget a shipped id.
         with mapped_redis_errors():
-            await self._finish_script(
-                keys=[self.stream, self.intents_key, self.shipped_key],
-                args=[self.group, join_ids(entry_ids), json_ids(record_ids),
-                      self.shipped_retention_ms],
+            await self.replica_wait.run_script(
+                self.client, self._finish_script,
+                [self.stream, self.intents_key, self.shipped_key],
+                [self.group, join_ids(entry_ids), json_ids(record_ids), self.shipped_retention_ms],
             )
 
     async def touch(self, entry_ids: Sequence[str]) -> int:
@@ -299,10 +304,11 @@ class StreamSource:
 
 def build_source(settings: ShipperSettings, consumer: str, block_ms: int = 0) -> StreamSource:
     """A ``StreamSource`` with its own connection, every call bounded as ``settings`` say."""
-    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
-                     block_ms=block_ms, cluster=settings.redis_cluster, keepalive=True)
+    client = connect(settings, timeout_s=settings.shipper_redis_timeout_s,
+                     block_ms=block_ms, keepalive=True)
     return StreamSource(
         client, settings.redis_stream, consumer,
         shipped_retention_ms=int(settings.shipper_shipped_ids_retention_s * 1000),
         dead_letter_max_entries=settings.shipper_dead_letter_max_entries,
+        replica_wait=settings.replica_wait,
     )

@@ -38,8 +38,7 @@ class Backlog:
 
 async def read_backlog(settings: ShipperSettings) -> Backlog:
     """Query Redis once; raises ``SourceUnavailable`` when it cannot be reached."""
-    client = connect(settings.redis_url, timeout_s=settings.shipper_redis_timeout_s,
-                     cluster=settings.redis_cluster, keepalive=True)
+    client = connect(settings, timeout_s=settings.shipper_redis_timeout_s, keepalive=True)
     stream = settings.redis_stream
     try:
         with mapped_redis_errors():

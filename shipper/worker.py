@@ -285,6 +285,6 @@ def build_worker(settings: ShipperSettings, sink: Sink) -> Worker:
     """A worker with its own Redis connection, as ``settings`` say."""
     source = build_source(settings, settings.shipper_consumer_name, settings.shipper_block_ms)
     ledger = IntentLedger(source.client, source.stream, source.group, source.consumer,
-                          source.intents_key, source.shipped_key)
+                          source.intents_key, source.shipped_key, source.replica_wait)
     return Worker(settings, source, sink, ledger)
 

@@ -17,14 +17,14 @@ import os
 from pathlib import Path
 
 from proxy.metrics import Metrics
-from proxy.publish.outcomes import ROUND_TRIP_ERRORS, never_sent
+from proxy.publish.outcomes import ROUND_TRIP_ERRORS, Outcome, xadd_batch
 from proxy.publish.publisher import Publisher
 from proxy.publish.segments import OwnSegment, delete
 from proxy.publish.spool import Spool
 from shared.logs import log_event
 from shared.redis_client import RedisClient
+from shared.replication import ReplicaWait
 from shared.spool_format import read_records, segment_paths, try_lock
-from shared.streams import RECORD_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ class Drainer:
         interval_s: float,
         timeout_s: float,
         batch_size: int = 500,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         self._redis = redis
+        self._replica_wait = replica_wait or ReplicaWait()
         self._stream = stream
         self._spool = spool
         self._publisher = publisher
@@ -120,11 +122,14 @@ class Drainer:
         return self._spool.holds_records
 
     async def _redis_answers(self) -> bool:
+        # With REDIS_MIN_REPLICAS, also enough replicas: else every pass would re-send the
+        # same records, each time ambiguous.
         try:
-            await asyncio.wait_for(self._redis.ping(), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s + self._replica_wait.timeout_s):
+                await self._redis.ping()
+                return await self._replica_wait.replicas_ready(self._redis, self._stream)
         except ROUND_TRIP_ERRORS:
             return False
-        return True
 
     async def _drain_own(self, segment: OwnSegment) -> bool:
         if await self._republish(segment.path) is None:
@@ -172,25 +177,19 @@ class Drainer:
         return len(records)
 
     async def _xadd(self, chunk: list[bytes]) -> int:
-        """How many of ``chunk``, from its start, the stream accepted."""
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for payload in chunk:
-                    pipe.xadd(self._stream, {RECORD_FIELD: payload})
-                results = await asyncio.wait_for(
-                    pipe.execute(raise_on_error=False), self._timeout_s
-                )
-        except ROUND_TRIP_ERRORS as exc:
-            if not never_sent(exc):  # they may have landed: re-sent later under the same ids
-                self._metrics.records_ambiguous.inc(len(chunk))
-            log_event(logger, "spool_drain_failed", logging.WARNING, error=type(exc).__name__)
-            return 0
-        accepted = 0
-        for result in results:
-            if isinstance(result, BaseException):
-                log_event(logger, "spool_drain_failed", logging.WARNING, error=str(result))
-                break
-            accepted += 1
+        """How many of ``chunk``, from its start, are published (``outcomes``)."""
+        landing = await xadd_batch(
+            self._redis,
+            self._stream,
+            chunk,
+            timeout_s=self._timeout_s,
+            replica_wait=self._replica_wait,
+        )
+        accepted = landing.published_prefix
+        if accepted < len(chunk):
+            # Those after the prefix are sent again later under the same ids, landed or not.
+            self._metrics.records_ambiguous.inc(landing.count(Outcome.AMBIGUOUS))
+            log_event(logger, "spool_drain_failed", logging.WARNING, error=landing.error)
         return accepted
 
     def _drained(self, path: Path, records: int, *, adopted: bool) -> None:

@@ -70,10 +70,9 @@ class Publishing:
 def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
     """The publishing pipeline for ``settings`` (not started)."""
     redis = connect(
-        settings.redis_url,
+        settings,
         timeout_s=settings.redis_timeout_s,
         connect_timeout_s=min(settings.redis_timeout_s, settings.publish_timeout_s),
-        cluster=settings.redis_cluster,
     )
     spool = Spool(
         Path(settings.spool_dir),
@@ -90,6 +89,7 @@ def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
         queue_size=settings.publish_queue_size,
         batch_size=settings.publish_batch_size,
         timeout_s=settings.publish_timeout_s,
+        replica_wait=settings.replica_wait,
     )
     drainer = Drainer(
         redis,
@@ -99,6 +99,7 @@ def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
         metrics,
         interval_s=settings.spool_drain_interval_s,
         timeout_s=settings.publish_timeout_s,
+        replica_wait=settings.replica_wait,
     )
     reservations = Reservations(spool, publisher, settings.record_max_bytes)
     return Publishing(redis, spool, publisher, drainer, reservations)

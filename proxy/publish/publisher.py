@@ -15,12 +15,12 @@ import time
 from collections.abc import AsyncIterator
 
 from proxy.metrics import Metrics
-from proxy.publish.outcomes import ROUND_TRIP_ERRORS, never_sent
+from proxy.publish.outcomes import Outcome, xadd_batch
 from proxy.publish.records import PendingRecord
 from proxy.publish.spool import Spool
 from shared.logs import log_event
 from shared.redis_client import RedisClient
-from shared.streams import RECORD_FIELD
+from shared.replication import ReplicaWait
 
 __all__ = ["PendingRecord", "Publisher"]
 
@@ -46,8 +46,10 @@ class Publisher:
         queue_size: int,
         batch_size: int,
         timeout_s: float,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         self._redis = redis
+        self._replica_wait = replica_wait or ReplicaWait()
         self._stream = stream
         self._metrics = metrics
         self._spool = spool
@@ -146,56 +148,42 @@ class Publisher:
     async def _publish(self, batch: list[PendingRecord]) -> None:
         started = time.monotonic()
         self._sending = True
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for pending in batch:
-                    pipe.xadd(self._stream, {RECORD_FIELD: pending.payload})
-                async with asyncio.timeout(self._timeout_s):
-                    results = await pipe.execute(raise_on_error=False)
-        except ROUND_TRIP_ERRORS as exc:
-            self._sending = False
-            if not never_sent(exc):
-                self._unanswered(batch, exc)
-                return
-            results = [exc] * len(batch)
-        self._sending = False
-        failed = []
-        for pending, result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                failed.append(pending)
-                self._metrics.publish_failures.inc()
-                log_event(
-                    logger,
-                    "record_publish_failed",
-                    logging.WARNING,
-                    record_id=pending.record_id,
-                    error=type(result).__name__,
-                )
-            else:
-                self._metrics.records_published.inc()
-                log_event(
-                    logger,
-                    "record_published",
-                    logging.DEBUG,
-                    record_id=pending.record_id,
-                    batch_size=len(batch),
-                    duration_ms=round((time.monotonic() - started) * 1000, 1),
-                )
-        self.outage = bool(failed)
-        self._spool.append(failed)
-
-    def _unanswered(self, batch: list[PendingRecord], exc: BaseException) -> None:
-        # Redis may have applied the XADDs: the spooled copies keep their ids.
-        self.outage = True
-        self._metrics.publish_failures.inc(len(batch))
-        self._metrics.records_ambiguous.inc(len(batch))
-        log_event(
-            logger,
-            "publish_unanswered",
-            logging.WARNING,
-            records=len(batch),
-            error=type(exc).__name__,
+        # Left True if cancelled mid-round-trip: ``stop`` counts that batch as ambiguous.
+        landing = await xadd_batch(
+            self._redis,
+            self._stream,
+            [pending.payload for pending in batch],
             timeout_s=self._timeout_s,
-            first_record_id=batch[0].record_id,
+            replica_wait=self._replica_wait,
         )
-        self._spool.append(batch)
+        self._sending = False
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        kept = []
+        for pending, outcome in zip(batch, landing.outcomes, strict=True):
+            if outcome is not Outcome.PUBLISHED:
+                kept.append(pending)
+                continue
+            self._metrics.records_published.inc()
+            log_event(
+                logger,
+                "record_published",
+                logging.DEBUG,
+                record_id=pending.record_id,
+                batch_size=len(batch),
+                duration_ms=duration_ms,
+            )
+        self.outage = bool(kept)
+        if kept:
+            # The ambiguous ones may have landed: their spooled copies keep their ids.
+            self._metrics.publish_failures.inc(len(kept))
+            self._metrics.records_ambiguous.inc(landing.count(Outcome.AMBIGUOUS))
+            log_event(
+                logger,
+                "record_publish_failed",
+                logging.WARNING,
+                records=len(kept),
+                ambiguous=landing.count(Outcome.AMBIGUOUS),
+                error=landing.error,
+                first_record_id=kept[0].record_id,
+            )
+            self._spool.append(kept)

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.chaos.replicated import REPLICATED_SCENARIOS
 from tests.chaos.report import document, table
 from tests.chaos.scenarios import SCENARIOS
 
@@ -21,7 +22,8 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="write the results document here")
     parser.add_argument("scenarios", nargs="*", help="keys to run (default: all)")
     args = parser.parse_args()
-    chosen = [s for s in SCENARIOS if not args.scenarios or s.key in args.scenarios]
+    every = [*SCENARIOS, *REPLICATED_SCENARIOS]
+    chosen = [s for s in every if not args.scenarios or s.key in args.scenarios]
     outcomes = []
     started = time.monotonic()
     for scenario in chosen:

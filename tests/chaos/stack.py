@@ -129,6 +129,8 @@ class Stack:
         self.azurite = Azurite(workdir / "azurite", persistent=True) if storage == "azure" else None
         self.proxies: list[Service] = []
         self.shippers: list[Service] = []
+        self.redis_env: dict[str, str] = {}
+        """Overrides for every service started from now on (another Redis topology)."""
 
     def __enter__(self) -> Stack:
         self.redis.start()
@@ -181,6 +183,7 @@ class Stack:
                 AZURE_STORAGE_CONNECTION_STRING=self.azurite.connection_string,
                 AZURE_STORAGE_CONTAINER=AZURE_CONTAINER,
             )
+        base.update(self.redis_env)
         base.update(overrides)
         return base
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,14 @@ import pytest
 from pydantic import ValidationError
 from redis.cluster import RedisCluster as SyncCluster
 
+from proxy.publish.outcomes import Outcome, xadd_batch
 from proxy.settings import ProxySettings
+from shared.redis_client import connect
+from shared.settings import CommonSettings
 from shared.streams import KEYS_ENTRIES, RECORD_FIELD
 from tests.proxy.conftest import StartProxy
 from tests.support.redis_cluster import RedisCluster
-from tests.support.waiting import wait_until
+from tests.support.waiting import async_wait_until, wait_until
 
 STREAM = "{proxy}:exchanges"
 
@@ -69,3 +73,35 @@ def test_keys_and_records_work_on_a_three_master_cluster(
             assert redis.keyslot(STREAM) != redis.keyslot(KEYS_ENTRIES)
         finally:
             redis.close()
+
+
+async def test_wait_asks_the_replicas_of_the_primary_that_owns_the_stream(
+    tmp_path: Path,
+) -> None:
+    with RedisCluster(tmp_path / "cluster", replicas=1) as cluster:
+        settings = CommonSettings(
+            _env_file=None, redis_url=cluster.url, redis_cluster=True, redis_stream=STREAM,
+            redis_min_replicas=1, redis_wait_timeout_ms=200,
+        )
+        client = connect(settings, timeout_s=2)
+        wait = settings.replica_wait
+
+        async def published() -> bool:
+            landing = await xadd_batch(client, STREAM, [b"a"], timeout_s=2, replica_wait=wait)
+            return landing.outcomes == [Outcome.PUBLISHED]
+
+        # The replicas finish their first sync after the cluster forms.
+        await async_wait_until(published, 20, "a publish the stream's replica confirms")
+
+        # The stream's own replica stops confirming; the other primaries' replicas still
+        # would. A WAIT sent anywhere but to the stream's primary would count them.
+        primary = client.get_node_from_key(STREAM)
+        replica = cluster.process_of(cluster.replica_of(primary.port))
+        replica.send_signal(signal.SIGSTOP)
+        try:
+            landing = await xadd_batch(client, STREAM, [b"b"], timeout_s=2, replica_wait=wait)
+        finally:
+            replica.send_signal(signal.SIGCONT)
+        await client.aclose()
+
+        assert landing.outcomes == [Outcome.AMBIGUOUS]

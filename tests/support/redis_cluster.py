@@ -1,10 +1,10 @@
-"""A private Redis Cluster of three masters (no replicas) on free ports, for the shipper's
-cluster test: ``redis-server --cluster-enabled yes`` three times, then
-``redis-cli --cluster create``."""
+"""A private Redis Cluster of three masters (with ``replicas=1``, one replica each) on free
+ports: ``redis-server --cluster-enabled yes`` per node, then ``redis-cli --cluster create``."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -18,11 +18,14 @@ from tests.support.waiting import wait_until
 class RedisCluster:
     """Three cluster-mode redis-servers joined into one cluster covering every slot."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, replicas: int = 0, node_timeout_ms: int = 15000) -> None:
         self.workdir = workdir
-        self.ports = [free_port() for _ in range(3)]
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        nodes = 3 * (1 + replicas)
+        self.ports = [free_port() for _ in range(nodes)]
         # The bus defaults to port + 10000, which may not exist: pick free ones too.
-        self.bus_ports = [free_port() for _ in range(3)]
+        self.bus_ports = [free_port() for _ in range(nodes)]
         self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -30,18 +33,28 @@ class RedisCluster:
         """Any node; a cluster client discovers the others."""
         return f"redis://127.0.0.1:{self.ports[0]}/0"
 
+    def _spawn(self, port: int, bus_port: int) -> subprocess.Popen[bytes]:
+        node_dir = self.workdir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-port", str(bus_port),
+             "--cluster-node-timeout", str(self.node_timeout_ms),
+             "--save", "", "--appendonly", "no", "--dir", str(node_dir),
+             "--logfile", str(node_dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def restart(self, port: int) -> None:
+        """Start the node on ``port`` again after a kill: it rejoins from its nodes.conf."""
+        index = self.ports.index(port)
+        self._processes[index] = self._spawn(port, self.bus_ports[index])
+        wait_for_port(port)
+
     def start(self) -> None:
         for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
-            node_dir = self.workdir / str(port)
-            node_dir.mkdir(parents=True, exist_ok=True)
-            self._processes.append(subprocess.Popen(
-                [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-port", str(bus_port),
-                 "--save", "", "--appendonly", "no", "--dir", str(node_dir),
-                 "--logfile", str(node_dir / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            self._processes.append(self._spawn(port, bus_port))
         for port in self.ports:
             wait_for_port(port)
         cli = shutil.which("redis-cli")
@@ -49,7 +62,7 @@ class RedisCluster:
             raise RuntimeError("no redis-cli binary: run `make test`, which installs one")
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )
         self._wait_until_ok()
@@ -65,8 +78,19 @@ class RedisCluster:
 
         wait_until(ok, timeout_s, "cluster_state:ok", interval_s=0.1)
 
+    def process_of(self, port: int) -> subprocess.Popen[bytes]:
+        """The process of the node on ``port`` (to pause or kill it)."""
+        return self._processes[self.ports.index(port)]
+
+    def replica_of(self, primary_port: int) -> int:
+        """The port of a replica of the primary on ``primary_port``."""
+        with redis.Redis(port=primary_port) as node:
+            role = node.execute_command("ROLE")
+        return int(role[2][0][1])
+
     def stop(self) -> None:
         for process in self._processes:
+            process.send_signal(signal.SIGCONT)  # a paused node dies too
             process.kill()
             process.wait(timeout=10)
         self._processes = []

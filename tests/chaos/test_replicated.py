@@ -1,0 +1,31 @@
+"""Failovers behind Sentinel and on a Cluster with REDIS_MIN_REPLICAS=1: every answered
+call lands once.
+
+Long (about half a minute each): real redis-server primaries, replicas and sentinels, a
+real proxy and shipper under load from the ``openai`` SDK.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.replicated import REPLICATED_SCENARIOS
+from tests.chaos.scenarios import Scenario
+
+
+@pytest.mark.parametrize(
+    "scenario", REPLICATED_SCENARIOS, ids=[s.key for s in REPLICATED_SCENARIOS]
+)
+def test_a_failover_loses_and_doubles_nothing(scenario: Scenario, tmp_path: Path) -> None:
+    outcome = scenario.run(tmp_path)
+    print(outcome)
+
+    assert outcome.expected > 100, "the load did not run"
+    assert outcome.fault_events > 0, "no sign that the fault happened"
+    assert outcome.calls == outcome.expected, f"calls failed: {outcome.notes}"
+    assert outcome.notes == ""  # no failed call, no dead or restarted service
+    assert outcome.missing == 0
+    assert outcome.duplicated == 0
+    assert outcome.invalid_lines == 0
