@@ -46,7 +46,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
     )
     metrics = Metrics(settings.prometheus_multiproc_dir)
     redis = connect(
-        settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
+        settings.redis_url, timeout_s=settings.proxy_redis_timeout_s, cluster=settings.redis_cluster
     )
     publishing = build_publishing(settings, metrics)
     static_keys = [key for key, _ in settings.static_key_pairs]
@@ -82,7 +82,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
         runtime = _runtime(settings)
         await runtime.publishing.start()
         if runtime.key_cache is not None:
-            await runtime.key_cache.start(settings.redis_timeout_s)
+            await runtime.key_cache.start(settings.proxy_redis_timeout_s)
         app.state.runtime = runtime
         log_event(
             logger,
@@ -101,7 +101,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
             yield
         finally:
             if runtime.key_cache is not None:
-                await runtime.key_cache.stop(settings.redis_timeout_s)
+                await runtime.key_cache.stop(settings.proxy_redis_timeout_s)
             await runtime.publishing.stop(settings.shutdown_drain_timeout_s)
             await runtime.upstream.aclose()
             await runtime.redis.aclose()

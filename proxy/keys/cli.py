@@ -58,7 +58,9 @@ def _safe_url(url: str) -> str:
 def _connect(settings: ProxySettings) -> RedisClient:
     try:
         return connect(
-            settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
+            settings.redis_url,
+            timeout_s=settings.proxy_redis_timeout_s,
+            cluster=settings.redis_cluster,
         )
     except ValueError as exc:
         raise CommandError(
