@@ -3,7 +3,7 @@
 On start (and after every Redis outage) it first re-ships its own pending entries,
 then reads new ones; every so often it claims entries that dead shippers left
 pending, forgets long-dead consumers and stale intents. Each file's lines go
-through ``shipper.delivery`` (README, "Exactly once"). While a batch is written,
+through ``shipper.delivery`` (docs/delivery.md). While a batch is written,
 the next one is checked, the one after it read (at most two ahead), and the last one
 acknowledged (at most one in flight), so Redis, the disk and the event loop work at
 the same time. A file in backoff never holds back the batch's other files: they are
@@ -290,7 +290,7 @@ class Worker:
         if errors:
             raise errors[0]
         # At most one acknowledgement in flight: it overlaps the next batch's appends (their
-        # records are other entries; README, "Exactly once", holds in any order of the two).
+        # records are other entries; docs/delivery.md holds in any order of the two).
         await self._acked()
         self._acking = asyncio.create_task(acks.flush())
         landed = [chunk for task, chunk in zip(tasks, chunks, strict=True) if task.done()]
