@@ -120,11 +120,11 @@ class ProxySettings(CommonSettings):
     """How often the drainer looks for spooled records and asks Redis whether it is back."""
 
     max_request_bytes: int = Field(default=512 * MIB, gt=0)
-    """Larger request bodies get 413, without being read whole (512 MiB: OpenAI's file
-    limit)."""
+    """Larger request bodies get 413, without being read whole; the default is OpenAI's
+    file limit."""
     record_max_bytes: int = Field(default=3 * MIB, ge=64 * 1024)
-    """A whole record's JSON; 3 MiB fits one append on both sinks (Azure's is 4 MiB). A
-    record still larger after the other caps loses its largest parts to size and sha256
+    """A whole record's JSON; the default fits one append on both sinks (Azure's is 4 MiB).
+    A record still larger after the other caps loses its largest parts to size and sha256
     markers."""
     record_max_body_bytes: int = Field(default=1 * MIB, gt=0)
     """Text kept of each body, of each assembled stream text or tool-call arguments, and of

@@ -234,9 +234,14 @@ def configuration_md() -> str:
     return "\n".join(out)
 
 
+NO_BREAK = "\0"
+"""Stands for a space that must not end a line (``(16 MiB)``) until the text is wrapped."""
+
+
 def comment(text: str) -> list[str]:
     """``text`` as ``#`` lines of at most 90 characters."""
-    return [f"# {line}" for line in textwrap.wrap(text.replace("`", ""), width=88)]
+    lines = textwrap.wrap(text.replace("`", ""), width=88)
+    return [f"# {line.replace(NO_BREAK, ' ')}" for line in lines]
 
 
 def env_example() -> str:
@@ -250,7 +255,9 @@ def env_example() -> str:
     for section in SECTIONS:
         out += ["", f"# --- {section.title.lower()} ---"]
         for var in variables(section):
-            out += ["", *comment(var.meaning)]
+            unit = with_unit(var.name, var.default)[len(var.default) :].strip()  # "(16 MiB)"
+            meaning = f"{var.meaning} {unit.replace(' ', NO_BREAK)}" if unit else var.meaning
+            out += ["", *comment(meaning)]
             if var.name in COMMENTED_EXAMPLES:
                 out.append(f"# {var.name}={COMMENTED_EXAMPLES[var.name]}")
             else:
