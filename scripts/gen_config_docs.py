@@ -104,15 +104,13 @@ class Variable:
     shown_default: str
     """As shown in the docs."""
     meaning: str
-    secret: bool
 
 
 def env_name(name: str, info: FieldInfo) -> str:
     """The variable's name: the first alias when the field has some, else the field's name."""
     alias = info.validation_alias
     if isinstance(alias, AliasChoices):
-        first = alias.choices[0]
-        return str(first).upper()
+        return str(alias.choices[0]).upper()
     return (alias if isinstance(alias, str) else name).upper()
 
 
@@ -190,7 +188,7 @@ def variables(section: Section) -> list[Variable]:
         if formers:
             meaning += " Its former name " + ", ".join(f"`{former}`" for former in formers)
             meaning += " still works."
-        found.append(Variable(variable, "" if secret else value, shown, meaning, secret))
+        found.append(Variable(variable, "" if secret else value, shown, meaning))
     return found
 
 
