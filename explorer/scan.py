@@ -189,7 +189,7 @@ FROM checked
 """
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
-"""Far above a record's size cap (docs/contract.md, "Size"); DuckDB's read buffer is sized by it."""
+"""Far above a record's size cap (docs/record.md, "Size"); DuckDB's read buffer is sized by it."""
 
 SCAN_SQL = _SELECT.format(
     columns=repr(_COLUMNS).replace('"', "'"),

@@ -18,33 +18,42 @@ class ExplorerSettings(StorageSettings):
     """Everything the explorer reads from its environment."""
 
     explorer_host: str = "127.0.0.1"
+    """Where ``explorer serve`` listens; off loopback it needs ``EXPLORER_TOKEN``."""
     explorer_port: int = Field(default=8080, ge=1, le=65535)
+    """The port ``explorer serve`` listens on."""
     explorer_token: SecretStr | None = None
+    """The token every page wants (header or login cookie); required when
+    ``EXPLORER_HOST`` is not a loopback address."""
     explorer_cache_dir: Path = Path(".explorer-cache")
+    """The per-file summary cache, and a scratch folder for scans; explorers may share it."""
     explorer_prices: Path | None = None
+    """A price file whose entries replace the packaged table's, per model (docs/costs.md)."""
     explorer_refresh_s: float = Field(default=5.0, ge=0)
+    """``serve`` lists the store again at most this often."""
     explorer_scan_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    """Files scanned together; bounds the memory of a scan."""
     openai_admin_key: SecretStr | None = Field(
         default=None,
-        description="OpenAI admin key for `explorer reconcile` (organization Usage and Costs APIs)",
+        description="An OpenAI admin key for `explorer reconcile` (organization Usage and "
+        "Costs APIs).",
     )
     explorer_admin_api_url: str = Field(
         default="https://api.openai.com/v1",
-        description="where `explorer reconcile` reads the organization Usage and Costs APIs",
+        description="Where `explorer reconcile` reads the organization Usage and Costs APIs.",
     )
     explorer_admin_api_retries: int = Field(
-        default=5, ge=0, description="retries of a throttled (429) or failed (5xx) page"
+        default=5, ge=0, description="Retries of a throttled (429) or failed (5xx) page."
     )
     explorer_admin_api_backoff_s: float = Field(
-        default=1.0, ge=0, description="first retry delay; doubles on each retry, capped at 30 s"
+        default=1.0, ge=0, description="The first retry delay; it doubles at each retry, to 30 s."
     )
     explorer_admin_api_timeout_s: float = Field(
-        default=30.0, gt=0, description="timeout of one Usage or Costs API request"
+        default=30.0, gt=0, description="The timeout of one Usage or Costs API request."
     )
     explorer_reconcile_tolerance: float = Field(
         default=0.01,
         ge=0,
-        description="relative difference (0.01 = 1%) beyond which `explorer reconcile` flags",
+        description="The relative difference (0.01 = 1%) beyond which `explorer reconcile` flags.",
     )
 
     @property

@@ -45,7 +45,7 @@ def _runtime(settings: ProxySettings) -> Runtime:
         settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     )
     metrics = Metrics(settings.prometheus_multiproc_dir)
-    redis = connect(settings, timeout_s=settings.redis_timeout_s)
+    redis = connect(settings, timeout_s=settings.proxy_redis_timeout_s)
     publishing = build_publishing(settings, metrics)
     static_keys = [key for key, _ in settings.static_key_pairs]
     key_store, key_cache = key_store_for(settings, redis)
@@ -80,7 +80,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
         runtime = _runtime(settings)
         await runtime.publishing.start()
         if runtime.key_cache is not None:
-            await runtime.key_cache.start(settings.redis_timeout_s)
+            await runtime.key_cache.start(settings.proxy_redis_timeout_s)
         app.state.runtime = runtime
         log_event(
             logger,
@@ -99,7 +99,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
             yield
         finally:
             if runtime.key_cache is not None:
-                await runtime.key_cache.stop(settings.redis_timeout_s)
+                await runtime.key_cache.stop(settings.proxy_redis_timeout_s)
             await runtime.publishing.stop(settings.shutdown_drain_timeout_s)
             await runtime.upstream.aclose()
             await runtime.redis.aclose()

@@ -1,6 +1,7 @@
 """The proxy's settings: one object, built once at start-up from the environment and ``.env``.
 
-Variable names are public (docs/contract.md, "Configuration"); every duration carries its unit.
+Variable names are public (docs/configuration.md, generated from the fields' docstrings);
+every duration carries its unit.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from proxy.capture.limits import CaptureLimits
 from proxy.targets import UpstreamBase
@@ -43,33 +44,48 @@ class ProxySettings(CommonSettings):
     """Everything ``python -m proxy`` can be configured with."""
 
     openai_api_key: SecretStr | None = None
+    """The key sent upstream (``sk-...``); not needed with ``AUTH_MODE=passthrough``."""
     openai_base_url: str = "https://api.openai.com/v1"
+    """The upstream: ``/v1/{path}`` goes to ``{OPENAI_BASE_URL}/{path}``; ``http://`` or
+    ``https://``. A query in it (``?api-version=...``) is sent with every request, before
+    the client's; userinfo (``https://user:pass@host``) is sent as HTTP Basic auth instead
+    of the key. Neither is ever shown by ``GET /``, the logs or a record."""
     proxy_host: str = "127.0.0.1"
-    """Loopback unless chosen: off loopback, ``AUTH_MODE=none`` needs ``ALLOW_OPEN_RELAY``."""
+    """Where the proxy listens. Off loopback, ``AUTH_MODE=none`` makes an open relay: the
+    proxy then refuses to start unless ``ALLOW_OPEN_RELAY=true``."""
     proxy_port: int = Field(default=8000, ge=0, le=65535)
+    """The port the proxy listens on."""
     proxy_bind: str | None = Field(
         default=None,
         description="The host address clients reach the proxy on, when that is not "
-        "PROXY_HOST: compose hands the load balancer's published bind here.",
+        "PROXY_HOST: compose hands the load balancer's published bind here, for the "
+        "open-relay check. Leave it unset without compose.",
     )
     allow_open_relay: bool = Field(
         default=False,
         description="Serve with AUTH_MODE=none on a non-loopback address (something in "
-        "front must authenticate).",
+        "front must authenticate); logs an `open_relay` warning at start.",
     )
     proxy_workers: int = Field(default=1, ge=1, le=64)
-    """Worker processes behind the one port (``proxy.serving``)."""
+    """Worker processes behind the one port; ``/metrics`` adds all of them up."""
     prometheus_multiproc_dir: Path | None = None
-    """Where workers keep their metric values; a temporary folder when not set."""
+    """With several workers, where they keep their metric values (emptied at start); a
+    temporary folder when not set."""
 
     auth_mode: AuthMode = "none"
+    """``none``: anyone may call, the upstream key is added, ``user_id`` is null; ``keys``: a
+    proxy key is required and names the user (docs/keys.md); ``passthrough``: the client's
+    own OpenAI key goes upstream and ``user_id`` is derived from it."""
     proxy_api_keys: SecretStr = SecretStr("")
-    """Static keys for ``AUTH_MODE=keys``: comma-separated ``KEY=USER_ID`` pairs."""
+    """Static keys for ``AUTH_MODE=keys``: comma-separated ``KEY=USER_ID`` pairs, beside the
+    keys in Redis (``python -m proxy keys create``)."""
 
     keys_refresh_interval_s: float = Field(default=1.0, gt=0)
-    """How often each replica polls the keys' version in Redis and flushes last-used times."""
+    """How often each replica checks Redis for created or revoked keys (one ``GET``) and
+    writes last-used times."""
     passthrough_user_id_secret: SecretStr | None = None
-    """Optional HMAC key for passthrough ``user_id``s; changing it changes every id."""
+    """Optional HMAC key for passthrough ``user_id``s, so that nobody can compute an id from
+    a key without it; changing it changes every id."""
 
     realtime_record_audio: bool = False
     """Keep Realtime audio payloads in the record (else: their size and sha256 only)."""
@@ -85,55 +101,87 @@ class ProxySettings(CommonSettings):
         ),
     )
     realtime_allowed_origins: str = ""
-    """With ``AUTH_MODE=none``: comma-separated web origins whose pages may open Realtime
-    sessions (``*``: any). Browsers let any page open a WebSocket to any host, so
-    without this a page the operator visits could spend the upstream key."""
+    """With ``AUTH_MODE=none`` only: comma-separated web origins (``https://app.example``)
+    whose pages may open Realtime sessions, ``*`` for any; others get 403. Browsers let any
+    page open a WebSocket to any host, so without this a page the operator visits could
+    spend the upstream key."""
 
     storage_type: Literal["local", "azure"] = "local"
-    """Where the shipper writes; the proxy only reports it on ``GET /``."""
+    """Where the shipper writes, as configured for the proxy: informational, shown on
+    ``GET /`` only."""
     spool_dir: str = "spool"
+    """The outage spool's folder (docs/outages.md); replicas may share it."""
     spool_max_bytes: int = Field(default=1024 * MIB, gt=0)
-    """The cap on the segments in SPOOL_DIR (all writers sharing it)."""
+    """The cap on all segments in ``SPOOL_DIR`` (every writer sharing it)."""
     spool_full_policy: Literal["drop", "reject"] = "drop"
-    """When it is full: ``drop`` keeps serving and counts lost records; ``reject`` answers 503."""
+    """When the spool is full: ``drop`` keeps serving and counts each lost record;
+    ``reject`` answers new calls 503 unless the spool has room for their records."""
     spool_drain_interval_s: float = Field(default=0.5, gt=0)
+    """How often the drainer looks for spooled records and asks Redis whether it is back."""
 
     max_request_bytes: int = Field(default=512 * MIB, gt=0)
+    """Larger request bodies get 413, without being read whole; the default is OpenAI's
+    file limit."""
     record_max_bytes: int = Field(default=3 * MIB, ge=64 * 1024)
-    """A whole record's JSON; 3 MiB fits one append on both sinks (Azure's is 4 MiB)."""
+    """A whole record's JSON; the default fits one append on both sinks (Azure's is 4 MiB).
+    A record still larger after the other caps loses its largest parts to size and sha256
+    markers."""
     record_max_body_bytes: int = Field(default=1 * MIB, gt=0)
-    """Text kept of each body, and of each assembled text or tool-call arguments."""
+    """Text kept of each body, of each assembled stream text or tool-call arguments, and of
+    a form's fields together; longer ones are truncated and marked."""
     record_max_form_field_bytes: int = Field(default=64 * 1024, gt=0)
+    """Text kept of each multipart form field."""
     record_max_form_parts: int = Field(default=100, gt=0)
+    """Multipart fields and files listed; the rest are counted in ``parts_not_listed``."""
     record_max_events: int = Field(default=1000, gt=0)
-    """Events kept of an unknown stream, and entries per logprobs list."""
+    """Events kept of an unknown event stream or a Realtime session, choices, tool calls or
+    output items of an assembled one, and entries per logprobs list."""
     record_max_sse_line_chars: int = Field(default=4 * MIB, gt=0)
+    """The longest SSE line (or event data) parsed for the record; longer ones are skipped
+    and counted (``sse_truncated``)."""
     record_max_decoded_bytes: int = Field(default=64 * MIB, gt=0)
-    """Decoding a compressed response for the record stops here (a compression bomb)."""
+    """Decoding a compressed response for the record stops here, so a compression bomb
+    costs no more (marked ``decoded_truncated_at_bytes``)."""
 
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
+    """Connecting to the upstream."""
     upstream_read_timeout_s: float = Field(default=600.0, gt=0)
-    """The longest gap between two bytes from the upstream, not the total duration."""
+    """The longest gap between two bytes from the upstream, not the total duration: streams
+    may last minutes."""
     upstream_write_timeout_s: float = Field(default=60.0, gt=0)
+    """The longest stall while sending a request body (``httpcore`` transport only)."""
     upstream_pool_timeout_s: float = Field(default=10.0, gt=0)
+    """Waiting for a free upstream connection."""
     upstream_max_connections: int = Field(default=200, gt=0)
+    """The size of the shared upstream connection pool."""
     upstream_max_keepalive_connections: int = Field(default=50, ge=0)
+    """Idle upstream connections kept open (``httpcore`` transport only: aiohttp keeps every
+    idle connection up to ``UPSTREAM_MAX_CONNECTIONS``)."""
     upstream_keepalive_expiry_s: float = Field(default=4.0, gt=0)
-    """Idle upstream connections are closed after this; shorter than the common 5 s of
-    servers such as uvicorn, so the proxy never sends a request on a connection the
-    upstream is closing at that very moment (a POST cannot be retried safely)."""
+    """Idle upstream connections are closed after this. Keep it below the upstream's own
+    keep-alive timeout (5 s for uvicorn-based servers): else a call can be sent on a
+    connection the upstream is closing at that moment, and a POST cannot be retried
+    safely (502)."""
     upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
-    """The HTTP stack under the httpx client: aiohttp's pool (faster), or httpx's own."""
+    """What carries the httpx client's requests: ``aiohttp``'s connection pool (about a
+    third of the CPU per request, docs/performance.md) or httpx's own ``httpcore``."""
 
-    redis_timeout_s: float = Field(default=2.0, gt=0)
-    """Connect and command timeout for Redis, so an outage never stalls publishing for long."""
+    proxy_redis_timeout_s: float = Field(
+        default=2.0, gt=0, validation_alias=AliasChoices("proxy_redis_timeout_s", "redis_timeout_s")
+    )
+    """The proxy's connect and command timeout for Redis, so an outage never stalls
+    publishing for long."""
     ready_timeout_s: float = Field(default=1.0, gt=0)
     """How long ``GET /ready`` (and ``/health``) waits for Redis to answer ``PING``."""
     publish_queue_size: int = Field(default=10_000, gt=0)
+    """Records waiting to be published, in memory; beyond it they go straight to the
+    spool."""
     publish_batch_size: int = Field(default=100, gt=0)
+    """XADDs pipelined per round trip to Redis."""
     publish_timeout_s: float = Field(default=1.0, gt=0)
     """An XADD round trip slower than this is spooled (and counted as ambiguous)."""
     shutdown_drain_timeout_s: float = Field(default=10.0, ge=0)
+    """On shutdown, how long to keep publishing queued records before spooling the rest."""
 
     stream_usage: Literal["inject", "passthrough"] = Field(
         default="inject",

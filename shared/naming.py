@@ -1,4 +1,4 @@
-"""Target file names: ``{user_id}_{model}_{YYYYMMDD}.jsonl`` (docs/contract.md, "File names").
+"""Target file names: ``{user_id}_{model}_{YYYYMMDD}.jsonl`` (docs/record.md, "File names").
 
 Each of ``user_id`` and ``model`` is one path component: every character outside
 ``A-Z a-z 0-9 . -`` is percent-encoded as UTF-8, and a part made only of dots is
@@ -52,7 +52,7 @@ def part_digest(value: str) -> str:
 
 
 def encode_part(value: str) -> str:
-    """``encode_component``, capped at ``MAX_PART_BYTES`` as docs/contract.md's rule says."""
+    """``encode_component``, capped at ``MAX_PART_BYTES`` (docs/record.md, "File names")."""
     encoded = encode_component(value)
     if len(encoded) <= MAX_PART_BYTES:
         return encoded

@@ -1,7 +1,9 @@
 """Settings both services share; each service builds one settings object at start-up.
 
 Values come from the environment and from ``.env`` in the working directory. The
-variable names are public (docs/contract.md, "Configuration").
+variable names are public (docs/contract.md). Each field's docstring is its
+documentation: ``scripts/gen_config_docs.py`` writes docs/configuration.md and
+``.env.example`` from these classes.
 """
 
 from __future__ import annotations
@@ -21,16 +23,28 @@ class CommonSettings(BaseSettings):
     """Redis and logging, the same for the proxy and the shipper."""
 
     # Empty values count as unset, so a copied .env.example with blank lines keeps the defaults.
+    # A field's docstring is its description (docs/configuration.md is generated from it).
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+        env_file=".env",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
+        use_attribute_docstrings=True,
     )
 
     redis_url: str = "redis://localhost:6379/0"
+    """Redis for the stream and the per-user keys: ``redis://``, ``rediss://`` (TLS) or
+    ``unix://``."""
     redis_stream: str = Field(default=DEFAULT_STREAM, min_length=1)
+    """The stream's key; dead letters go to ``{REDIS_STREAM}:dead``."""
     redis_cluster: bool = False
-    """Talk to a Redis Cluster; every script and transaction then stays on one slot."""
+    """``true``: every service talks to a Redis Cluster; ``REDIS_STREAM`` then needs a hash
+    tag, such as ``{proxy}:exchanges``, so that every script and transaction stays on one
+    slot."""
     log_level: str = "INFO"
+    """The level of the services' own logs (stderr)."""
     log_format: Literal["text", "json"] = "text"
+    """``text``, or ``json`` (one event per line)."""
 
     redis_min_replicas: int = Field(
         default=0, ge=0,
@@ -103,11 +117,19 @@ class StorageSettings(CommonSettings):
     """Where the JSONL files are: what the shipper writes and the explorer reads."""
 
     storage_type: Literal["local", "azure"] = "local"
+    """Where the JSONL files are: ``local`` (``LOCAL_LOG_DIR``) or ``azure`` (a blob
+    container). The proxy reads it too, only to show it on ``GET /``."""
     local_log_dir: Path = Path("logs")
+    """The folder of the local JSONL files."""
     azure_storage_connection_string: SecretStr | None = None
+    """An Azure Storage connection string (Azurite, SAS); used when set, else the account
+    name and key."""
     azure_storage_account_name: str | None = None
+    """The Azure Storage account's name, with ``AZURE_STORAGE_ACCOUNT_KEY``."""
     azure_storage_account_key: SecretStr | None = None
+    """The Azure Storage account's key."""
     azure_storage_container: str = Field(default="proxy-logs", min_length=3, max_length=63)
+    """The blob container of the files (the shipper creates it if missing)."""
 
     @model_validator(mode="after")
     def _azure_credentials(self) -> Self:

@@ -9,9 +9,7 @@ without its newline is a torn write and is not a record.
 
 Whoever writes or drains a segment holds an exclusive ``flock`` on it for as long as
 it does so; a segment whose lock can be taken belongs to nobody (its writer finished
-or died) and may be drained. A segment is deleted only after every record in it was
-accepted downstream, so a crash mid-drain re-sends records: consumers recognise them
-by their ``id``.
+or died) and may be drained. The protocol around this format: docs/outages.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every key the shipper uses is ``{REDIS_STREAM}:<suffix>``, so on Redis Cluster a
 hash-tagged stream name (``{proxy}:exchanges``) puts them all in one slot, as the
-shipper's scripts require (README, "Redis Cluster").
+shipper's scripts require (docs/operations.md, "Redis Cluster").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write one file's lines exactly once: the sink and the intent ledger together.
 
-The protocol is README, "Exactly once". ``Delivery.write`` is used by the worker (lines
+The protocol is docs/delivery.md. ``Delivery.write`` is used by the worker (lines
 owned by stream entries) and by ``shipper replay`` (lines from a spool, no entry).
 Transient storage errors are retried here without limit; the caller learns what was
 written, what had landed before, what another shipper owns now, and what can never be
@@ -83,7 +83,7 @@ class Delivery:
 
         ``owned``: the entries were just read as new, so the first attempt skips checking
         that this consumer still owns them (an economy only: no record lands twice either
-        way, README "Exactly once"); every later attempt checks.
+        way, docs/delivery.md); every later attempt checks.
 
         Lines repeating a record id of the chunk follow the first one's fate (as already
         landed when it was written).

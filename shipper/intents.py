@@ -1,4 +1,4 @@
-"""The Redis side of the exactly-once protocol (README, "Exactly once"): intents and shipped ids.
+"""The Redis side of the exactly-once protocol (docs/delivery.md): intents and shipped ids.
 
 ``{REDIS_STREAM}:intents`` maps a record id to every placement it was ever given,
 one line each: ``owner\\tms\\tplacement`` (owner: the stream entry, or a replay's

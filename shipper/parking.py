@@ -1,11 +1,8 @@
 """Files in backoff, set aside so that the loop goes on with the others.
 
-When one file of a batch fails transiently, its chunk keeps retrying in the
-background ("parked") while the worker acknowledges the rest of the batch and reads
-on. Parked records count as records in hand: a batch is shipped only while parked
-ones and it fit in one batch (``SHIPPER_BATCH_MAX_RECORDS``), and nothing is read
-ahead while anything is parked, so an outage of all storage still holds at most one
-batch in hand and two read ahead.
+A chunk whose file fails transiently is parked: it retries in the background, and its
+records count as records in hand (``wait_for_room``). The rule and the bound it gives:
+docs/delivery.md, "Parking".
 """
 
 from __future__ import annotations

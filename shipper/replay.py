@@ -3,7 +3,7 @@
 For a proxy host that died with records in its spool (format: ``shared.spool_format``).
 Each segment is read under its ``flock``, so a live proxy draining it is never raced
 (a segment whose lock is held is skipped and reported). Records go through the same
-``Delivery`` as the worker's (README, "Exactly once"): a record id that already landed,
+``Delivery`` as the worker's (docs/delivery.md): a record id that already landed,
 from the stream or an earlier replay, is never written again, so running it twice, or
 while shippers run, writes nothing twice. Segments are kept unless ``--delete`` is
 given; then a segment is deleted once each of its records is in storage (a segment

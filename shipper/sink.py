@@ -1,6 +1,6 @@
 """What every storage sink does, and the errors it raises.
 
-A sink plays its part in the exactly-once protocol (README, "Exactly once"): ``append``
+A sink plays its part in the exactly-once protocol (docs/delivery.md): ``append``
 fixes the placement under the file's lock (local) or an append-position condition
 (Azure), hands it to ``prepare`` before writing, and ``landed`` reads a placement back.
 Errors are mapped here: ``AppendConflict`` (another writer moved the end first: try

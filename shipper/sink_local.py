@@ -2,7 +2,7 @@
 
 Each append holds an exclusive ``flock`` on the file from choosing the offset until
 the bytes are fsynced, so ``prepare`` runs while no other process can move the end
-(README, "Exactly once", also for the write marker that makes torn writes safe).
+(docs/delivery.md, also for the write marker that makes torn writes safe).
 The flock is held across ``prepare``'s Redis calls, which are bounded by the client's
 timeout. Within one process, appends to one file are serialised by an asyncio lock
 that is forgotten as soon as nobody holds or awaits it.

@@ -86,7 +86,7 @@ end
 """
 
 # Ack and delete shipped entries; forget their records' intents and remember the records
-# as shipped (README, "Exactly once"), atomically. KEYS: stream, intents, shipped.
+# as shipped (docs/delivery.md), atomically. KEYS: stream, intents, shipped.
 # ARGV: group, joined entry ids, JSON record ids, retention in ms. Lua's unpack() has a
 # stack limit, hence the slices.
 _FINISH = LUA_SPLIT_IDS + """

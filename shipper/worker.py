@@ -8,10 +8,10 @@ Each round of ``Worker.run`` goes through these stages, in order:
    pending, forget long-dead consumers and stale intents;
 3. read and check new entries (``shipper.stages.ReadAhead``: while a batch is written,
    the next one is checked and the one after it read);
-4. write: one append per file, each through ``shipper.delivery`` (README, "Exactly
-   once"). A file in backoff never holds back the batch's other files: they are
-   acknowledged as they land, and the chunk is parked (``shipper.parking``) while the
-   loop goes on. A file that can never be written goes to the dead-letter stream;
+4. write: one append per file, each through ``shipper.delivery`` (docs/delivery.md).
+   A file in backoff never holds back the batch's other files: they are acknowledged
+   as they land, and the chunk is parked (``shipper.parking``) while the loop goes on.
+   A file that can never be written goes to the dead-letter stream;
 5. acknowledge (``shipper.stages.Acknowledging``: at most one in flight, overlapping
    the next batch's writes).
 

@@ -44,7 +44,7 @@ def make_record(
 
 
 def log_file_name(user_id: str | None, model: str | None, timestamp: datetime) -> str:
-    """The shipper's file name for a record, with long parts cut as docs/contract.md says.
+    """The shipper's file name for a record, with long parts cut as docs/record.md says.
 
     The cut is applied here too, so the name is right whether or not ``shared.naming``
     cuts long parts itself yet.

@@ -34,3 +34,14 @@ def test_bad_settings_exit_2_naming_the_variable_not_the_secret(
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr and complaint in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_the_proxys_redis_timeout_is_read_under_its_new_and_its_former_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proxy.settings import ProxySettings
+
+    monkeypatch.setenv("REDIS_TIMEOUT_S", "3")
+    assert ProxySettings(_env_file=None).proxy_redis_timeout_s == 3  # type: ignore[call-arg]
+    monkeypatch.setenv("PROXY_REDIS_TIMEOUT_S", "4")
+    assert ProxySettings(_env_file=None).proxy_redis_timeout_s == 4  # type: ignore[call-arg]

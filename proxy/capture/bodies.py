@@ -1,6 +1,6 @@
 """What the record keeps of a body that streams past the proxy.
 
-Shapes of ``RequestPart.body`` / ``ResponsePart.body`` (documented in the README):
+Shapes of ``RequestPart.body`` / ``ResponsePart.body`` (documented in docs/record.md):
 
 - no body: ``null``
 - JSON (by content type, or untyped text that parses): the parsed value

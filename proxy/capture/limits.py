@@ -1,6 +1,6 @@
 """How much of an exchange the record may keep, and how a cut is marked.
 
-Every cut leaves a marker in place of what was cut, in the shape the README documents:
+Every cut leaves a marker in place of what was cut, in the shape docs/record.md documents:
 ``{"truncated": true, "size": <full size in bytes>, "sha256": ..., "text": <the head>}``
 (``sha256`` where it is cheap to know). The record as a whole is bounded by
 ``RECORD_MAX_BYTES`` (``proxy.capture.record_size``).

@@ -57,7 +57,7 @@ def _safe_url(url: str) -> str:
 
 def _connect(settings: ProxySettings) -> RedisClient:
     try:
-        return connect(settings, timeout_s=settings.redis_timeout_s)
+        return connect(settings, timeout_s=settings.proxy_redis_timeout_s)
     except ValueError as exc:
         raise CommandError(
             "REDIS_URL is not a valid Redis URL (redis://, rediss:// or unix://)"

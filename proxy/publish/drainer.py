@@ -1,11 +1,8 @@
-"""The drainer: re-publishes spooled segments once Redis answers (protocol: ``spool.py``).
+"""The drainer: re-publishes spooled segments, oldest first, once Redis answers.
 
-Each pass looks at the folder, asks Redis for a ``PING`` within the publish timeout,
-then re-publishes segments oldest first: this proxy's own (it already holds their
-locks) and any other whose lock it can take (a stopped or dead proxy's). A segment is
-deleted only after every record in it was accepted; a failed pass keeps its place and
-resumes there. When the last of this proxy's records is out, it pauses the publisher
-for the final segment, so no new record overtakes the spooled ones.
+It drains this proxy's own segments and any other whose lock it can take, deletes a
+segment only after Redis accepted every record in it, and pauses the publisher for the
+last one so no new record overtakes it. The protocol: docs/outages.md.
 """
 
 from __future__ import annotations

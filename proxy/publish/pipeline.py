@@ -71,8 +71,8 @@ def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
     """The publishing pipeline for ``settings`` (not started)."""
     redis = connect(
         settings,
-        timeout_s=settings.redis_timeout_s,
-        connect_timeout_s=min(settings.redis_timeout_s, settings.publish_timeout_s),
+        timeout_s=settings.proxy_redis_timeout_s,
+        connect_timeout_s=min(settings.proxy_redis_timeout_s, settings.publish_timeout_s),
     )
     spool = Spool(
         Path(settings.spool_dir),

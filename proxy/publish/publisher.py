@@ -2,8 +2,8 @@
 
 ``submit`` never waits: it puts the record on a bounded in-memory queue that a
 background task drains, several ``XADD``s per round trip (``LINGER_S``), each bounded by
-``PUBLISH_TIMEOUT_S``. A record that cannot be published goes to the spool; the spool's
-module docstring tells the whole outage protocol.
+``PUBLISH_TIMEOUT_S``. A record that cannot be published goes to the spool (the outage
+protocol: docs/outages.md).
 """
 
 from __future__ import annotations

@@ -1,31 +1,11 @@
 """The spool: the proxy's durable outage buffer in ``SPOOL_DIR``.
 
-This is the one place the spool's protocol is told; other modules point here.
-
-- A record the publisher cannot get into Redis — the ``XADD`` failed, or did not answer
-  within ``PUBLISH_TIMEOUT_S``, or the connection broke before the reply (then it may
-  also have landed: it is counted as ambiguous, see ``outcomes.py``, and keeps its
-  ``id``, by which the shipper recognises a second copy) — is appended to
-  this proxy's own segment files (format: ``shared.spool_format``). Appends are buffered
-  and written by one background task in a worker thread, one ``fdatasync`` per group
-  (group commit), so spooling never adds latency to a client's call.
-- While this proxy has records in the spool, its new records go to the spool too, so
-  they reach the stream in the order they were made. The drainer (``drainer.py``)
-  re-publishes segments oldest first once Redis answers, deletes a segment only after
-  every record in it was accepted, and hands the publisher back to Redis when the last
-  of this proxy's segments is done.
-- Each process writes segments named after itself and keeps their locks until they
-  are drained. A segment whose lock is free belongs to a proxy that stopped or died; any
-  proxy sharing the folder (the same one restarted, or a sibling) adopts and drains it,
-  alongside its own new records: order is kept per writer, not across writers.
-- ``SPOOL_MAX_BYTES`` caps the bytes of all segments in the folder. With
-  ``SPOOL_FULL_POLICY=drop`` (the default) the proxy keeps serving, and each record that
-  does not fit is counted in ``proxy_records_dropped_total`` and logged as an error
-  with its id. With ``reject``, new calls are answered 503 while less than
-  ``RESERVE_FRACTION`` of the cap is free, or while the room set aside for the records
-  of calls already admitted leaves none for one more (``reservations.py``).
-- A ``kill -9`` loses what was only in memory: records not yet handed to Redis or
-  written to a segment (the publisher's queue and the spool's current group).
+A record the publisher cannot get into Redis is appended to this process's own segment
+files (format: ``shared.spool_format``) in groups, one ``fdatasync`` each, off the event
+loop; while the spool holds this proxy's records, new ones follow them there, and the
+drainer (``drainer.py``) hands publishing back to Redis. ``SPOOL_MAX_BYTES`` caps the
+folder, ``SPOOL_FULL_POLICY`` says what happens when it is full (``reservations.py``).
+The protocol, told once: docs/outages.md.
 """
 
 from __future__ import annotations

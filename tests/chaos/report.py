@@ -35,9 +35,8 @@ the files is compared with the `X-Proxy-Record-Id` of every call that succeeded.
   from landing twice).
 
 Regenerate with `make chaos` (this file) or run the same scenarios as tests with
-`make test` / `pytest tests/chaos`. The protocol is described in
-`proxy/publish/spool.py`; what a `kill -9` or the Redis settings can still lose is in the
-README ("Outages and the spool").
+`make test` / `pytest tests/chaos`. The spool's protocol, and what a `kill -9` or the
+Redis settings can still lose, are in [docs/outages.md](docs/outages.md).
 """
 
 

@@ -1,6 +1,6 @@
 """A whole stack of real processes for one chaos scenario, on 127.0.0.1 only.
 
-Its own ``redis-server`` (AOF on, ``appendfsync everysec``, as the README recommends), the
+Its own ``redis-server`` (AOF on, ``appendfsync everysec``, as docs/outages.md asks), the
 fake OpenAI upstream, proxies (``python -m proxy``) and shippers (``python -m shipper``)
 writing to a local folder. Every process can be killed, stopped and started again.
 """

@@ -26,7 +26,7 @@ class RedisServer:
     """One redis-server process; ``stop``/``start`` simulate an outage, ``pause`` a hang.
 
     Without persistence by default; ``appendonly=True`` turns on AOF with
-    ``appendfsync everysec`` (the setting the README recommends), so data survives a restart.
+    ``appendfsync everysec`` (the setting docs/outages.md asks for), so data survives a restart.
     """
 
     def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
