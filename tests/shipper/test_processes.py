@@ -90,7 +90,10 @@ def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     left_pending = pending_count(redis_client)  # > 0 unless it died right between batches
     assert stream_length(redis_client) > 0
     rescuer_log = tmp_path / "rescuer.log"
-    rescuer = start_shipper(shipper_env, tmp_path / "run", rescuer_log)
+    # An idle time well above a batch's round trip on a loaded machine: with the fixture's
+    # 1 s, the rescuer could claim back its own entries read ahead, and count them here.
+    patient = {**shipper_env, "SHIPPER_CLAIM_IDLE_MS": "5000"}
+    rescuer = start_shipper(patient, tmp_path / "run", rescuer_log)
     try:
         wait_for(lambda: _drained(redis_client), timeout_s=60, what="recovery")
     finally:
