@@ -140,12 +140,21 @@ def storage_outage(workdir: Path) -> Outcome:
             # Swapped in one step: a shipper that re-creates its folder finds no gap.
             _exchange(stack.log_dir, blocker)
             time.sleep(OUTAGE_S)
+            # On a busy machine the shipper may not have tried a write yet: the outage
+            # lasts until it has met it at least once.
+            wait_until(lambda: retries(stack) > 0, 60, "a write to meet the outage")
             _exchange(stack.log_dir, blocker)
             time.sleep(1.0)
             tally = load.stop()
-        retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
+        retries_seen = retries(stack)
         title = f"4. local storage unavailable {OUTAGE_S:.0f} s"
-        return _finish(stack, title, tally, f"{retries} storage retries", fault_events=retries)
+        return _finish(stack, title, tally, f"{retries_seen} storage retries",
+                       fault_events=retries_seen)
+
+
+def retries(stack: Stack) -> int:
+    """The storage retries the stack's shippers have logged so far."""
+    return sum(shipper.events("storage_retry") for shipper in stack.shippers)
 
 
 def azure_outage(workdir: Path) -> Outcome:
@@ -158,12 +167,14 @@ def azure_outage(workdir: Path) -> Outcome:
             load.wait_calls(200)
             stack.azurite.stop()
             time.sleep(OUTAGE_S)
+            wait_until(lambda: retries(stack) > 0, 60, "a write to meet the outage")
             stack.azurite.start()
             time.sleep(1.0)
             tally = load.stop()
-        retries = sum(shipper.events("storage_retry") for shipper in stack.shippers)
+        retries_seen = retries(stack)
         title = f"4b. Azure storage (Azurite) stopped {OUTAGE_S:.0f} s"
-        return _finish(stack, title, tally, f"{retries} storage retries", fault_events=retries)
+        return _finish(stack, title, tally, f"{retries_seen} storage retries",
+                       fault_events=retries_seen)
 
 
 def proxy_killed_with_spool(workdir: Path) -> Outcome:
