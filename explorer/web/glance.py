@@ -151,7 +151,8 @@ def overview(index: Index, prices: PriceTable, view: ViewParams, today: date) ->
         calls_chart(days, found[per_day]),
         latency_chart(days, found[per_day]),
     ]
-    current = found[total][0] if found[total] else None
+    # A total over no calls is still a row (of zeros): the page then shows its empty state.
+    current = next((row for row in found[total] if row.calls), None)
     return {
         "total": current,
         "per_day": found[per_day],
