@@ -48,6 +48,7 @@ def _templates() -> Jinja2Templates:
     environment.filters["ms"] = numbers.ms
     environment.filters["count"] = numbers.count
     environment.filters["day"] = numbers.day
+    environment.filters["moment"] = numbers.moment
     environment.filters["number"] = lambda value: f"{value:,.4f}".rstrip("0").rstrip(".")
     return Jinja2Templates(env=environment)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 
 from explorer.formats import UNPRICED, describe_cost
 from explorer.report import ReportRow
@@ -72,3 +72,19 @@ def change(current: float | None, previous: float | None) -> str | None:
 def day(value: date | str) -> str:
     """A day as the explorer writes every day: ``2024-10-21`` (ISO 8601, UTC)."""
     return value if isinstance(value, str) else value.isoformat()
+
+
+def moment(value: datetime | str | None) -> str:
+    """A point in time as every page writes it: ``2024-10-21 23:59:59`` (UTC).
+
+    A record's own text that is not an ISO time is shown as it is.
+    """
+    if value is None:
+        return "-"
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S")

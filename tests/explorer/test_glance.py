@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from explorer.settings import ExplorerSettings
 from explorer.web.app import create_app
-from explorer.web.numbers import change, usd
+from explorer.web.numbers import change, moment, usd
 from explorer.web.periods import previous_period, quick_ranges
 from tests.explorer.conftest import PRICES
 from tests.explorer.expected import expected_report, merged_prices, read_records
@@ -55,6 +55,7 @@ def test_costs_read_at_a_precision_that_shows_them() -> None:
     assert usd(None) == "unpriced"
     assert change(120, 100) == "+20.0%" and change(90, 100) == "-10.0%"
     assert change(5, 0) is None and change(None, 3) is None
+    assert moment("2024-10-22T01:30:00+02:00") == "2024-10-21 23:30:00"  # every time in UTC
 
 
 def test_quick_ranges_and_the_period_each_is_compared_with() -> None:
