@@ -144,22 +144,25 @@ HOSTILE_MODEL = "<img src=x onerror=alert(1)>&model"
 DEMO_LAST_DAY = datetime(2024, 10, 22, tzinfo=UTC)
 
 
-def demo_dataset(days: int = 30, seed: int = 20) -> list[Record]:
-    """A month of a small team's calls, for the screenshot and the browser's chart checks.
+def demo_dataset(days: int = 60, seed: int = 20) -> list[Record]:
+    """Two months of a small team's calls, for the screenshot and the browser's chart checks.
 
-    Priced models, one model without a price, errors of several kinds, streamed calls,
-    and a user and a model whose names are markup that must stay text.
+    Priced models, one model without a price, errors of several kinds, streamed calls;
+    in the first month only, a user and a model whose names are markup that must stay
+    text (the screenshot shows the second month).
     """
     rng = random.Random(seed)
-    users = ("alice", "bob", "carol", "dave", HOSTILE_USER)
     models = (("gpt-4o-mini", 1.0), ("gpt-4o", 0.35), ("text-embedding-3-small", 0.3),
-              ("my-local-model", 0.15), (HOSTILE_MODEL, 0.05))
+              ("my-local-model", 0.15))
     records = []
     for offset in range(days):
         day = DEMO_LAST_DAY - timedelta(days=days - 1 - offset)
+        hostile = offset < days // 2
+        users = ["alice", "bob", "carol", "dave"] + [HOSTILE_USER] * hostile
+        weighted = [*models, *[(HOSTILE_MODEL, 0.1)] * hostile]
         busy = 0.6 if day.weekday() >= 5 else 1.0 + offset / days
         for _ in range(int(rng.randint(20, 35) * busy)):
-            model = rng.choices([m for m, _ in models], [w for _, w in models])[0]
+            model = rng.choices([m for m, _ in weighted], [w for _, w in weighted])[0]
             ts = day + timedelta(seconds=rng.randint(0, 86_399))
             prompt = rng.randint(200, 3000)
             usage = {"prompt_tokens": prompt, "completion_tokens": rng.randint(20, 800),

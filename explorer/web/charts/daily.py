@@ -165,7 +165,8 @@ def cost_chart(
             cost[(row.day, name)] += row.cost_usd or 0.0
             if row.unpriced_calls:
                 unpriced[row.day].append(f"{name}: {count(row.unpriced_calls)}")
-    ranked = sorted(totals, key=lambda name: (-totals[name], name))
+    # A group with nothing priced has no bar to draw (its calls are ringed), nor a legend key.
+    ranked = sorted((n for n in totals if totals[n] > 0), key=lambda n: (-totals[n], n))
     shown, rest = ranked[:STACKED_GROUPS], ranked[STACKED_GROUPS:]
     if len(rest) == 1:
         shown, rest = ranked, []
