@@ -18,13 +18,14 @@ from explorer.index import Index
 from explorer.prices import PriceTable
 from explorer.report import GroupKey, ReportRow, normal_grouping, reports
 from explorer.web.charts.daily import (
-    Chart,
     calls_chart,
     cost_chart,
     group_name,
+    group_value,
     latency_chart,
     tokens_chart,
 )
+from explorer.web.charts.marks import Chart
 from explorer.web.charts.sparkline import sparkline
 from explorer.web.numbers import change, count, ms, percent, usd
 from explorer.web.params import ViewParams
@@ -56,13 +57,11 @@ class Ranked:
 
 @dataclass(frozen=True, slots=True)
 class RangeLink:
+    """A quick range as a link: its query string, and whether the page shows it now."""
+
     label: str
     query: str
     current: bool
-
-
-def group_value(row: ReportRow, key: str) -> str | None:
-    return row.user_id if key == "user" else row.model
 
 
 def top_by_cost(rows: Sequence[ReportRow], key: str, limit: int = TOP) -> list[Ranked]:

@@ -8,13 +8,11 @@ figures on every bar and point, and a ``Chart.rows`` table holding the same numb
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
-from markupsafe import Markup
+from collections.abc import Sequence
 
 from explorer.formats import unpriced_part
 from explorer.report import ReportRow
+from explorer.web.charts.marks import Chart, Segment, lines, stacked_bars
 from explorer.web.charts.svg import (
     OTHER,
     PALETTE,
@@ -23,9 +21,7 @@ from explorer.web.charts.svg import (
     Key,
     Scale,
     figure,
-    number,
     ring,
-    tag,
     title,
     x_axis,
     y_axis,
@@ -49,103 +45,19 @@ LATENCY_SERIES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Chart:
-    """An SVG chart and the table under it (first column text, the others numbers)."""
-
-    name: str
-    caption: str
-    svg: Markup
-    head: tuple[str, ...]
-    rows: Sequence[tuple[str, ...]]
+def group_value(row: ReportRow, key: str) -> str | None:
+    """The user or model of ``row`` as the report has it (None: calls without one)."""
+    return row.user_id if key == "user" else row.model
 
 
 def group_name(row: ReportRow, key: str) -> str:
     """The user or model a row belongs to, as charts and legends name it."""
-    value = row.user_id if key == "user" else row.model
+    value = group_value(row, key)
     return f"(no {key})" if value is None else value
 
 
 def _by_day(rows: Sequence[ReportRow]) -> dict[str, ReportRow]:
     return {row.day: row for row in rows if row.day is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    series: str
-    colour: str
-    value: float
-    text: str
-
-
-def _stacked_bars(days: Days, scale: Scale, stacks: Sequence[Sequence[_Segment]]) -> list[Markup]:
-    """One bar per day, its segments stacked in order from the baseline."""
-    bars = []
-    for position, (day, stack) in enumerate(zip(days.days, stacks, strict=True)):
-        x, width = days.bar(position)
-        below = 0.0
-        for segment in stack:
-            if segment.value <= 0:
-                continue
-            bars.append(
-                tag(
-                    "rect",
-                    {
-                        "class": "bar",
-                        "data-day": day,
-                        "data-series": segment.series,
-                        "x": number(x),
-                        "y": number(scale.y(below + segment.value)),
-                        "width": number(width),
-                        "height": number(scale.height(segment.value)),
-                        "fill": segment.colour,
-                    },
-                    title(f"{day} · {segment.series}: {segment.text}"),
-                )
-            )
-            below += segment.value
-    return bars
-
-
-def _lines(
-    days: Days,
-    scale: Scale,
-    series: Sequence[tuple[str, str, Sequence[float | None]]],
-    write: Callable[[float], str],
-    axis: str = "left",
-) -> list[Markup]:
-    """A path per series (broken where a day has no figure) and a point with its figure."""
-    drawn = []
-    for name, colour, values in series:
-        commands, points, pen_down = [], [], False
-        for position, (day, value) in enumerate(zip(days.days, values, strict=True)):
-            if value is None:
-                pen_down = False
-                continue
-            x, y = number(days.centre(position)), number(scale.y(value))
-            commands.append(f"{'L' if pen_down else 'M'}{x} {y}")
-            pen_down = True
-            points.append(
-                tag(
-                    "circle",
-                    {"class": "point", "data-day": day, "cx": x, "cy": y, "r": 3, "fill": colour},
-                    title(f"{day} · {name}: {write(value)}"),
-                )
-            )
-        path = tag(
-            "path",
-            {
-                "class": "line",
-                "data-series": name,
-                "data-axis": axis,
-                "d": " ".join(commands),
-                "fill": "none",
-                "stroke": colour,
-                "stroke-width": 2,
-            },
-        )
-        drawn.append(tag("g", {"class": "series"}, path, *points))
-    return drawn
 
 
 def cost_chart(
@@ -178,7 +90,7 @@ def cost_chart(
         return sum(cost[(day, r)] for r in rest) if name == other else cost[(day, name)]
 
     stacks = [
-        [_Segment(name, colours[name], v, usd(v)) for name in series if (v := value(day, name))]
+        [Segment(name, colours[name], v, usd(v)) for name in series if (v := value(day, name))]
         for day in days
     ]
     day_totals = [sum(segment.value for segment in stack) for stack in stacks]
@@ -207,7 +119,7 @@ def cost_chart(
         f"Cost per day in USD, stacked by {key}",
         y_axis(scale, "USD per day", usd_tick(scale.step)),
         x_axis(axis, scale),
-        *_stacked_bars(axis, scale, stacks),
+        *stacked_bars(axis, scale, stacks),
         *marks,
         legend_keys=keys,
     )
@@ -236,7 +148,7 @@ def tokens_chart(days: Sequence[str], per_day: Sequence[ReportRow]) -> Chart:
         )
     stacks = [
         [
-            _Segment(name, colour, v, f"{count(v)} tokens")
+            Segment(name, colour, v, f"{count(v)} tokens")
             for (name, colour), v in zip(TOKEN_SERIES, values, strict=True)
         ]
         for values in figures
@@ -248,7 +160,7 @@ def tokens_chart(days: Sequence[str], per_day: Sequence[ReportRow]) -> Chart:
         "Tokens per day: input (not cached), cached input and output",
         y_axis(scale, "tokens per day", compact),
         x_axis(axis, scale),
-        *_stacked_bars(axis, scale, stacks),
+        *stacked_bars(axis, scale, stacks),
         legend_keys=[Key(name, colour) for name, colour in TOKEN_SERIES],
     )
     table = [
@@ -272,8 +184,8 @@ def calls_chart(days: Sequence[str], per_day: Sequence[ReportRow]) -> Chart:
     rates = [100 * e / c if c else None for c, e in zip(calls, errors, strict=True)]
     stacks = [
         [
-            _Segment("successful", PALETTE[0], c - e, f"{count(c - e)} of {count(c)} calls"),
-            _Segment("errors", ERROR_COLOUR, e, f"{count(e)} of {count(c)} calls"),
+            Segment("successful", PALETTE[0], c - e, f"{count(c - e)} of {count(c)} calls"),
+            Segment("errors", ERROR_COLOUR, e, f"{count(e)} of {count(c)} calls"),
         ]
         for c, e in zip(calls, errors, strict=True)
     ]
@@ -286,8 +198,8 @@ def calls_chart(days: Sequence[str], per_day: Sequence[ReportRow]) -> Chart:
         y_axis(scale, "calls per day", compact),
         y_axis(rate_scale, "error rate %", lambda v: f"{v:g}%", right=True),
         x_axis(axis, scale),
-        *_stacked_bars(axis, scale, stacks),
-        *_lines(
+        *stacked_bars(axis, scale, stacks),
+        *lines(
             axis,
             rate_scale,
             [("error rate", RATE_COLOUR, rates)],
@@ -328,7 +240,7 @@ def latency_chart(days: Sequence[str], per_day: Sequence[ReportRow]) -> Chart:
         "Latency per day in milliseconds: p50, p95, p99 and TTFB p50",
         y_axis(scale, "milliseconds", compact),
         x_axis(axis, scale),
-        *_lines(axis, scale, series, lambda v: f"{ms(v)} ms"),
+        *lines(axis, scale, series, lambda v: f"{ms(v)} ms"),
         legend_keys=[Key(name, colour, "line") for name, _, colour in LATENCY_SERIES],
     )
     table = [
