@@ -19,6 +19,7 @@ WIDTH = 720
 PLOT_HEIGHT = 220
 LEFT, RIGHT, TOP, BOTTOM = 72, 64, 16, 40
 LEGEND_ROW = 20
+MAX_BAR = 48
 LEGEND_COLUMN = 216
 LEGEND_NAME_CHARS = 24
 
@@ -36,6 +37,7 @@ PALETTE = (
 )
 """Tableau 10: told apart by most readers, colour-blind ones included."""
 OTHER = "#bab0ac"
+UNPRICED_COLOUR = "#a15c00"
 
 
 def number(value: float) -> str:
@@ -57,9 +59,6 @@ def tag(name: str, attributes: dict[str, object] | None = None, *children: str) 
 def title(text: str) -> Markup:
     """The hover text of the element it is put in (SVG's own tooltip)."""
     return tag("title", None, text)
-
-
-UNPRICED_COLOUR = "#a15c00"
 
 
 def ring(x: float, y: float, *children: str, **attributes: object) -> Markup:
@@ -140,8 +139,8 @@ class Days:
 
     def bar(self, position: int) -> tuple[float, float]:
         """The x and width of a bar in the band of ``position``."""
-        gap = min(self.band * 0.15, 6)
-        return self.start(position) + gap, self.band - 2 * gap
+        width = min(self.band * 0.7, self.band - 2, MAX_BAR) if self.band > 2 else self.band
+        return self.centre(position) - width / 2, width
 
 
 def y_axis(scale: Scale, label: str, write: Callable[[float], str], right: bool = False) -> Markup:
