@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from explorer.report import ReportRow
 from explorer.settings import ExplorerSettings
 from explorer.web.app import create_app
+from explorer.web.charts.daily import cost_chart
+from explorer.web.charts.sparkline import sparkline
 from explorer.web.numbers import usd
 from tests.explorer.conftest import LONG_USER, PRICES
 from tests.explorer.expected import expected_report, merged_prices
@@ -223,3 +226,15 @@ def test_every_users_sparkline_is_its_calls_per_day(client: TestClient, logs: Pa
         assert sparks[name] == pytest.approx(
             {day: n / highest for day, n in per_day.items()}, abs=1e-3
         ), name
+
+
+def test_names_made_of_markup_stay_text_in_every_chart_part() -> None:
+    name = '<script>alert(1)</script>"&'
+    row = ReportRow(name, name, "2024-10-21", 3, 1, 30, 20, 10, 0.25, 100.0, 200.0, 300.0, 50.0,
+                    unpriced_calls=1, unpriced_tokens=5)  # fmt: skip
+    drawn = [cost_chart(["2024-10-21"], [row], [row], key).svg for key in ("user", "model")]
+    drawn.append(sparkline(name, ["2024-10-21"], [row]))
+    for svg in drawn:
+        assert "<script" not in svg
+        texts = [element.text for element in ET.fromstring(svg).iter() if element.text]
+        assert any(name in text for text in texts)
