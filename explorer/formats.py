@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
 from explorer.report import FIELDS, ReportRow
@@ -24,12 +24,14 @@ def unpriced_part(calls: int, tokens: int) -> str:
     return f"{told} unpriced"
 
 
-def describe_cost(usd: float | None, calls: int, tokens: int, money: str = "{:.4f}") -> str:
-    """A total that never blanks: the priced cost plus what could not be priced."""
+def describe_cost(
+    usd: float | None, calls: int, tokens: int, money: Callable[[float], str] = "{:.4f}".format
+) -> str:
+    """A total that never blanks: the priced cost (as ``money`` writes it) plus the unpriced."""
     unpriced = unpriced_part(calls, tokens)
     if usd is None:
         return unpriced or UNPRICED
-    priced = money.format(usd)
+    priced = money(usd)
     return f"{priced} + {unpriced}" if unpriced else priced
 
 

@@ -12,13 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from explorer.cache import SummaryCache
-from explorer.formats import UNPRICED, describe_cost
 from explorer.index import Index
 from explorer.prices import PriceTable
-from explorer.report import ReportRow
 from explorer.settings import ExplorerSettings
 from explorer.store import StoreError, open_store
-from explorer.web import exports, pages, reconcile_page
+from explorer.web import errors_page, exports, numbers, pages, reconcile_page
 from explorer.web.auth import TokenAuth
 from explorer.web.headers import SecurityHeaders
 from explorer.web.state import Explorer
@@ -28,19 +26,6 @@ HERE = Path(__file__).resolve().parent
 logger = logging.getLogger(__name__)
 
 
-def _usd(value: float | None, digits: int = 4) -> str:
-    return UNPRICED if value is None else f"${value:,.{digits}f}"
-
-
-def _cost(row: ReportRow) -> str:
-    """A row's total: the priced cost plus what could not be priced."""
-    return describe_cost(row.cost_usd, row.unpriced_calls, row.unpriced_tokens, "${:,.4f}")
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
 def _templates() -> Jinja2Templates:
     # Autoescape on every template: prompts and answers are untrusted text.
     environment = jinja2.Environment(
@@ -48,10 +33,12 @@ def _templates() -> Jinja2Templates:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    environment.filters["usd"] = _usd
-    environment.filters["cost"] = _cost
-    environment.filters["ms"] = _ms
-    environment.filters["count"] = lambda value: f"{value:,}"
+    environment.filters["usd"] = numbers.usd
+    environment.filters["cost"] = numbers.cost
+    environment.filters["ms"] = numbers.ms
+    environment.filters["count"] = numbers.count
+    environment.filters["day"] = numbers.day
+    environment.filters["moment"] = numbers.moment
     environment.filters["number"] = lambda value: f"{value:,.4f}".rstrip("0").rstrip(".")
     return Jinja2Templates(env=environment)
 
@@ -73,6 +60,7 @@ def create_app(settings: ExplorerSettings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(exports.router)
     app.include_router(reconcile_page.router)
+    app.include_router(errors_page.router)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -11,7 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from explorer.calls import STATUS_CHOICES, BadFilter, error_types, list_calls
 from explorer.costs import record_cost
 from explorer.records import answer_messages, find_record, pretty, prompt_messages
-from explorer.report import GroupKey, normal_grouping, report, reports
+from explorer.report import GroupKey
+from explorer.web import glance
 from explorer.web.auth import COOKIE, session_value
 from explorer.web.params import PAGE_ROWS, ViewParams, view_params
 from explorer.web.state import Explorer
@@ -29,26 +31,20 @@ def _render(request: Request, template: str, **context: Any) -> Response:
     return _explorer(request).templates.TemplateResponse(request, template, context)
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _store(request: Request) -> dict[str, Any]:
+    """What the empty state needs: whether the store holds any log file, and where it is."""
+    index = _explorer(request).index
+    return {"no_files": not index.listing(), "location": index.store.location}
+
+
 def _overview(request: Request, view: ViewParams, title: str) -> Response:
     explorer = _explorer(request)
-    key: GroupKey = view.by
-    per_day, per_day_group, groups, total = (
-        normal_grouping(keys) for keys in (("day",), ("day", key), (key,), ())
-    )
-    found = reports(
-        explorer.index, view.selection, [per_day, per_day_group, groups, total], explorer.prices
-    )
-    return _render(
-        request,
-        "overview.html",
-        title=title,
-        view=view,
-        total=found[total][0] if found[total] else None,
-        per_day=found[per_day],
-        per_day_group=found[per_day_group],
-        groups=sorted(found[groups], key=lambda row: row.calls, reverse=True),
-        max_calls=max((row.calls for row in found[per_day]), default=0),
-    )
+    figures = glance.overview(explorer.index, explorer.prices, view, _today())
+    return _render(request, "overview.html", title=title, view=view, **figures, **_store(request))
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -66,16 +62,28 @@ def model_page(request: Request, model: str, view: Params) -> Response:
     return _overview(request, replace(view, model=model, by="user"), f"Model {model}")
 
 
+def _groups(request: Request, view: ViewParams, key: GroupKey, title: str) -> Response:
+    explorer = _explorer(request)
+    return _render(
+        request,
+        "groups.html",
+        title=title,
+        view=view,
+        key=key,
+        ranges=glance.range_links(view, _today()),
+        **glance.group_table(explorer.index, explorer.prices, view, key),
+        **_store(request),
+    )
+
+
 @router.get("/users", response_class=HTMLResponse)
 def users(request: Request, view: Params) -> Response:
-    rows = report(_explorer(request).index, view.selection, ("user",), _explorer(request).prices)
-    return _render(request, "groups.html", title="Users", view=view, key="user", rows=rows)
+    return _groups(request, view, "user", "Users")
 
 
 @router.get("/models", response_class=HTMLResponse)
 def models(request: Request, view: Params) -> Response:
-    rows = report(_explorer(request).index, view.selection, ("model",), _explorer(request).prices)
-    return _render(request, "groups.html", title="Models", view=view, key="model", rows=rows)
+    return _groups(request, view, "model", "Models")
 
 
 @router.get("/requests", response_class=HTMLResponse)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,48 @@ def run_explorer(
         [sys.executable, "-m", "explorer", *args],
         env=full_env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
     )
+
+
+HOSTILE_USER = '<script>window.__pwned = 1</script>"team'
+HOSTILE_MODEL = "<img src=x onerror=alert(1)>&model"
+DEMO_LAST_DAY = datetime(2024, 10, 22, tzinfo=UTC)
+
+
+def demo_dataset(days: int = 60, seed: int = 20) -> list[Record]:
+    """Two months of a small team's calls, for the screenshot and the browser's chart checks.
+
+    Priced models, one model without a price, errors of several kinds, streamed calls;
+    in the first month only, a user and a model whose names are markup that must stay
+    text (the screenshot shows the second month).
+    """
+    rng = random.Random(seed)
+    models = (("gpt-4o-mini", 1.0), ("gpt-4o", 0.35), ("text-embedding-3-small", 0.3),
+              ("my-local-model", 0.15))
+    records = []
+    for offset in range(days):
+        day = DEMO_LAST_DAY - timedelta(days=days - 1 - offset)
+        hostile = offset < days // 2
+        users = ["alice", "bob", "carol", "dave"] + [HOSTILE_USER] * hostile
+        weighted = [*models, *[(HOSTILE_MODEL, 0.1)] * hostile]
+        busy = 0.6 if day.weekday() >= 5 else 1.0 + offset / days
+        for _ in range(int(rng.randint(20, 35) * busy)):
+            model = rng.choices([m for m, _ in weighted], [w for _, w in weighted])[0]
+            ts = day + timedelta(seconds=rng.randint(0, 86_399))
+            prompt = rng.randint(200, 3000)
+            usage = {"prompt_tokens": prompt, "completion_tokens": rng.randint(20, 800),
+                     "prompt_tokens_details": {"cached_tokens": rng.choice((0, prompt // 2))}}
+            fields: dict[str, Any] = {"usage": usage,
+                                      "duration_ms": round(rng.lognormvariate(6.3, 0.5), 1)}
+            if rng.random() < 0.3:
+                fields["ttfb_ms"] = round(rng.lognormvariate(5.0, 0.4), 1)
+            failure = rng.random()
+            if failure < 0.03:
+                del fields["usage"]
+            if failure < 0.02:
+                fields["response"] = ResponsePart(status_code=429, body={"error": {
+                    "message": "slow down", "type": "rate_limit_exceeded", "code": None}})
+            elif failure < 0.03:
+                fields["response"] = None
+                fields["error"] = ExchangeError(type="upstream_timeout", message="no answer")
+            records.append(chat(rng.choice(users), model, ts, **fields))
+    return records
