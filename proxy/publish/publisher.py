@@ -144,6 +144,9 @@ class Publisher:
             self._inflight = []
             for _ in batch:
                 self._queue.task_done()
+            # Not held while waiting for the next record: a record's room in the spool is
+            # given back when it is freed (``reservations.py``).
+            del batch
 
     async def _publish(self, batch: list[PendingRecord]) -> None:
         started = time.monotonic()

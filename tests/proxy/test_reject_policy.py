@@ -21,6 +21,7 @@ from shared.spool_format import read_records, segment_paths
 from tests.proxy.conftest import StartProxy
 from tests.support.fake_realtime import FakeRealtime
 from tests.support.ports import free_port
+from tests.support.waiting import async_wait_until
 
 PROMPT_BYTES = 150_000
 """A record holds the request body: each record is about 150 KB."""
@@ -101,7 +102,13 @@ async def test_a_realtime_handshake_is_refused_while_there_is_no_room(
         assert json.loads(response.body or b"")["error"]["code"] == "logging_unavailable"
         assert response.headers["retry-after"] == "5"
         assert len(fake_realtime.sessions) == 2
-    # Both records written: the room is given back.
+    # Both sessions ended and their records written: the room is given back.
+    async with httpx.AsyncClient(base_url=proxy.url) as client:
+
+        async def ready() -> bool:
+            return (await client.get("/ready")).status_code == 200
+
+        await async_wait_until(ready, 10, "the sessions' room given back")
     async with connect(url, proxy=None):
         pass
     assert len(fake_realtime.sessions) == 3
