@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
+# `make chaos ROUNDS=10 SCENARIOS="sentinel_primary_killed cluster_primary_killed"`: repeat (some) scenarios.
+ROUNDS ?= 1
+SCENARIOS ?=
 
 .PHONY: install install-run tools test test-fast lint run bench chaos clean check-containers compose-check lock
 
@@ -70,7 +73,8 @@ bench: install tools
 
 # The chaos scenarios (also part of `make test`), writing their results to RELIABILITY.md.
 chaos: install tools
-	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m tests.chaos --write RELIABILITY.md
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m tests.chaos --write RELIABILITY.md \
+		--rounds $(ROUNDS) $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
