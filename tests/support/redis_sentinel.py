@@ -22,6 +22,13 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 3000
 
 
+class PortTaken(RuntimeError):
+    """A port picked for a node was taken by another process before the node bound it."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} was taken before redis-server could bind it")
+
+
 class Node:
     """One ``redis-server`` on its own port; ``start`` again after a kill reuses the port."""
 
@@ -39,7 +46,20 @@ class Node:
              "--logfile", str(self.workdir / "redis.log"), *self.extra, *more],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        self.wait_serving()
+
+    def wait_serving(self) -> None:
+        """Until this node's own process answers on its port: ports are picked ahead of
+        time, and another process may have taken one since (``PortTaken``)."""
+        assert self.process is not None
         wait_for_port(self.port)
+        try:
+            with self.client() as client:
+                pid = int(client.info("server")["process_id"])
+        except redis.RedisError as exc:
+            raise PortTaken(self.port) from exc
+        if pid != self.process.pid:
+            raise PortTaken(self.port)
 
     def kill(self) -> None:
         """SIGKILL (``kill -9``): nothing is flushed, nothing handed over."""
@@ -121,7 +141,7 @@ class ReplicatedRedis:
                 [redis_server_binary(), str(conf), "--sentinel"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
-            wait_for_port(sentinel.port)
+            sentinel.wait_serving()
         if self.sentinels:
             self.wait_sentinels_agree(first.port)
 
@@ -196,8 +216,17 @@ class ReplicatedRedis:
         return port is None or port == node.port
 
     def __enter__(self) -> ReplicatedRedis:
-        self.start()
-        return self
+        for attempt in range(3):
+            try:
+                self.start()
+                return self
+            except BaseException as exc:
+                self.stop()  # nothing left running behind a failed start
+                if not isinstance(exc, PortTaken) or attempt == 2:
+                    raise
+                for node in [*self.nodes, *self.sentinels]:
+                    node.port = free_port()
+        raise AssertionError("unreachable")
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
