@@ -27,8 +27,8 @@ from proxy.publish.pipeline import build_publishing
 from proxy.realtime.endpoint import RealtimeEndpoint
 from proxy.redaction import SecretScrubber
 from proxy.refusals import refuse_route
-from proxy.routes import router
 from proxy.runtime import Runtime
+from proxy.service_routes import router
 from proxy.settings import ProxySettings
 from proxy.upstream import Upstream
 from shared import __version__, heap
@@ -67,7 +67,11 @@ def _runtime(settings: ProxySettings) -> Runtime:
             ),
         ),
         scrubber=SecretScrubber(
-            [*static_keys, *([upstream_key] if upstream_key else []), *settings.upstream.secrets]
+            [
+                *static_keys,
+                *([upstream_key] if upstream_key else []),
+                *settings.upstream_base.secrets,
+            ]
         ),
         publishing=publishing,
         key_cache=key_cache,

@@ -21,7 +21,7 @@ import httpx
 from starlette.types import Receive, Scope, Send
 
 from proxy.capture.decoding import is_identity
-from proxy.capture.recording import RecordBuilder, is_event_stream
+from proxy.capture.record_builder import RecordBuilder, is_event_stream
 from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
 from proxy.headers import (
@@ -165,7 +165,7 @@ class Exchange:
             # sends it as such instead of chunked (some upstreams refuse chunked uploads).
             headers.append(("content-length", str(content_length)))
         request = self._runtime.upstream.request(self._method, url, headers, content)
-        self._settings.upstream.check(request.url)
+        self._settings.upstream_base.check(request.url)
         started = time.monotonic()
         with UpstreamErrors("before answering"):
             response = await self._runtime.upstream.send(request)
@@ -200,7 +200,7 @@ class Exchange:
 
     def _upstream_url(self) -> httpx.URL:
         raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
-        return self._settings.upstream.url_for(raw_path, self._scope["query_string"])
+        return self._settings.upstream_base.url_for(raw_path, self._scope["query_string"])
 
     async def _relay(self, response: httpx.Response) -> None:
         self._record.response_started(response.status_code, response.headers.raw)
