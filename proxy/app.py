@@ -19,10 +19,8 @@ from starlette.routing import Route, WebSocketRoute
 from proxy import log_thread
 from proxy.auth import Authenticator
 from proxy.forward import ForwardEndpoint
-from proxy.headers import DateHeader
 from proxy.keys.cache import key_store_for
 from proxy.metrics import Metrics
-from proxy.publish.admission import SpoolAdmission
 from proxy.publish.pipeline import build_publishing
 from proxy.realtime.endpoint import RealtimeEndpoint
 from proxy.redaction import SecretScrubber
@@ -123,8 +121,8 @@ def create_app(settings: ProxySettings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_exception_handler(HTTPException, refuse_route)
-    app.add_middleware(SpoolAdmission)
-    app.add_middleware(DateHeader)
+    # SPOOL_FULL_POLICY=reject and the Date header wrap every request once, outside this
+    # app (``proxy.dispatch.Dispatch``), so the hot path and FastAPI's share them.
     app.include_router(router)
     app.router.routes.append(WebSocketRoute("/v1/realtime", RealtimeEndpoint()))
     app.router.routes.append(
