@@ -54,7 +54,6 @@ def _runtime(settings: ProxySettings) -> Runtime:
         settings=settings,
         upstream=Upstream(settings),
         redis=redis,
-        publisher=publishing.publisher,
         metrics=metrics,
         authenticator=Authenticator(
             settings.auth_mode,

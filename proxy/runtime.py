@@ -9,7 +9,7 @@ from proxy.capture.record_size import bounded_json
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
 from proxy.publish.pipeline import Publishing
-from proxy.publish.publisher import PendingRecord, Publisher
+from proxy.publish.records import PendingRecord
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
 from proxy.upstream import Upstream
@@ -24,12 +24,11 @@ class Runtime:
     settings: ProxySettings
     upstream: Upstream
     redis: RedisClient
-    publisher: Publisher
     metrics: Metrics
     authenticator: Authenticator
     scrubber: SecretScrubber
     publishing: Publishing
-    """The publisher with its spool and drainer (``publisher`` is its front door)."""
+    """The publisher with its spool and drainer."""
     key_cache: KeyCache | None = None
     """The Redis-managed keys (``AUTH_MODE=keys`` only), refreshed during the lifespan."""
 
@@ -46,7 +45,7 @@ class Runtime:
         )
         pending = PendingRecord(record.id, payload)
         self.publishing.reservations.hold(pending)  # before the exchange's own room is released
-        self.publisher.submit(pending)
+        self.publishing.publisher.submit(pending)
         status = record.response.status_code if record.response else None
         self.metrics.count_request(method, status or 499, record.model)
         return status
