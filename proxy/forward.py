@@ -40,6 +40,12 @@ from shared.logs import log_event
 logger = logging.getLogger(__name__)
 
 _DISCONNECT_MESSAGE = "The client closed the connection before the response was complete."
+WATCH_AFTER_S = 0.05
+"""How long an exchange runs before a task watches for its client leaving.
+
+Most calls end sooner: a second task for each would cost more than the rest of the
+relay's bookkeeping, and a client that leaves a call that ends anyway within this time
+changes nothing the upstream does."""
 
 
 class ForwardEndpoint:
@@ -95,6 +101,7 @@ class Exchange:
         self._response_started = False
         self._response_complete = False
         self._client_gone = False
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def record_id(self) -> str:
@@ -107,7 +114,7 @@ class Exchange:
         assert task is not None
         # asyncio's own cancellation rather than an anyio scope: anyio looks up the async
         # library on every scope, which cost more than the rest of the relay's bookkeeping.
-        watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(task))
+        watch = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start_watching, task)
         try:
             try:
                 await self._forward()
@@ -127,7 +134,9 @@ class Exchange:
             self._record.fail("proxy_error", f"{type(exc).__name__} in the proxy")
             raise
         finally:
-            watcher.cancel()
+            watch.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
             self._runtime.metrics.inflight_streams.dec()
             # No await from here on: the record is queued even if this task is cancelled.
             self._finish()
@@ -243,6 +252,9 @@ class Exchange:
         self._response_complete = True
         await self._send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _start_watching(self, exchange: asyncio.Task[None]) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(exchange))
 
     async def _watch_disconnect(self, exchange: asyncio.Task[None]) -> None:
         # Only once the body is read: until then ``receive`` belongs to the body stream.
