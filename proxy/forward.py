@@ -26,6 +26,7 @@ from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
 from proxy.headers import (
     RECORD_ID_HEADER,
+    DecodedHeaders,
     client_response_headers,
     header_value,
     presented_secrets,
@@ -83,7 +84,7 @@ class Exchange:
         self._receive = receive
         self._send = send
         self._method: str = scope["method"]
-        self._headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self._headers = DecodedHeaders(scope["headers"])
         self._record = RecordBuilder(
             new_record_id(),
             self._method,
@@ -212,12 +213,13 @@ class Exchange:
         return self._settings.upstream_base.url_for(raw_path, self._scope["query_string"])
 
     async def _relay(self, response: httpx.Response) -> None:
-        self._record.response_started(response.status_code, response.headers.raw)
+        headers = DecodedHeaders(response.headers.raw)
+        self._record.response_started(response.status_code, headers)
         await self._send(
             {
                 "type": "http.response.start",
                 "status": response.status_code,
-                "headers": client_response_headers(response.headers.raw, self.record_id),
+                "headers": client_response_headers(headers, self.record_id),
             }
         )
         self._response_started = True

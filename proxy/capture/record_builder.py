@@ -14,7 +14,7 @@ from proxy.capture.assembly import StreamAssembler, assembler_for
 from proxy.capture.bodies import BodyCapture
 from proxy.capture.decoding import Decoder, DecodingError, decoder_for, is_identity
 from proxy.capture.limits import CaptureLimits
-from proxy.headers import RawHeaders, header_value, recorded_headers
+from proxy.headers import Headers, header_value, recorded_headers
 from proxy.model_name import model_of
 from proxy.redaction import redacted_query
 from shared.record import ExchangeError, Record, RequestPart, ResponsePart, UsageSource
@@ -28,7 +28,7 @@ def is_event_stream(content_type: str | None) -> bool:
 class ResponseCapture:
     """The response body for the record: decoded (bounded), then assembled (SSE) or captured."""
 
-    def __init__(self, path: str, headers: RawHeaders, limits: CaptureLimits) -> None:
+    def __init__(self, path: str, headers: Headers, limits: CaptureLimits) -> None:
         content_type = header_value(headers, "content-type")
         self.streaming = is_event_stream(content_type)
         encoding = header_value(headers, "content-encoding")
@@ -92,7 +92,7 @@ class RecordBuilder:
         method: str,
         path: str,
         query: str,
-        headers: RawHeaders,
+        headers: Headers,
         limits: CaptureLimits,
     ) -> None:
         self.record_id = record_id
@@ -114,7 +114,7 @@ class RecordBuilder:
         self.usage_injected = False
         """Whether the proxy asked the upstream for the usage (``proxy.stream_usage``)."""
 
-    def response_started(self, status_code: int, headers: RawHeaders) -> None:
+    def response_started(self, status_code: int, headers: Headers) -> None:
         """The upstream answered with ``status_code`` and ``headers``."""
         self.ttfb_ms = round((time.monotonic() - self._started) * 1000, 3)
         self.status_code = status_code
@@ -131,7 +131,7 @@ class RecordBuilder:
         if self._response is not None:
             self._response.finish()
 
-    def proxy_answered(self, status_code: int, headers: RawHeaders, body: Any) -> None:
+    def proxy_answered(self, status_code: int, headers: Headers, body: Any) -> None:
         """The proxy answered by itself (an error), not the upstream."""
         self.status_code = status_code
         self._response_headers = recorded_headers(headers)
