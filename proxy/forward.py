@@ -278,17 +278,16 @@ class Exchange:
     def _queue_record(self) -> None:
         record = self._record.build()
         presented = [*presented_secrets(self._headers), *self._record.query_secrets]
-        status = self._runtime.publish_record(record, self._method, presented)
+        self._runtime.publish_json(record, self._method, presented)
+        path: str = self._scope["path"]
         log_event(
             logger,
             "upstream_request_completed",
             method=self._method,
             # A refused target may hold control characters: never a second log line.
-            path=record.request.path if record.request.path.isprintable() else ascii(
-                record.request.path
-            ),
-            status=status,
-            duration_ms=record.duration_ms,
-            record_id=record.id,
-            error=record.error.type if record.error else None,
+            path=path if path.isprintable() else ascii(path),
+            status=record.status,
+            duration_ms=record.fields["duration_ms"],
+            record_id=record.record_id,
+            error=record.error_type,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxy.auth import Authenticator
+from proxy.capture.record_json import RecordJson
 from proxy.capture.record_size import bounded_json
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
@@ -43,9 +44,25 @@ class Runtime:
             self.settings.record_max_bytes,
             lambda shown: self.scrubber.scrub(shown.to_json(), presented),
         )
-        pending = PendingRecord(record.id, payload)
+        status = record.response.status_code if record.response else None
+        self._submit(PendingRecord(record.id, payload), method, status, record.model)
+        return status
+
+    def publish_json(self, record: RecordJson, method: str, presented: list[str]) -> None:
+        """As ``publish_record``, for a record written as JSON directly (``proxy.forward``)."""
+        payload = self.scrubber.scrub(record.json, presented)
+        if len(payload) > self.settings.record_max_bytes:
+            payload = bounded_json(
+                record.model(),
+                self.settings.record_max_bytes,
+                lambda shown: self.scrubber.scrub(shown.to_json(), presented),
+            )
+        pending = PendingRecord(record.record_id, payload)
+        self._submit(pending, method, record.status, record.fields["model"])
+
+    def _submit(
+        self, pending: PendingRecord, method: str, status: int | None, model: str | None
+    ) -> None:
         self.publishing.reservations.hold(pending)  # before the exchange's own room is released
         self.publishing.publisher.submit(pending)
-        status = record.response.status_code if record.response else None
-        self.metrics.count_request(method, status or 499, record.model)
-        return status
+        self.metrics.count_request(method, status or 499, model)
