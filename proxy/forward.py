@@ -225,7 +225,7 @@ class Exchange:
         self._response_started = True
         usage_filter = self._usage_filter(response) if self._record.usage_injected else None
         with UpstreamErrors("while sending the response"):
-            async for chunk in response.aiter_raw():
+            async for chunk in self._runtime.upstream.raw_body(response):
                 shown = chunk if usage_filter is None else usage_filter.feed(chunk)
                 if shown:
                     body = {"type": "http.response.body", "body": shown, "more_body": True}
