@@ -73,8 +73,9 @@ def main(argv: list[str]) -> None:
     if mode == "uvicorn":
         import uvicorn
 
+        # asgi3 said, not guessed: uvicorn takes a bound method for an ASGI 2 app.
         uvicorn.run(relay.asgi, host="127.0.0.1", port=port, log_level="warning",
-                    access_log=False, loop="uvloop", http="httptools")
+                    access_log=False, loop="uvloop", http="httptools", interface="asgi3")
         return
     import uvloop
     from aiohttp import web
