@@ -3,9 +3,10 @@
 Set-up (all on loopback, free ports, stopped at the end): a private ``redis-server``
 (the proxy publishes every record; the stream is emptied every second so memory stays
 flat); nginx serving a canned chat completion and a 1 GiB download (the upstream); a
-paced SSE upstream (``bench.sse_upstream``); nginx as a plain reverse proxy (the floor);
-this proxy with ``PROXY_WORKERS=1`` and ``=2``; LiteLLM's proxy (pinned, its own venv)
-when installed. Each target then gets the same measurements, one target at a time; see
+paced SSE upstream (``bench.sse_upstream``); nginx as a plain reverse proxy; the floor
+of a Python relay (``bench.floor_relay`` on uvicorn, no record); this proxy with
+``PROXY_WORKERS=1`` and ``=2``; LiteLLM's proxy (pinned, its own venv) when installed.
+Each target then gets the same measurements, one target at a time; see
 ``bench/README.md`` for what each figure means. Results: ``bench/results/proxy.json``,
 ``proxy.md``, ``proxy_latency.png`` and ``BENCHMARKS.md`` at the repository root.
 """
@@ -47,6 +48,7 @@ from bench.targets import (
     STREAM_MODEL,
     Target,
     litellm_available,
+    start_floor,
     start_litellm,
     start_proxy,
     start_sse_upstream,
@@ -110,7 +112,7 @@ class _StreamTrimmer(threading.Thread):
 
 
 def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
-             transfers: bool) -> TargetResult:
+             transfers: bool, streaming: bool = True) -> TargetResult:
     result = TargetResult(target.name)
     print(f"proxy bench: {target.name}", file=sys.stderr, flush=True)
     run_wrk(target.json_url, JSON_MODEL, workdir, connections=4, duration_s=1.0)  # warm-up
@@ -133,9 +135,10 @@ def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
     result.fixed_rate = run_wrk(target.json_url, JSON_MODEL, workdir,
                                 connections=FIXED_RATE_CONNECTIONS, duration_s=plan.duration_s,
                                 rate_per_s=FIXED_RATE_PER_S)
-    timings = asyncio.run(stream_timings(target.stream_url, STREAM_MODEL, plan.streams))
-    result.streaming = asdict(timings)
-    if memory and target.pid is not None:
+    if streaming:
+        timings = asyncio.run(stream_timings(target.stream_url, STREAM_MODEL, plan.streams))
+        result.streaming = asdict(timings)
+    if memory and streaming and target.pid is not None:
         peak, completed = asyncio.run(rss_during_streams(
             target.stream_url, LONG_STREAM_MODEL, target.pid, plan.open_streams))
         result.rss_open_streams_bytes, result.open_streams_completed = peak, completed
@@ -213,6 +216,13 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             floor = Target("nginx", f"{rp}/v1/chat/completions",
                            f"{rp}/stream/v1/chat/completions", reverse.pid)
             results.append(_measure(floor, plan, workdir, memory=True, transfers=True))
+            relay = start_floor(json_up.removesuffix("/v1"), workdir)
+            stoppers.append(relay.stop)
+            result = _measure(relay, plan, workdir, memory=True, transfers=False,
+                              streaming=False)
+            result.note = "reads each response whole: no streaming, no transfers"
+            results.append(result)
+            relay.stop()
             for workers, transport in ((1, "aiohttp"), (2, "aiohttp"), (1, "httpcore")):
                 results.append(_measure_proxy(workers, transport, json_up, stream_up,
                                               redis_server.url, plan, workdir))

@@ -1,6 +1,6 @@
 """What one forwarded call costs the proxy's own process, without the server or the network.
 
-``.venv/bin/python -m bench.proxy_cost [--requests N] [--callgrind]`` drives the proxy's
+``.venv/bin/python -m bench.proxy_cost [--requests N] [--callgrind] [--floor]`` drives the proxy's
 ASGI app (``proxy.dispatch.Dispatch``, lifespan included) in-process, one call after
 another: a small chat completion POSTed with a proxy key, answered by nginx (the
 benchmark's canned upstream) and published to a private ``redis-server``. uvicorn,
@@ -15,6 +15,9 @@ scrubbing, publishing and its log line.
   (N and 6 N calls after the same warm-up; the difference divided by 5 N). The same
   code gives the same count whatever else the machine does, so two versions can be
   compared to a percent. Slow: about two minutes.
+- ``--floor``: the same for the floor (``bench/floor_relay.py``'s ASGI app, the same
+  calls, the same upstream): what any Python relay on this stack costs, to set the
+  proxy's figure against.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import uvloop
 
+from bench.floor_relay import FloorRelay
 from bench.nginx import Nginx
 from bench.targets import CLIENT_KEY, JSON_MODEL
 from proxy import log_thread
@@ -81,10 +85,28 @@ def _services() -> Iterator[dict[str, str]]:
             redis.stop()
 
 
-async def _drive(settings: ProxySettings, requests: int) -> float:
-    """CPU seconds per call over ``requests`` calls, after the warm-up."""
+App = Callable[[dict[str, object], object, object], Awaitable[None]]
+
+
+@asynccontextmanager
+async def _proxy(settings: ProxySettings) -> AsyncIterator[App]:
     fastapi_app = create_app(settings)
-    app = Dispatch(fastapi_app)
+    async with fastapi_app.router.lifespan_context(fastapi_app):
+        yield Dispatch(fastapi_app)  # type: ignore[misc]
+
+
+@asynccontextmanager
+async def _floor(settings: ProxySettings) -> AsyncIterator[App]:
+    relay = FloorRelay(settings.openai_base_url.removesuffix("/v1"))
+    try:
+        yield relay.asgi
+    finally:
+        if relay.session is not None:
+            await relay.session.close()
+
+
+async def _drive(settings: ProxySettings, requests: int, floor: bool = False) -> float:
+    """CPU seconds per call over ``requests`` calls, after the warm-up."""
 
     async def call() -> None:
         scope = {
@@ -116,7 +138,7 @@ async def _drive(settings: ProxySettings, requests: int) -> float:
         if statuses != [200]:
             raise RuntimeError(f"the proxy answered {statuses}")
 
-    async with fastapi_app.router.lifespan_context(fastapi_app):
+    async with (_floor if floor else _proxy)(settings) as app:
         for _ in range(WARM_UP):
             await call()
         await asyncio.sleep(0.2)  # the warm-up's records published
@@ -127,7 +149,7 @@ async def _drive(settings: ProxySettings, requests: int) -> float:
         return (time.process_time() - started) / requests
 
 
-def _one_run(requests: int) -> float:
+def _one_run(requests: int, floor: bool = False) -> float:
     settings = ProxySettings()
     setup_redacted_logging(settings)  # as the proxy sets it up
     handler = logging.getLogger().handlers[0]
@@ -136,18 +158,19 @@ def _one_run(requests: int) -> float:
         handler.setStream(nowhere)  # lines formatted and written as in production, to nowhere
         log_thread.start()
         try:
-            return uvloop.run(_drive(settings, requests))
+            return uvloop.run(_drive(settings, requests, floor))
         finally:
             log_thread.stop()
 
 
-def _callgrind_instructions(requests: int) -> int:
+def _callgrind_instructions(requests: int, floor: bool) -> int:
     """Instructions of a whole run of the proxy under callgrind (start-up included)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, "-m", "bench.proxy_cost", "--requests", str(requests), "--inner"],
+             sys.executable, "-m", "bench.proxy_cost", "--requests", str(requests), "--inner",
+             *(["--floor"] if floor else [])],
             check=True, capture_output=True, env={**os.environ},
         )
         summary = re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE)
@@ -161,28 +184,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--callgrind", action="store_true",
                         help="instructions per call, counted by valgrind (slow, repeatable)")
+    parser.add_argument("--floor", action="store_true",
+                        help="cost the floor (bench/floor_relay.py) instead of the proxy")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.callgrind:
         base = max(args.requests // 20, 50)
-        short, long = _callgrind_instructions(base), _callgrind_instructions(6 * base)
+        short = _callgrind_instructions(base, args.floor)
+        long = _callgrind_instructions(6 * base, args.floor)
         print(f"instructions per call: {(long - short) // (5 * base):,} "
               f"(callgrind, {base} and {6 * base} calls)")
         return 0
     with _services() as env:
         os.environ.update(env)
         if args.inner:  # one run, inside valgrind
-            _one_run(args.requests)
+            _one_run(args.requests, args.floor)
             return 0
-        per_call_us = sorted(_cpu_run(args.requests) * 1e6 for _ in range(5))
+        per_call_us = sorted(_cpu_run(args.requests, args.floor) * 1e6 for _ in range(5))
     print(f"CPU per call: lowest {per_call_us[0]:.0f} us, median "
           f"{statistics.median(per_call_us):.0f} us (5 runs of {args.requests} calls)")
     return 0
 
 
-def _cpu_run(requests: int) -> float:
+def _cpu_run(requests: int, floor: bool) -> float:
     """One run in a fresh interpreter, so that runs do not warm each other up."""
-    code = f"from bench.proxy_cost import _one_run; print(_one_run({requests}))"
+    code = f"from bench.proxy_cost import _one_run; print(_one_run({requests}, {floor}))"
     done = subprocess.run(
         [sys.executable, "-c", code],
         check=True, capture_output=True, text=True, env={**os.environ},

@@ -6,6 +6,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from bench.targets import FLOOR
+
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
@@ -78,6 +80,9 @@ def proxy_tables(payload: dict[str, Any]) -> str:
     base = direct["streaming"]["chunk_delay_p50_ms"] if direct else None
     for t in targets:
         s = t["streaming"]
+        if s is None:
+            lines.append(f"| {t['name']} | — | — | — | — | — | — |")
+            continue
         added = None if base is None or t["name"] == "direct" else s["chunk_delay_p50_ms"] - base
         lines.append(f"| {t['name']} | {s['streams'] - s['failed']}/{s['streams']} | "
                      f"{_ms(s['ttfb_p50_ms'])} | {_ms(s['ttfb_p99_ms'])} | "
@@ -141,6 +146,42 @@ def _targets_check(payload: dict[str, Any]) -> list[str]:
     return ["| target | measured | met |", "|---|---|---|", *rows]
 
 
+def _floor_check(payload: dict[str, Any]) -> list[str]:
+    """The proxy against the floor of a Python relay, measured in the same run: the ratios."""
+    names = _by_name(payload)
+    direct, floor = names.get("direct"), names.get(FLOOR)
+    proxies = [t for n, t in names.items() if n.startswith("proxy (") and "httpcore" not in n]
+    if direct is None or floor is None or not proxies:
+        return []
+    rows = []
+    floor_rps = {r["connections"]: r["rps"] for r in floor["saturation"]}
+    floor_cpu = {int(k): v for k, v in floor["cpu_us_per_request"].items()}
+    for proxy in proxies:
+        workers = 2 if "2 workers" in proxy["name"] else 1
+        rps = {r["connections"]: r["rps"] for r in proxy["saturation"]}
+        for c in (16, 64):
+            if c in rps and floor_rps.get(c):
+                ratio = rps[c] / workers / floor_rps[c]
+                rows.append(f"| {proxy['name']}: req/s per worker at c={c} ≥ half the floor's "
+                            f"| {ratio:.2f} ({rps[c] / workers:,.0f} vs {floor_rps[c]:,.0f}) "
+                            f"| {_yes(ratio >= 0.5)} |")
+        cpu = {int(k): v for k, v in proxy["cpu_us_per_request"].items()}
+        for c in (16, 64):
+            if c in cpu and floor_cpu.get(c):
+                ratio = cpu[c] / floor_cpu[c]
+                rows.append(f"| {proxy['name']}: CPU per call at c={c} at most twice the floor's "
+                            f"| {ratio:.2f} ({cpu[c]:,} vs {floor_cpu[c]:,} µs) "
+                            f"| {_yes(ratio <= 2)} |")
+    proxy = names.get("proxy (1 worker)")
+    if proxy is not None:
+        ours = _added(proxy, direct, "p50_ms") or 0.0
+        theirs = _added(floor, direct, "p50_ms") or 0.0
+        rows.insert(0, f"| proxy (1 worker): added p50 at c=1 ≤ the floor's + 0.15 ms "
+                       f"| {ours:.2f} vs {theirs:.2f} ms (+{ours - theirs:.2f}) "
+                       f"| {_yes(ours <= theirs + 0.15)} |")
+    return ["| target | measured (proxy vs floor) | met |", "|---|---|---|", *rows]
+
+
 def _yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -166,6 +207,14 @@ def write_benchmarks_md(payload: dict[str, Any], results: Path) -> None:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "- upstream: nginx (one worker) returning a canned chat completion; streaming from "
         "`bench/sse_upstream.py` (chunks stamped with their send time)",
+        "",
+        "## Proxy against the floor",
+        "",
+        f"The floor is `bench/floor_relay.py` on uvicorn ({FLOOR!r} below): a raw ASGI "
+        "relay with an aiohttp client pool that checks nothing and keeps no record, the "
+        "least a Python relay on this stack costs. Ratios from this run:",
+        "",
+        *_floor_check(payload),
         "",
         "## Proxy: targets",
         "",

@@ -25,6 +25,8 @@ JSON_MODEL = "bench-model"
 STREAM_MODEL = "bench-stream"
 LONG_STREAM_MODEL = "bench-stream-long"
 _START_TIMEOUT_S = 120.0
+FLOOR = "floor (uvicorn relay)"
+"""The floor's row: ``bench/floor_relay.py``, which the proxy's own cost is measured against."""
 CLIENT_KEY = "sk-bench-" + "5f0c" * 16
 """What every client sends; LiteLLM refuses to start without a master key, this one."""
 
@@ -92,6 +94,22 @@ def start_proxy(name: str, upstream: str, redis_url: str, workers: int, logdir: 
     wait_for_port(port, timeout_s=30)
     base = f"http://127.0.0.1:{port}/v1/chat/completions"
     return Target(name, base, base, process.pid, process)
+
+
+def start_floor(upstream_base: str, logdir: Path) -> Target:
+    """``bench/floor_relay.py`` on uvicorn: the least a Python relay on this stack costs.
+
+    It reads each response whole before answering, so it has no streaming figures.
+    """
+    port = free_port()
+    log = (logdir / "floor.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor_relay", "uvicorn", str(port), upstream_base],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, timeout_s=30)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return Target(FLOOR, url, url, process.pid, process)
 
 
 def litellm_available() -> str | None:

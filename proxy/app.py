@@ -19,16 +19,14 @@ from starlette.routing import Route, WebSocketRoute
 from proxy import log_thread
 from proxy.auth import Authenticator
 from proxy.forward import ForwardEndpoint
-from proxy.headers import DateHeader
 from proxy.keys.cache import key_store_for
 from proxy.metrics import Metrics
-from proxy.publish.admission import SpoolAdmission
 from proxy.publish.pipeline import build_publishing
 from proxy.realtime.endpoint import RealtimeEndpoint
 from proxy.redaction import SecretScrubber
 from proxy.refusals import refuse_route
-from proxy.routes import router
 from proxy.runtime import Runtime
+from proxy.service_routes import router
 from proxy.settings import ProxySettings
 from proxy.upstream import Upstream
 from shared import __version__, heap
@@ -54,7 +52,6 @@ def _runtime(settings: ProxySettings) -> Runtime:
         settings=settings,
         upstream=Upstream(settings),
         redis=redis,
-        publisher=publishing.publisher,
         metrics=metrics,
         authenticator=Authenticator(
             settings.auth_mode,
@@ -65,7 +62,11 @@ def _runtime(settings: ProxySettings) -> Runtime:
             ),
         ),
         scrubber=SecretScrubber(
-            [*static_keys, *([upstream_key] if upstream_key else []), *settings.upstream.secrets]
+            [
+                *static_keys,
+                *([upstream_key] if upstream_key else []),
+                *settings.upstream_base.secrets,
+            ]
         ),
         publishing=publishing,
         key_cache=key_cache,
@@ -117,8 +118,8 @@ def create_app(settings: ProxySettings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_exception_handler(HTTPException, refuse_route)
-    app.add_middleware(SpoolAdmission)
-    app.add_middleware(DateHeader)
+    # SPOOL_FULL_POLICY=reject and the Date header wrap every request once, outside this
+    # app (``proxy.dispatch.Dispatch``), so the hot path and FastAPI's share them.
     app.include_router(router)
     app.router.routes.append(WebSocketRoute("/v1/realtime", RealtimeEndpoint()))
     app.router.routes.append(

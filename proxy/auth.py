@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from proxy.errors import Unauthorized
-from proxy.headers import RawHeaders, header_value
+from proxy.headers import Headers, header_value
 from proxy.settings import AuthMode
 
 PASSTHROUGH_ID_LABEL = b"openai-log-proxy/passthrough-user-id/v1"
@@ -80,7 +80,7 @@ class Caller:
     """The secret the client presented (scrubbed from the record wherever it appears)."""
 
 
-def presented_credential(headers: RawHeaders) -> str | None:
+def presented_credential(headers: Headers) -> str | None:
     """The key in ``Authorization: Bearer <key>`` or in ``api-key``, if any."""
     authorization = header_value(headers, "authorization")
     if authorization is not None:
@@ -111,7 +111,7 @@ class Authenticator:
     def passthrough(self) -> bool:
         return self.mode == "passthrough"
 
-    async def authenticate(self, headers: RawHeaders) -> Caller:
+    async def authenticate(self, headers: Headers) -> Caller:
         """The caller; raises ``Unauthorized`` when ``AUTH_MODE=keys`` and the key is not known."""
         return await self.authenticate_credential(presented_credential(headers))
 

@@ -2,8 +2,10 @@
 
 Forwarded calls are the hot path and need none of FastAPI's routing, dependency or
 exception layers (``proxy.forward`` answers its own errors); the proxy's own endpoints
-(``/``, ``/health``, ``/ready``, ``/metrics``), refusals (other methods, other paths) and
-the lifespan stay with FastAPI.
+(``/``, ``/health``, ``/ready``, ``/metrics``), refusals (other methods, other paths),
+the Realtime WebSocket and the lifespan stay with FastAPI. The middleware every request
+goes through (the ``Date`` header, admission under ``SPOOL_FULL_POLICY=reject``) is
+built here once, around both.
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ class Dispatch:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        # As FastAPI's stack would: dated, and refused while the spool is full (reject policy).
-        self._forward = DateHeader(SpoolAdmission(ForwardEndpoint()))
+        self._forward = ForwardEndpoint()
+        self._stack = DateHeader(SpoolAdmission(self._route))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self.app  # where the middleware and the forwarder find the runtime
+        await self._stack(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["path"].startswith(_FORWARDED_PREFIX)
             and scope["method"] in FORWARDED_METHODS
         ):
-            scope["app"] = self.app  # where the forwarder finds the runtime
             await self._forward(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -21,11 +21,12 @@ import httpx
 from starlette.types import Receive, Scope, Send
 
 from proxy.capture.decoding import is_identity
-from proxy.capture.recording import RecordBuilder, is_event_stream
+from proxy.capture.record_builder import RecordBuilder, is_event_stream
 from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
 from proxy.headers import (
     RECORD_ID_HEADER,
+    DecodedHeaders,
     client_response_headers,
     header_value,
     presented_secrets,
@@ -40,6 +41,12 @@ from shared.logs import log_event
 logger = logging.getLogger(__name__)
 
 _DISCONNECT_MESSAGE = "The client closed the connection before the response was complete."
+WATCH_AFTER_S = 0.05
+"""How long an exchange runs before a task watches for its client leaving.
+
+Most calls end sooner: a second task for each would cost more than the rest of the
+relay's bookkeeping, and a client that leaves a call that ends anyway within this time
+changes nothing the upstream does."""
 
 
 class ForwardEndpoint:
@@ -77,7 +84,7 @@ class Exchange:
         self._receive = receive
         self._send = send
         self._method: str = scope["method"]
-        self._headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self._headers = DecodedHeaders(scope["headers"])
         self._record = RecordBuilder(
             new_record_id(),
             self._method,
@@ -95,6 +102,7 @@ class Exchange:
         self._response_started = False
         self._response_complete = False
         self._client_gone = False
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def record_id(self) -> str:
@@ -107,7 +115,7 @@ class Exchange:
         assert task is not None
         # asyncio's own cancellation rather than an anyio scope: anyio looks up the async
         # library on every scope, which cost more than the rest of the relay's bookkeeping.
-        watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(task))
+        watch = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start_watching, task)
         try:
             try:
                 await self._forward()
@@ -127,7 +135,9 @@ class Exchange:
             self._record.fail("proxy_error", f"{type(exc).__name__} in the proxy")
             raise
         finally:
-            watcher.cancel()
+            watch.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
             self._runtime.metrics.inflight_streams.dec()
             # No await from here on: the record is queued even if this task is cancelled.
             self._finish()
@@ -165,7 +175,7 @@ class Exchange:
             # sends it as such instead of chunked (some upstreams refuse chunked uploads).
             headers.append(("content-length", str(content_length)))
         request = self._runtime.upstream.request(self._method, url, headers, content)
-        self._settings.upstream.check(request.url)
+        self._settings.upstream_base.check(request.url)
         started = time.monotonic()
         with UpstreamErrors("before answering"):
             response = await self._runtime.upstream.send(request)
@@ -200,21 +210,22 @@ class Exchange:
 
     def _upstream_url(self) -> httpx.URL:
         raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
-        return self._settings.upstream.url_for(raw_path, self._scope["query_string"])
+        return self._settings.upstream_base.url_for(raw_path, self._scope["query_string"])
 
     async def _relay(self, response: httpx.Response) -> None:
-        self._record.response_started(response.status_code, response.headers.raw)
+        headers = DecodedHeaders(response.headers.raw)
+        self._record.response_started(response.status_code, headers)
         await self._send(
             {
                 "type": "http.response.start",
                 "status": response.status_code,
-                "headers": client_response_headers(response.headers.raw, self.record_id),
+                "headers": client_response_headers(headers, self.record_id),
             }
         )
         self._response_started = True
         usage_filter = self._usage_filter(response) if self._record.usage_injected else None
         with UpstreamErrors("while sending the response"):
-            async for chunk in response.aiter_raw():
+            async for chunk in self._runtime.upstream.raw_body(response):
                 shown = chunk if usage_filter is None else usage_filter.feed(chunk)
                 if shown:
                     body = {"type": "http.response.body", "body": shown, "more_body": True}
@@ -244,6 +255,9 @@ class Exchange:
         await self._send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
+    def _start_watching(self, exchange: asyncio.Task[None]) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_disconnect(exchange))
+
     async def _watch_disconnect(self, exchange: asyncio.Task[None]) -> None:
         # Only once the body is read: until then ``receive`` belongs to the body stream.
         await self._body.done.wait()
@@ -264,17 +278,16 @@ class Exchange:
     def _queue_record(self) -> None:
         record = self._record.build()
         presented = [*presented_secrets(self._headers), *self._record.query_secrets]
-        status = self._runtime.publish_record(record, self._method, presented)
+        self._runtime.publish_json(record, self._method, presented)
+        path: str = self._scope["path"]
         log_event(
             logger,
             "upstream_request_completed",
             method=self._method,
             # A refused target may hold control characters: never a second log line.
-            path=record.request.path if record.request.path.isprintable() else ascii(
-                record.request.path
-            ),
-            status=status,
-            duration_ms=record.duration_ms,
-            record_id=record.id,
-            error=record.error.type if record.error else None,
+            path=path if path.isprintable() else ascii(path),
+            status=record.status,
+            duration_ms=record.fields["duration_ms"],
+            record_id=record.record_id,
+            error=record.error_type,
         )

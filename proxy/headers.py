@@ -36,7 +36,35 @@ SECRET_HEADERS = CREDENTIAL_HEADERS | {"cookie", "set-cookie", "proxy-authorizat
 RECORD_ID_HEADER = "x-proxy-record-id"
 
 
-def _decoded(headers: RawHeaders) -> list[tuple[str, str]]:
+class DecodedHeaders:
+    """Raw headers decoded once, names lower-cased: an exchange reads its request's (and
+    its response's) headers several times, for the upstream, the record and its secrets."""
+
+    __slots__ = ("_first", "items")
+
+    def __init__(self, headers: RawHeaders) -> None:
+        self.items = [
+            (name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers
+        ]
+        self._first: dict[str, str] | None = None
+
+    def get(self, name: str) -> str | None:
+        """The first value of header ``name`` (lower-case), or ``None``."""
+        first = self._first
+        if first is None:
+            first = self._first = {}
+            for key, value in self.items:
+                first.setdefault(key, value)
+        return first.get(name)
+
+
+Headers = RawHeaders | DecodedHeaders
+"""What every function below reads: raw headers, or the same decoded once."""
+
+
+def _decoded(headers: Headers) -> list[tuple[str, str]]:
+    if isinstance(headers, DecodedHeaders):
+        return headers.items
     return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers]
 
 
@@ -51,7 +79,7 @@ def _hop_by_hop(headers: list[tuple[str, str]]) -> frozenset[str]:
 
 
 def upstream_request_headers(
-    headers: RawHeaders, *, passthrough: bool, authorization: str | None
+    headers: Headers, *, passthrough: bool, authorization: str | None
 ) -> list[tuple[str, str]]:
     """The client's headers as they go upstream.
 
@@ -69,7 +97,7 @@ def upstream_request_headers(
     return forwarded
 
 
-def client_response_headers(headers: RawHeaders, record_id: str) -> list[tuple[bytes, bytes]]:
+def client_response_headers(headers: Headers, record_id: str) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers as they go to the client, plus the record id.
 
     ``content-encoding`` and ``content-length`` stay: the body is relayed as raw bytes.
@@ -85,7 +113,7 @@ def client_response_headers(headers: RawHeaders, record_id: str) -> list[tuple[b
     return relayed
 
 
-def recorded_headers(headers: RawHeaders) -> dict[str, str]:
+def recorded_headers(headers: Headers) -> dict[str, str]:
     """Headers for the record: names lower-cased, secret values replaced by ``REDACTED``.
 
     A repeated header keeps all its values, joined by ``", "``.
@@ -97,7 +125,7 @@ def recorded_headers(headers: RawHeaders) -> dict[str, str]:
     return recorded
 
 
-def presented_secrets(headers: RawHeaders) -> list[str]:
+def presented_secrets(headers: Headers) -> list[str]:
     """Every credential a request presented, to scrub from its record wherever it appears.
 
     Each value of ``authorization``, ``api-key``, ``x-api-key`` and ``openai-api-key``,
@@ -113,8 +141,10 @@ def presented_secrets(headers: RawHeaders) -> list[str]:
     return secrets
 
 
-def header_value(headers: RawHeaders, wanted: str) -> str | None:
+def header_value(headers: Headers, wanted: str) -> str | None:
     """The first value of header ``wanted`` (lower-case name), or ``None``."""
+    if isinstance(headers, DecodedHeaders):
+        return headers.get(wanted)
     key = wanted.encode("latin-1")
     for name, value in headers:
         if name.lower() == key:

@@ -69,6 +69,6 @@ def setup_redacted_logging(settings: ProxySettings) -> None:
     secrets = [
         *(secret.get_secret_value() for secret in configured if secret is not None),
         *(key for key, _ in settings.static_key_pairs),
-        *settings.upstream.secrets,
+        *settings.upstream_base.secrets,
     ]
     setup_logging(settings.log_level, settings.log_format, LogRedactor(secrets))

@@ -22,6 +22,7 @@ _LATENCY_BUCKETS_S = (
 )
 MAX_MODEL_LABELS = 200
 """Distinct ``model`` label values per process; later ones count as ``other``."""
+_CACHED_REQUEST_COUNTERS = 4 * MAX_MODEL_LABELS
 _MODEL_LABEL = re.compile(r"[A-Za-z0-9._:/@-]{1,100}")
 
 
@@ -37,6 +38,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._multiprocess_dir = multiprocess_dir
         self._models: set[str] = set()
+        # The labelled counter of each (method, status, model) seen: ``labels()`` costs a
+        # lock and four conversions per call. Bounded as the model label is.
+        self._request_counters: dict[tuple[str, int, str | None], Counter] = {}
         self.requests = Counter(
             "proxy_requests_total",
             "Requests to /v1 answered, by method, status code, status class and model.",
@@ -142,8 +146,14 @@ class Metrics:
 
     def count_request(self, method: str, status: int, model: str | None) -> None:
         """One answered request; the model label is bounded so clients cannot blow it up."""
-        labels = (method, str(status), status_class(status), self._model_label(model))
-        self.requests.labels(*labels).inc()
+        key = (method, status, model)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            labels = (method, str(status), status_class(status), self._model_label(model))
+            counter = self.requests.labels(*labels)
+            if len(self._request_counters) < _CACHED_REQUEST_COUNTERS:
+                self._request_counters[key] = counter
+        counter.inc()
 
     def _model_label(self, model: str | None) -> str:
         if model is None:

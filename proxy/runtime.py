@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxy.auth import Authenticator
+from proxy.capture.record_json import RecordJson
 from proxy.capture.record_size import bounded_json
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
 from proxy.publish.pipeline import Publishing
-from proxy.publish.publisher import PendingRecord, Publisher
+from proxy.publish.records import PendingRecord
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
 from proxy.upstream import Upstream
@@ -24,12 +25,11 @@ class Runtime:
     settings: ProxySettings
     upstream: Upstream
     redis: RedisClient
-    publisher: Publisher
     metrics: Metrics
     authenticator: Authenticator
     scrubber: SecretScrubber
     publishing: Publishing
-    """The publisher with its spool and drainer (``publisher`` is its front door)."""
+    """The publisher with its spool and drainer."""
     key_cache: KeyCache | None = None
     """The Redis-managed keys (``AUTH_MODE=keys`` only), refreshed during the lifespan."""
 
@@ -44,9 +44,25 @@ class Runtime:
             self.settings.record_max_bytes,
             lambda shown: self.scrubber.scrub(shown.to_json(), presented),
         )
-        pending = PendingRecord(record.id, payload)
-        self.publishing.reservations.hold(pending)  # before the exchange's own room is released
-        self.publisher.submit(pending)
         status = record.response.status_code if record.response else None
-        self.metrics.count_request(method, status or 499, record.model)
+        self._submit(PendingRecord(record.id, payload), method, status, record.model)
         return status
+
+    def publish_json(self, record: RecordJson, method: str, presented: list[str]) -> None:
+        """As ``publish_record``, for a record written as JSON directly (``proxy.forward``)."""
+        payload = self.scrubber.scrub(record.json, presented)
+        if len(payload) > self.settings.record_max_bytes:
+            payload = bounded_json(
+                record.model(),
+                self.settings.record_max_bytes,
+                lambda shown: self.scrubber.scrub(shown.to_json(), presented),
+            )
+        pending = PendingRecord(record.record_id, payload)
+        self._submit(pending, method, record.status, record.fields["model"])
+
+    def _submit(
+        self, pending: PendingRecord, method: str, status: int | None, model: str | None
+    ) -> None:
+        self.publishing.reservations.hold(pending)  # before the exchange's own room is released
+        self.publishing.publisher.submit(pending)
+        self.metrics.count_request(method, status or 499, model)

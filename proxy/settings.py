@@ -221,7 +221,7 @@ class ProxySettings(CommonSettings):
         )
 
     @cached_property
-    def upstream(self) -> UpstreamBase:
+    def upstream_base(self) -> UpstreamBase:
         """``OPENAI_BASE_URL``, parsed once: builds and checks every upstream URL."""
         return UpstreamBase(self.openai_base_url)
 
@@ -285,7 +285,7 @@ class ProxySettings(CommonSettings):
     @property
     def upstream_base_url(self) -> str:
         """``OPENAI_BASE_URL`` as it may be shown: no userinfo, query or trailing slash."""
-        return self.upstream.display
+        return self.upstream_base.display
 
     @property
     def realtime_origins(self) -> frozenset[str]:
@@ -297,5 +297,5 @@ class ProxySettings(CommonSettings):
     def asks_stream_usage(self) -> bool:
         """``STREAM_USAGE=inject``, and the upstream is not an Azure deployment's URL
         (``/openai/deployments/...``), whose older API versions refuse ``stream_options``."""
-        deployment = b"/openai/deployments/" in self.upstream.url.raw_path.lower()
+        deployment = b"/openai/deployments/" in self.upstream_base.url.raw_path.lower()
         return self.stream_usage == "inject" and not deployment

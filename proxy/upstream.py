@@ -86,6 +86,18 @@ class Upstream:
         response.request = request
         return response
 
+    @staticmethod
+    def raw_body(response: httpx.Response) -> AsyncIterator[bytes]:
+        """The response's raw body, each piece as the transport reads it.
+
+        The transport's own stream, as ``response.aiter_raw()`` would give it without
+        the chunker and the two context managers httpx puts around it. The caller
+        closes the response (``aclose``) when done.
+        """
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        return stream.__aiter__()
+
     async def aclose(self) -> None:
         await self._transport.aclose()
 

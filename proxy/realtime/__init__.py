@@ -4,5 +4,5 @@
 both sides alike, publish the record); ``upstream`` opens the upstream connection and maps
 the ``websockets`` library's errors; ``handshake`` decides what crosses in the handshake;
 ``events`` turns the relayed messages into the record's bounded event log, and
-``recording`` gathers the session's record.
+``session_record`` gathers the session's record.
 """

@@ -44,7 +44,7 @@ from proxy.realtime.handshake import (
     split_subprotocols,
     upstream_handshake_headers,
 )
-from proxy.realtime.recording import SessionRecorder, Side
+from proxy.realtime.session_record import SessionRecorder, Side
 from proxy.realtime.upstream import UpstreamRefused, connect_upstream, realtime_url
 from proxy.runtime import Runtime
 from shared.ids import new_record_id
@@ -153,7 +153,7 @@ class RealtimeSession:
         caller = await authenticator.authenticate_credential(self._credential)
         self._record.user_id = caller.user_id
         return await connect_upstream(
-            realtime_url(self._settings.upstream, self._query),
+            realtime_url(self._settings.upstream_base, self._query),
             upstream_handshake_headers(
                 self._headers,
                 passthrough=authenticator.passthrough,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from proxy.capture.bodies import BodyCapture
 from proxy.capture.limits import CaptureLimits
-from proxy.capture.recording import ResponseCapture
+from proxy.capture.record_builder import ResponseCapture
 from proxy.model_name import model_of
 from proxy.redaction import SecretScrubber
 from shared.record import REDACTED

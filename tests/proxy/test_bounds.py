@@ -17,8 +17,8 @@ from proxy.capture.assembly import ChatCompletionAssembler, EventListAssembler
 from proxy.capture.bodies import BodyCapture
 from proxy.capture.decoding import PIECE_BYTES, decoder_for
 from proxy.capture.limits import CaptureLimits
+from proxy.capture.record_builder import ResponseCapture
 from proxy.capture.record_size import bounded_json
-from proxy.capture.recording import ResponseCapture
 from proxy.capture.sse import SSEParser
 from tests.factories import make_record
 

@@ -93,3 +93,23 @@ def test_the_read_timeout_bounds_the_gap_between_chunks_not_the_stream(
     assert complete.record.response.body["choices"][0]["finish_reason"] == "stop"
     assert cut.record.error is not None and cut.record.error.type == "upstream_timeout"
     assert cut.record.response is not None and cut.record.response.status_code == 200
+
+
+def test_client_leaving_before_the_upstream_answers_is_noticed_and_recorded(
+    proxy: RunningProxy, redis_url: str
+) -> None:
+    # The disconnect watcher starts only for an exchange still running after
+    # ``WATCH_AFTER_S``: one the upstream keeps waiting is still cut short promptly.
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{proxy.base_url}/chat/completions",
+            json={"model": "slow", "messages": CHAT["messages"]},
+            timeout=httpx.Timeout(10, read=0.5),
+        )
+
+    [entry] = read_records(redis_url, 1)
+    assert time.monotonic() - started < 3  # not the upstream's 5 s
+    record = entry.record
+    assert record.error is not None and record.error.type == "client_disconnected"
+    assert record.response is None and record.model == "slow"

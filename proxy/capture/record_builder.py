@@ -14,10 +14,11 @@ from proxy.capture.assembly import StreamAssembler, assembler_for
 from proxy.capture.bodies import BodyCapture
 from proxy.capture.decoding import Decoder, DecodingError, decoder_for, is_identity
 from proxy.capture.limits import CaptureLimits
-from proxy.headers import RawHeaders, header_value, recorded_headers
+from proxy.capture.record_json import RecordJson, record_json
+from proxy.headers import Headers, header_value, recorded_headers
 from proxy.model_name import model_of
 from proxy.redaction import redacted_query
-from shared.record import ExchangeError, Record, RequestPart, ResponsePart, UsageSource
+from shared.record import UsageSource
 
 
 def is_event_stream(content_type: str | None) -> bool:
@@ -28,7 +29,7 @@ def is_event_stream(content_type: str | None) -> bool:
 class ResponseCapture:
     """The response body for the record: decoded (bounded), then assembled (SSE) or captured."""
 
-    def __init__(self, path: str, headers: RawHeaders, limits: CaptureLimits) -> None:
+    def __init__(self, path: str, headers: Headers, limits: CaptureLimits) -> None:
         content_type = header_value(headers, "content-type")
         self.streaming = is_event_stream(content_type)
         encoding = header_value(headers, "content-encoding")
@@ -92,17 +93,17 @@ class RecordBuilder:
         method: str,
         path: str,
         query: str,
-        headers: RawHeaders,
+        headers: Headers,
         limits: CaptureLimits,
     ) -> None:
         self.record_id = record_id
         self.arrived_at = datetime.now(UTC)
         self._started = time.monotonic()
         self._limits = limits
-        shown_query, self.query_secrets = redacted_query(query)
-        self._request = RequestPart(
-            method=method, path=path, query=shown_query, headers=recorded_headers(headers)
-        )
+        self._query, self.query_secrets = redacted_query(query)
+        self._method = method
+        self._path = path
+        self._request_headers = recorded_headers(headers)
         self.request_body = BodyCapture(header_value(headers, "content-type"), limits)
         self.user_id: str | None = None
         self.ttfb_ms: float | None = None
@@ -110,16 +111,16 @@ class RecordBuilder:
         self._response_headers: dict[str, str] = {}
         self._response: ResponseCapture | None = None
         self._own_body: Any = None
-        self.error: ExchangeError | None = None
+        self.error: dict[str, str] | None = None
         self.usage_injected = False
         """Whether the proxy asked the upstream for the usage (``proxy.stream_usage``)."""
 
-    def response_started(self, status_code: int, headers: RawHeaders) -> None:
+    def response_started(self, status_code: int, headers: Headers) -> None:
         """The upstream answered with ``status_code`` and ``headers``."""
         self.ttfb_ms = round((time.monotonic() - self._started) * 1000, 3)
         self.status_code = status_code
         self._response_headers = recorded_headers(headers)
-        self._response = ResponseCapture(self._request.path, headers, self._limits)
+        self._response = ResponseCapture(self._path, headers, self._limits)
 
     def response_chunk(self, raw: bytes) -> None:
         """A raw chunk of the upstream's body, already relayed to the client."""
@@ -131,7 +132,7 @@ class RecordBuilder:
         if self._response is not None:
             self._response.finish()
 
-    def proxy_answered(self, status_code: int, headers: RawHeaders, body: Any) -> None:
+    def proxy_answered(self, status_code: int, headers: Headers, body: Any) -> None:
         """The proxy answered by itself (an error), not the upstream."""
         self.status_code = status_code
         self._response_headers = recorded_headers(headers)
@@ -141,39 +142,44 @@ class RecordBuilder:
     def fail(self, error_type: str, message: str) -> None:
         """Something went wrong on the proxy's side; the first failure is the one kept."""
         if self.error is None:
-            self.error = ExchangeError(type=error_type, message=message)
+            self.error = {"type": error_type, "message": message}
 
-    def build(self) -> Record:
-        """The finished record; ``duration_ms`` runs from arrival to now."""
+    def build(self) -> RecordJson:
+        """The finished record, as JSON; ``duration_ms`` runs from arrival to now."""
         request_body = self.request_body.result()
-        self._request.body = request_body
-        response: ResponsePart | None = None
+        response: dict[str, Any] | None = None
         usage_source: UsageSource | None = None
         if self.status_code is not None:
             streaming = self._response is not None and self._response.streaming
             body = self._response.result() if self._response is not None else self._own_body
-            response = ResponsePart(
-                status_code=self.status_code,
-                headers=self._response_headers,
-                body=body,
-                streaming=streaming,
-            )
+            response = {
+                "status_code": self.status_code,
+                "headers": self._response_headers,
+                "body": body,
+                "streaming": streaming,
+            }
             if isinstance(body, dict) and body.get("usage") is not None:
                 usage_source = "injected" if self.usage_injected else "upstream"
-        return Record(
-            id=self.record_id,
+        return record_json(
+            record_id=self.record_id,
             timestamp=self.arrived_at,
             user_id=self.user_id,
             model=model_of(
-                self._request.path,
-                self._request.query,
+                self._path,
+                self._query,
                 request_body,
                 self.request_body.head,
                 self.request_body.tail,
             ),
             duration_ms=round((time.monotonic() - self._started) * 1000, 3),
             ttfb_ms=self.ttfb_ms,
-            request=self._request,
+            request={
+                "method": self._method,
+                "path": self._path,
+                "query": self._query,
+                "headers": self._request_headers,
+                "body": request_body,
+            },
             response=response,
             error=self.error,
             usage_source=usage_source,
