@@ -9,8 +9,8 @@ from proxy.capture.record_json import RecordJson
 from proxy.capture.record_size import bounded_json
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
+from proxy.publish.pending import PendingRecord
 from proxy.publish.pipeline import Publishing
-from proxy.publish.records import PendingRecord
 from proxy.redaction import SecretScrubber
 from proxy.settings import ProxySettings
 from proxy.upstream import Upstream

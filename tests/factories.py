@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from proxy.publish.records import PendingRecord
+from proxy.publish.pending import PendingRecord
 from shared.ids import new_record_id
 from shared.record import Record, RequestPart, ResponsePart
 

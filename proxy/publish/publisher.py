@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from proxy.metrics import Metrics
 from proxy.publish.outcomes import Outcome, xadd_batch
-from proxy.publish.records import PendingRecord
+from proxy.publish.pending import PendingRecord
 from proxy.publish.spool import Spool
 from shared.logs import log_event
 from shared.redis_client import RedisClient

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import weakref
 
+from proxy.publish.pending import PendingRecord
 from proxy.publish.publisher import Publisher
-from proxy.publish.records import PendingRecord
 from proxy.publish.spool import Spool
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from proxy.metrics import Metrics
-from proxy.publish.records import PendingRecord
+from proxy.publish.pending import PendingRecord
 from proxy.publish.segments import OwnSegment, append, create_segment, delete, probe, release
 from shared.logs import log_event
 
