@@ -15,6 +15,8 @@ from shared.settings import CommonSettings
 from tests.support.ports import free_port, wait_for_port
 from tests.support.redis_server import redis_server_binary
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)

@@ -19,6 +19,8 @@ from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

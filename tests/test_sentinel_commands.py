@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared.streams import DEFAULT_STREAM, KEYS_ENTRIES, RECORD_FIELD
 from tests.support.redis_sentinel import MASTER_NAME, ReplicatedRedis
+
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
 
 
 def _run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

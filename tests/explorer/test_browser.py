@@ -29,6 +29,8 @@ from tests.explorer.expected import expected_report, merged_prices
 from tests.factories import append_records
 from tests.support.ports import free_port, wait_for_port
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -25,6 +25,8 @@ from tests.proxy.conftest import StartProxy
 from tests.support.redis_cluster import RedisCluster
 from tests.support.waiting import async_wait_until, wait_until
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 STREAM = "{proxy}:exchanges"
 
 

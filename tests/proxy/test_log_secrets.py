@@ -19,6 +19,8 @@ from websockets.exceptions import InvalidStatus
 from tests.proxy.conftest import CLIENT_KEY, UPSTREAM_KEY, RunningProxy, StartProxy
 from tests.support.fake_realtime import FakeRealtime
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 WRONG_KEY = "sk-wrong-GUESSED-0b9e44c1d2"
 QUERY_KEY = "sk-azure-QUERYKEY-83c2f10a6b"
 PASSTHROUGH_SECRET = "passthrough-SECRET-1c7d93e0"

@@ -343,6 +343,7 @@ async def test_stopping_the_proxy_closes_both_sides_and_keeps_the_record(
     assert record.response.body["close"]["initiated_by"] == "proxy"
 
 
+@pytest.mark.slow
 async def test_an_upstream_that_stops_reading_cannot_lose_the_record_at_sigterm(
     start_proxy: StartProxy, fake_realtime: FakeRealtime, redis_url: str
 ) -> None:

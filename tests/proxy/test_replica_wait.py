@@ -26,6 +26,8 @@ from shared.streams import RECORD_FIELD
 from tests.factories import make_pending
 from tests.support.redis_sentinel import ReplicatedRedis
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 STREAM = "test:exchanges"
 
 

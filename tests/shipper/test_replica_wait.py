@@ -19,6 +19,8 @@ from shipper.sink import Placement
 from shipper.source import SourceUnavailable, StreamSource
 from tests.support.redis_sentinel import ReplicatedRedis
 
+pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
+
 STREAM = "wait:exchanges"
 HERE = Placement.of("u_m_20240101.jsonl", 0, b"{}\n")
 
