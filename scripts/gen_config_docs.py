@@ -24,13 +24,13 @@ from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# The project is installed into .venv (editable), so its packages import as they are.
+from explorer.settings import ExplorerSettings
+from proxy.settings import ProxySettings
+from shared.settings import CommonSettings, StorageSettings
+from shipper.settings import ShipperSettings
 
-from explorer.settings import ExplorerSettings  # noqa: E402
-from proxy.settings import ProxySettings  # noqa: E402
-from shared.settings import CommonSettings, StorageSettings  # noqa: E402
-from shipper.settings import ShipperSettings  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 DOCS = REPO / "docs" / "configuration.md"
 ENV_EXAMPLE = REPO / ".env.example"
