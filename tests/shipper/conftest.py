@@ -27,10 +27,6 @@ from shipper.settings import ShipperSettings
 from shipper.sink import Sink
 from shipper.storage import make_sink
 from shipper.worker import Worker, build_worker
-from tests.support.waiting import (  # noqa: F401 - the names the shipper tests import
-    async_wait_until as async_wait_for,
-)
-from tests.support.waiting import wait_until as wait_for  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 STREAM = "test:exchanges"

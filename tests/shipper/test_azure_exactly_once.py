@@ -19,9 +19,10 @@ from shipper.sink import AppendConflict, PermanentStorageError, Placement
 from shipper.sink_azure import AzureSink
 from shipper.source import StreamSource, build_source
 from tests.factories import make_record
-from tests.shipper.conftest import STREAM, Publish, async_wait_for, running_worker
+from tests.shipper.conftest import STREAM, Publish, running_worker
 from tests.shipper.test_azure_shipping import drained, shipped_ids
 from tests.shipper.test_exactly_once import _lines
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.azure
 
@@ -115,7 +116,7 @@ async def test_a_blob_of_the_wrong_type_is_dead_lettered_and_the_rest_ships(
         await service.get_blob_client(container, target).upload_blob(b"a block blob\n")
     publish([*good[:10], *bad, *good[10:]])
     async with running_worker(azure_settings) as worker:
-        await async_wait_for(lambda: drained(redis_client), what="drained")
+        await async_wait_until(lambda: drained(redis_client), what="drained")
     async with BlobServiceClient.from_connection_string(azurite_connection_string) as service:
         client = service.get_container_client(container)
         assert await (await client.download_blob(target)).readall() == b"a block blob\n"

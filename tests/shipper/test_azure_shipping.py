@@ -27,17 +27,15 @@ from shipper.sink_azure import AzureSink
 from tests.factories import make_record
 from tests.shipper.conftest import (
     Publish,
-    async_wait_for,
     events,
     on_azure,
     pending_count,
     running_worker,
     start_shipper,
     stream_length,
-    wait_for,
 )
 from tests.support.azurite import Azurite
-from tests.support.waiting import wait_until
+from tests.support.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.azure
 
@@ -102,7 +100,7 @@ async def test_records_land_in_blobs_named_as_design_says_with_every_field(
     publish(records)
 
     async with running_worker(azure_settings):
-        await async_wait_for(lambda: drained(redis_client), what="the stream drained")
+        await async_wait_until(lambda: drained(redis_client), what="the stream drained")
 
     blobs = await asyncio.to_thread(read_blobs, azurite_connection_string, container)
     expected: dict[str, list[Record]] = {}
@@ -129,7 +127,7 @@ async def test_two_shippers_share_the_blobs_with_no_loss_and_no_duplicate(
     second = azure_settings.model_copy(update={**small, "shipper_consumer_name": "two"})
 
     async with running_worker(first) as one, running_worker(second) as two:
-        await async_wait_for(lambda: drained(redis_client), what="both shippers drain")
+        await async_wait_until(lambda: drained(redis_client), what="both shippers drain")
 
     ids = await async_shipped_ids(azurite_connection_string, container)
     assert len(ids) == len(expected) and set(ids) == expected
@@ -157,14 +155,14 @@ async def test_appended_but_unacknowledged_records_are_not_written_again(
     dead = azure_settings.model_copy(update={"shipper_consumer_name": "dead-one"})
     with pytest.raises(RuntimeError, match="crash between append and ack"):
         async with running_worker(dead, crashing) as crashed:
-            await async_wait_for(lambda: crashing.crashes > 0, what="the crash")
+            await async_wait_until(lambda: crashing.crashes > 0, what="the crash")
     await crashing.close()  # the dead worker's clients, as a real process exit would
     await crashed.source.close()
     assert pending_count(redis_client) > 0
 
     rescuer = dead if same_consumer else azure_settings
     async with running_worker(rescuer) as worker:
-        await async_wait_for(lambda: drained(redis_client), what="recovery")
+        await async_wait_until(lambda: drained(redis_client), what="recovery")
 
     ids = await async_shipped_ids(azurite_connection_string, container)
     assert sorted(ids) == sorted(expected)
@@ -180,16 +178,16 @@ async def test_azurite_outage_acks_nothing_unwritten_and_resumes(
         settings = on_azure(shipper_settings, azurite.connection_string, container)
         async with running_worker(settings) as worker:
             before = backlog(publish, 200)
-            await async_wait_for(lambda: drained(redis_client), what="shipping before")
+            await async_wait_until(lambda: drained(redis_client), what="shipping before")
 
             azurite.stop()
             during = backlog(publish, 200)
-            await async_wait_for(lambda: worker.totals.storage_retries_total >= 3,
+            await async_wait_until(lambda: worker.totals.storage_retries_total >= 3,
                                  what="storage retries")
             assert stream_length(redis_client) == len(during)  # nothing acknowledged
 
             azurite.start()
-            await async_wait_for(lambda: drained(redis_client), what="shipping after")
+            await async_wait_until(lambda: drained(redis_client), what="shipping after")
 
         ids = await async_shipped_ids(azurite.connection_string, container)
     assert sorted(ids) == sorted(before | during)
@@ -206,7 +204,7 @@ async def test_blobs_roll_over_at_the_block_threshold(
     async with running_worker(settings):
         for start in range(0, len(records), 10):  # several batches: several blocks
             publish(records[start : start + 10])
-            await async_wait_for(lambda: drained(redis_client), what="a batch shipped")
+            await async_wait_until(lambda: drained(redis_client), what="a batch shipped")
 
     blobs = await asyncio.to_thread(read_blobs, azurite_connection_string, container)
     stem = file_stem("user-1", "gpt-4o-mini", records[0].timestamp)
@@ -267,7 +265,7 @@ def test_kill_9_mid_batch_then_a_new_process_ships_every_record_exactly_once(
     victim_env = {**azure_env, "SHIPPER_BATCH_MAX_RECORDS": "200"}
     victim = start_shipper(victim_env, tmp_path / "run", tmp_path / "victim.log")
     processes.append(victim)
-    wait_for(lambda: any_blob_written(azurite_connection_string, container),
+    wait_until(lambda: any_blob_written(azurite_connection_string, container),
              what="the first lines in Azure")
     kill_while_holding_a_batch(victim, redis_client)
     assert stream_length(redis_client) > pending_count(redis_client) > 0
@@ -275,7 +273,7 @@ def test_kill_9_mid_batch_then_a_new_process_ships_every_record_exactly_once(
     rescuer_log = tmp_path / "rescuer.log"
     rescuer = start_shipper(azure_env, tmp_path / "run", rescuer_log)
     processes.append(rescuer)
-    wait_for(lambda: drained(redis_client), timeout_s=90, what="recovery")
+    wait_until(lambda: drained(redis_client), timeout_s=90, what="recovery")
     rescuer.send_signal(signal.SIGTERM)
     assert rescuer.wait(timeout=20) == 0
 

@@ -12,8 +12,9 @@ from redis.cluster import RedisCluster as SyncCluster
 from shared.streams import RECORD_FIELD, dead_letter_stream, intents_key, shipped_key
 from shipper.settings import ShipperSettings
 from tests.factories import make_record
-from tests.shipper.conftest import async_wait_for, running_worker, shipped_ids
+from tests.shipper.conftest import running_worker, shipped_ids
 from tests.support.redis_cluster import RedisCluster
+from tests.support.waiting import async_wait_until
 
 STREAM = "{proxy}:exchanges"
 
@@ -49,7 +50,7 @@ async def test_the_shipper_ships_exactly_once_on_a_three_master_cluster(
         return int(client.xlen(STREAM)) == 0
 
     async with running_worker(settings) as worker:
-        await async_wait_for(drained, what="the stream drained")
+        await async_wait_until(drained, what="the stream drained")
     ids = shipped_ids(log_dir)
     assert sorted(ids) == sorted(r.id for r in records)
     assert worker.totals.records_already_landed_total == 1

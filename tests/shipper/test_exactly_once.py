@@ -30,7 +30,6 @@ from tests.factories import make_record
 from tests.shipper.conftest import (
     STREAM,
     Publish,
-    async_wait_for,
     names_in,
     pending_count,
     read_file,
@@ -39,6 +38,7 @@ from tests.shipper.conftest import (
     stream_length,
 )
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import async_wait_until
 
 
 def _drained(client: redis.Redis) -> bool:
@@ -138,9 +138,9 @@ async def test_the_same_record_published_twice_lands_once(
     records = [make_record(user_id=f"u{n % 3}") for n in range(30)]
     publish([*records, records[0], records[1]])  # a retried XADD, in the same batch
     async with running_worker(shipper_settings) as worker:
-        await async_wait_for(lambda: _drained(redis_client), what="first wave")
+        await async_wait_until(lambda: _drained(redis_client), what="first wave")
         publish(records[5:10])  # again, after they landed (a spool re-publishing)
-        await async_wait_for(lambda: _drained(redis_client), what="second wave")
+        await async_wait_until(lambda: _drained(redis_client), what="second wave")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in records)
     assert worker.totals.records_already_landed_total == 7
     assert redis_client.hlen(intents_key(STREAM)) == 0
@@ -180,10 +180,10 @@ async def test_a_duplicate_with_a_crash_at_each_step_lands_once(
     crashing = CrashAt(log_dir, step)
     with pytest.raises(RuntimeError):
         async with running_worker(settings, crashing):
-            await async_wait_for(lambda: crashing.crashed, what="the crash")
+            await async_wait_until(lambda: crashing.crashed, what="the crash")
     publish([records[3], records[7]])  # and again while the first copies are pending
     async with running_worker(settings):  # restarted: its own pending entries first
-        await async_wait_for(lambda: _drained(redis_client), what="recovery")
+        await async_wait_until(lambda: _drained(redis_client), what="recovery")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in records)
 
 
@@ -221,15 +221,15 @@ async def test_a_torn_write_then_a_restart_lands_each_record_once(
     first = [make_record(user_id="u") for _ in range(20)]
     publish(first)
     async with running_worker(settings):  # some acknowledged lines before the crash
-        await async_wait_for(lambda: _drained(redis_client), what="the first lines")
+        await async_wait_until(lambda: _drained(redis_client), what="the first lines")
     second = [make_record(user_id="u", body_bytes=3000) for _ in range(20)]
     publish(second)
     torn = TornWrite(log_dir, with_marker)
     with pytest.raises(RuntimeError):
         async with running_worker(settings, torn):
-            await async_wait_for(lambda: torn.crashed, what="the torn write")
+            await async_wait_until(lambda: torn.crashed, what="the torn write")
     async with running_worker(settings):
-        await async_wait_for(lambda: _drained(redis_client), what="recovery")
+        await async_wait_until(lambda: _drained(redis_client), what="recovery")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in first + second)
     markers = [path for path in names_in(log_dir) if path.name.endswith(".writing")]
     assert all(not read_file(path).strip() for path in markers)  # none left in progress
@@ -252,7 +252,7 @@ async def test_a_file_that_can_never_be_written_is_dead_lettered_and_the_rest_sh
     bad = [make_record(user_id="poison") for _ in range(3)]
     publish([*good[:15], *bad, *good[15:]])
     async with running_worker(shipper_settings, LongNames(log_dir)) as worker:
-        await async_wait_for(lambda: _drained(redis_client), what="drained")
+        await async_wait_until(lambda: _drained(redis_client), what="drained")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in good)
     dead = redis_client.xrange(dead_letter_stream(STREAM))
     assert len(dead) == 3 and worker.totals.entries_dead_lettered_total == 3
@@ -273,7 +273,7 @@ async def test_the_dead_letter_stream_is_capped_and_counts_what_it_cut(
     settings = shipper_settings.model_copy(update={"shipper_dead_letter_max_entries": 5})
     publish([b"not json"] * 12)
     async with running_worker(settings):
-        await async_wait_for(lambda: _drained(redis_client), what="drained")
+        await async_wait_until(lambda: _drained(redis_client), what="drained")
     assert redis_client.xlen(dead_letter_stream(STREAM)) == 5
     assert int(redis_client.get(dead_letter_cut_key(STREAM)) or 0) == 7
 
@@ -328,12 +328,12 @@ async def test_a_hung_redis_makes_the_shipper_let_go_of_the_file_in_bounded_time
     sink = PausesRedis(log_dir, paused_redis)
     path = log_dir / file_name(file_stem("u", "gpt-4o-mini", records[0].timestamp))
     async with running_worker(settings, sink) as worker:
-        await async_wait_for(sink.paused.is_set, what="redis paused mid-append")
+        await async_wait_until(sink.paused.is_set, what="redis paused mid-append")
         held_s = await asyncio.to_thread(_seconds_until_flock_is_free, path, 5.0)
         assert held_s < 2.0, f"the flock was held {held_s:.1f} s with Redis hung"
-        await async_wait_for(lambda: worker.totals.redis_errors_total >= 1, what="timeout seen")
+        await async_wait_until(lambda: worker.totals.redis_errors_total >= 1, what="timeout seen")
         os.kill(paused_redis, signal.SIGCONT)
-        await async_wait_for(lambda: _drained(redis_client), what="shipping after resume")
+        await async_wait_until(lambda: _drained(redis_client), what="shipping after resume")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in records)
 
 
@@ -358,11 +358,11 @@ async def test_a_redis_that_drops_connections_loses_and_duplicates_nothing(
         try:
             for start in range(0, 3000, 500):
                 await asyncio.to_thread(_publish_retrying, publish, records[start:start + 500])
-            await async_wait_for(lambda: worker.totals.redis_errors_total >= 3, what="drops")
+            await async_wait_until(lambda: worker.totals.redis_errors_total >= 3, what="drops")
         finally:
             stop.set()
             await asyncio.to_thread(killer.join)
-        await async_wait_for(lambda: _drained(redis_client), timeout_s=60, what="drained")
+        await async_wait_until(lambda: _drained(redis_client), timeout_s=60, what="drained")
     ids = shipped_ids(log_dir)
     assert len(ids) == len(set(ids)) == 3000
 
@@ -401,15 +401,15 @@ async def test_a_file_in_backoff_holds_back_neither_its_batch_nor_later_ones(
     publish([*others[:15], *stuck, *others[15:]])  # one batch
     sink = OneFileDown(log_dir)
     async with running_worker(shipper_settings, sink) as worker:
-        await async_wait_for(lambda: stream_length(redis_client) == 4, what="others acked")
+        await async_wait_until(lambda: stream_length(redis_client) == 4, what="others acked")
         assert worker.totals.storage_retries_total >= 1 and worker.parking.records == 4
         publish(later)  # the loop goes on while the stuck file is parked
-        await async_wait_for(lambda: stream_length(redis_client) == 4, what="later ones")
+        await async_wait_until(lambda: stream_length(redis_client) == 4, what="later ones")
         # Its entries stay alive while it retries: a second shipper claims none of them.
         other = shipper_settings.model_copy(update={"shipper_consumer_name": "other"})
         async with running_worker(other) as second:
             await asyncio.sleep(2.5 * shipper_settings.shipper_claim_idle_ms / 1000)
         assert second.totals.entries_claimed_total == 0
         sink.mend.set()
-        await async_wait_for(lambda: _drained(redis_client), what="the stuck file shipped")
+        await async_wait_until(lambda: _drained(redis_client), what="the stuck file shipped")
     assert sorted(shipped_ids(log_dir)) == sorted(r.id for r in stuck + others + later)

@@ -24,8 +24,8 @@ from tests.shipper.conftest import (
     shipped_ids,
     start_shipper,
     stream_length,
-    wait_for,
 )
+from tests.support.waiting import wait_until
 
 
 def _publish_backlog(publish: Publish, count: int, body_bytes: int) -> set[str]:
@@ -58,9 +58,9 @@ def test_two_shippers_in_parallel_ship_every_record_exactly_once(
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     shippers = [start_shipper(env, tmp_path / "run", log) for log in logs]
     try:
-        wait_for(lambda: _drained(redis_client), timeout_s=60, what="both shippers drain")
+        wait_until(lambda: _drained(redis_client), timeout_s=60, what="both shippers drain")
         more = _publish_backlog(publish, 2_000, body_bytes=300)  # also while both are live
-        wait_for(lambda: _drained(redis_client), timeout_s=30, what="the second wave")
+        wait_until(lambda: _drained(redis_client), timeout_s=30, what="the second wave")
     finally:
         for process in shippers:
             process.send_signal(signal.SIGTERM)
@@ -81,7 +81,7 @@ def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     expected = _publish_backlog(publish, 20_000, body_bytes=1000)
     victim = start_shipper(shipper_env, tmp_path / "run", tmp_path / "victim.log")
     try:
-        wait_for(lambda: bool(shipped_ids(log_dir)) and pending_count(redis_client) > 0,
+        wait_until(lambda: bool(shipped_ids(log_dir)) and pending_count(redis_client) > 0,
                  timeout_s=30, what="lines on disk and a batch in hand")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
@@ -95,7 +95,7 @@ def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     patient = {**shipper_env, "SHIPPER_CLAIM_IDLE_MS": "5000"}
     rescuer = start_shipper(patient, tmp_path / "run", rescuer_log)
     try:
-        wait_for(lambda: _drained(redis_client), timeout_s=60, what="recovery")
+        wait_until(lambda: _drained(redis_client), timeout_s=60, what="recovery")
     finally:
         rescuer.send_signal(signal.SIGTERM)
         assert rescuer.wait(timeout=20) == 0
@@ -129,11 +129,11 @@ def test_sigterm_mid_load_exits_in_time_and_acks_only_what_is_written(
     fcntl.flock(held.fileno(), fcntl.LOCK_EX)
     shipper = start_shipper(env, tmp_path / "run", log)
     try:
-        wait_for(lambda: any(p.stat().st_size for p in log_dir.iterdir()),
+        wait_until(lambda: any(p.stat().st_size for p in log_dir.iterdir()),
                  timeout_s=30, what="the other files' first lines on disk")
         started_s = time.monotonic()
         shipper.send_signal(signal.SIGTERM)
-        wait_for(lambda: _signal_delivered(shipper.pid, signal.SIGTERM), what="the signal")
+        wait_until(lambda: _signal_delivered(shipper.pid, signal.SIGTERM), what="the signal")
         held.close()  # the batch in hand may finish now, within the time limit
         assert shipper.wait(timeout=15) == 0
         assert time.monotonic() - started_s < 5 + 2
@@ -161,11 +161,11 @@ def test_sigterm_while_storage_is_down_exits_within_the_limit_acking_nothing(
     log = tmp_path / "shipper.log"
     shipper = start_shipper(env, tmp_path / "run", log)
     try:
-        wait_for(lambda: log_dir.is_dir(), what="the shipper to start")
+        wait_until(lambda: log_dir.is_dir(), what="the shipper to start")
         log_dir.rmdir()
         make_unusable(log_dir)  # storage fails under a batch in hand
         _publish_backlog(publish, 100, body_bytes=100)
-        wait_for(lambda: len(events(log, "storage_retry")) >= 2, what="storage retries")
+        wait_until(lambda: len(events(log, "storage_retry")) >= 2, what="storage retries")
         started_s = time.monotonic()
         shipper.send_signal(signal.SIGTERM)
         assert shipper.wait(timeout=15) == 0
@@ -193,7 +193,7 @@ def test_records_published_twice_with_kill_9_again_and_again_land_once(
         victim = start_shipper(env, tmp_path / "run", tmp_path / f"victim-{round_number}.log")
         try:
             before = stream_length(redis_client)
-            wait_for(lambda: stream_length(redis_client) < before and  # noqa: B023
+            wait_until(lambda: stream_length(redis_client) < before and  # noqa: B023
                      pending_count(redis_client) > 0, timeout_s=30, what="a batch in hand")
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=10)
@@ -201,7 +201,7 @@ def test_records_published_twice_with_kill_9_again_and_again_land_once(
             _stop(victim)
     rescuer = start_shipper(env, tmp_path / "run", tmp_path / "rescuer.log")
     try:
-        wait_for(lambda: _drained(redis_client), timeout_s=60, what="recovery")
+        wait_until(lambda: _drained(redis_client), timeout_s=60, what="recovery")
     finally:
         rescuer.send_signal(signal.SIGTERM)
         assert rescuer.wait(timeout=20) == 0

@@ -20,13 +20,13 @@ from shipper.storage import make_sink
 from tests.factories import make_record
 from tests.shipper.conftest import (
     Publish,
-    async_wait_for,
     pending_count,
     running_worker,
     shipped_ids,
     stream_length,
 )
 from tests.shipper.test_azure_shipping import shipped_ids as blob_ids
+from tests.support.waiting import async_wait_until
 
 
 def write_segments(spool: Path, segments: list[list[Record | bytes]]) -> list[Path]:
@@ -66,13 +66,13 @@ async def test_replay_ships_once_also_when_a_record_reached_redis_and_when_run_t
     write_segments(spool, [records[:20], [*records[20:], b"not json\n", b'{"id": "torn']])
     async with running_worker(shipper_settings):
         publish(records[:5])  # these reached Redis before the host died, and landed
-        await async_wait_for(lambda: _drained(redis_client), what="the first five shipped")
+        await async_wait_until(lambda: _drained(redis_client), what="the first five shipped")
     first = await replay(shipper_settings, spool)
     assert (first.records_read, first.records_shipped, first.records_already_present,
             first.records_corrupt) == (41, 35, 5, 1)
     publish(records[30:35])  # a spooled record re-published later by a restarted proxy
     async with running_worker(shipper_settings) as worker:
-        await async_wait_for(lambda: _drained(redis_client), what="the re-published")
+        await async_wait_until(lambda: _drained(redis_client), what="the re-published")
     assert worker.totals.records_already_landed_total == 5
     again = await replay(shipper_settings, spool)
     assert (again.records_shipped, again.records_already_present) == (0, 40)
@@ -91,7 +91,7 @@ async def test_replay_while_a_shipper_ships_the_same_records_lands_each_once(
     publish(records)
     async with running_worker(settings):
         summary = await replay(shipper_settings, spool)
-        await async_wait_for(lambda: _drained(redis_client), what="the stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="the stream drained")
     assert summary.records_shipped + summary.records_already_present == 600
     ids = shipped_ids(log_dir)
     assert len(ids) == 600 and set(ids) == {r.id for r in records}

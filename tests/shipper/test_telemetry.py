@@ -19,9 +19,9 @@ from tests.shipper.conftest import (
     shipped_ids,
     start_shipper,
     stream_length,
-    wait_for,
 )
 from tests.support.ports import free_port, wait_for_port
+from tests.support.waiting import wait_until
 
 
 def _samples(base: str) -> dict[str, float]:
@@ -63,7 +63,7 @@ def test_metrics_and_readiness_follow_a_storage_outage(
 
         # Storage down: retries are counted by kind, nothing ships, and past the
         # threshold the shipper says it is not ready.
-        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 503, 20, "unready")
+        wait_until(lambda: httpx.get(f"{base}/ready").status_code == 503, 20, "unready")
         ready = httpx.get(f"{base}/ready").json()
         # Past the 1 s threshold; the body rounds to 0.1 s, so just past it reads 1.0.
         assert ready["status"] == "unready" and ready["storage_failing_s"] >= 1
@@ -81,8 +81,8 @@ def test_metrics_and_readiness_follow_a_storage_outage(
 
         # Storage back: everything ships, the backlog empties, ready again.
         make_usable(log_dir)
-        wait_for(lambda: stream_length(redis_client) == 0, 20, "the backlog shipped")
-        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200, 10, "ready again")
+        wait_until(lambda: stream_length(redis_client) == 0, 20, "the backlog shipped")
+        wait_until(lambda: httpx.get(f"{base}/ready").status_code == 200, 10, "ready again")
         up = _samples(base)
         shipped_bytes = sum(p.stat().st_size for p in log_dir.glob("*.jsonl"))
         assert up["shipper_records_shipped_total"] == 30
@@ -114,7 +114,7 @@ def test_a_port_in_use_is_logged_and_shipping_goes_on(
                "SHIPPER_METRICS_HOST": "127.0.0.1"}
         shipper = start_shipper(env, tmp_path / "cwd", log)
         try:
-            wait_for(lambda: stream_length(redis_client) == 0, 20, "shipping without telemetry")
+            wait_until(lambda: stream_length(redis_client) == 0, 20, "shipping without telemetry")
         finally:
             _stop(shipper)
     assert '"event": "telemetry_unavailable"' in log.read_text()

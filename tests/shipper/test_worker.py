@@ -22,7 +22,6 @@ from tests.factories import make_record
 from tests.shipper.conftest import (
     STREAM,
     Publish,
-    async_wait_for,
     everything_inside,
     make_unusable,
     make_usable,
@@ -34,6 +33,7 @@ from tests.shipper.conftest import (
     stream_length,
 )
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import async_wait_until
 
 
 def _drained(client: redis.Redis) -> bool:
@@ -47,7 +47,7 @@ async def test_every_field_of_every_record_round_trips(
                for i in range(60)]
     publish(records)
     async with running_worker(shipper_settings):
-        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="stream drained")
     written = {line["id"]: Record.model_validate(line)
                for lines in read_lines(log_dir).values() for line in lines}
     assert written == {record.id: record for record in records}
@@ -70,7 +70,7 @@ async def test_file_names_follow_the_record_date_and_stay_in_the_folder(
     log_dir = tmp_path / "a" / "b" / "logs"
     settings = shipper_settings.model_copy(update={"local_log_dir": log_dir})
     async with running_worker(settings):
-        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="stream drained")
     files = read_lines(log_dir)
     markers = [f".{name}.writing" for name in files]  # each file's write marker beside it
     assert sorted(p.name for p in names_in(log_dir)) == sorted([*files, *markers])
@@ -103,7 +103,7 @@ async def test_one_append_per_file_per_batch(
     publish(make_record(user_id=users[i % 3]) for i in range(300))
     sink = CountingSink(log_dir)
     async with running_worker(shipper_settings, sink):
-        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="stream drained")
     # One read of 300 entries (< SHIPPER_BATCH_MAX_RECORDS) is one batch: 3 files, 3 appends.
     assert sorted(sink.appends) == sorted(
         file_stem(user, "gpt-4o-mini", datetime.now(UTC)) for user in users
@@ -132,8 +132,8 @@ async def test_a_stop_ships_the_batches_already_read_ahead(
     settings = shipper_settings.model_copy(update={"shipper_batch_max_records": 10})
     sink = HeldAppends(log_dir)
     async with running_worker(settings, sink) as worker:
-        await async_wait_for(lambda: sink.appends > 0, what="the first append")
-        await async_wait_for(lambda: pending_count(redis_client) == 30,
+        await async_wait_until(lambda: sink.appends > 0, what="the first append")
+        await async_wait_until(lambda: pending_count(redis_client) == 30,
                              what="both reads ahead in while the append waits")
         worker.stop()
         sink.release.set()
@@ -167,13 +167,13 @@ async def test_crash_between_append_and_ack_leaves_no_duplicate(
     worker_run = running_worker(settings, crashing)
     try:
         async with worker_run:
-            await async_wait_for(lambda: crashing.crashes > 0, what="the crash")
+            await async_wait_until(lambda: crashing.crashes > 0, what="the crash")
     except RuntimeError:
         pass
     assert pending_count(redis_client) > 0  # written but never acknowledged
     # Restart with the same consumer name: its own pending entries come first.
     async with running_worker(settings):
-        await async_wait_for(lambda: _drained(redis_client), what="recovery")
+        await async_wait_until(lambda: _drained(redis_client), what="recovery")
     ids = shipped_ids(log_dir)
     assert sorted(ids) == sorted(record.id for record in records)
 
@@ -196,7 +196,7 @@ async def test_an_acknowledgement_lost_while_the_next_batch_is_written_is_made_g
             await finish(entry_ids, record_ids)
 
         monkeypatch.setattr(worker.source, "finish", lose_the_second)
-        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="stream drained")
     assert calls[1] > 0 and worker.totals.redis_errors_total == 1
     # Its entries were shipped again from our pending ones: found landed, not rewritten.
     assert worker.totals.records_already_landed_total >= calls[1]
@@ -212,11 +212,11 @@ async def test_a_live_shipper_claims_what_a_dead_one_left_without_duplicates(
     dead = shipper_settings.model_copy(update={"shipper_consumer_name": "dead-one"})
     try:
         async with running_worker(dead, crashing):
-            await async_wait_for(lambda: crashing.crashes > 0, what="the crash")
+            await async_wait_until(lambda: crashing.crashes > 0, what="the crash")
     except RuntimeError:
         pass
     async with running_worker(shipper_settings) as worker:
-        await async_wait_for(lambda: _drained(redis_client), what="claim and recovery")
+        await async_wait_until(lambda: _drained(redis_client), what="claim and recovery")
     assert worker.totals.entries_claimed_total > 0
     assert sorted(shipped_ids(log_dir)) == sorted(record.id for record in records)
 
@@ -228,10 +228,10 @@ async def test_storage_unavailable_then_back_loses_and_acks_nothing_early(
     records = [make_record(user_id=f"u{i % 3}") for i in range(50)]
     publish(records)
     async with running_worker(shipper_settings) as worker:
-        await async_wait_for(lambda: worker.totals.storage_retries_total >= 3, what="retries")
+        await async_wait_until(lambda: worker.totals.storage_retries_total >= 3, what="retries")
         assert stream_length(redis_client) == 50  # nothing acknowledged while down
         make_usable(log_dir)
-        await async_wait_for(lambda: _drained(redis_client), what="shipping after recovery")
+        await async_wait_until(lambda: _drained(redis_client), what="shipping after recovery")
     assert sorted(shipped_ids(log_dir)) == sorted(record.id for record in records)
 
 
@@ -242,7 +242,7 @@ async def test_poison_entries_go_to_dead_letter_and_the_rest_ships(
     publish([good[0], b"not json", good[1], b'{"valid": "json, not a record"}', good[2]])
     publish([{"other": "field"}, good[3], good[4]])
     async with running_worker(shipper_settings):
-        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="stream drained")
     assert sorted(shipped_ids(log_dir)) == sorted(record.id for record in good)
     dead = redis_client.xrange(dead_letter_stream(STREAM))
     assert len(dead) == 3
@@ -262,7 +262,7 @@ async def test_a_record_too_large_for_one_append_is_dead_lettered(
     small, big = make_record(), make_record(body_bytes=10_000)
     publish([small, big])
     async with running_worker(shipper_settings, sink):
-        await async_wait_for(lambda: _drained(redis_client), what="stream drained")
+        await async_wait_until(lambda: _drained(redis_client), what="stream drained")
     assert shipped_ids(log_dir) == [small.id]
     [(_, fields)] = redis_client.xrange(dead_letter_stream(STREAM))
     assert b"too large" in fields[b"reason"]
@@ -276,13 +276,13 @@ async def test_redis_outage_is_waited_out(
     async with running_worker(shipper_settings) as worker:
         first = make_record()
         publish([first])
-        await async_wait_for(lambda: shipped_ids(log_dir) == [first.id], what="first record")
+        await async_wait_until(lambda: shipped_ids(log_dir) == [first.id], what="first record")
         redis_server.stop()
-        await async_wait_for(lambda: worker.totals.redis_errors_total >= 2, what="redis errors")
+        await async_wait_until(lambda: worker.totals.redis_errors_total >= 2, what="redis errors")
         redis_server.start()
         second = make_record()
-        await async_wait_for(lambda: _try_publish(publish, second), what="redis back")
-        await async_wait_for(lambda: len(shipped_ids(log_dir)) == 2, what="second record")
+        await async_wait_until(lambda: _try_publish(publish, second), what="redis back")
+        await async_wait_until(lambda: len(shipped_ids(log_dir)) == 2, what="second record")
     assert sorted(shipped_ids(log_dir)) == sorted([first.id, second.id])
 
 
@@ -313,13 +313,13 @@ async def test_storage_failing_mid_run_reads_at_most_two_batches_ahead(
     settings = shipper_settings.model_copy(update={"shipper_batch_max_records": 10})
     records = [make_record(user_id=f"u{i % 3}") for i in range(100)]
     async with running_worker(settings) as worker:
-        await async_wait_for(log_dir.is_dir, what="sink started")
+        await async_wait_until(log_dir.is_dir, what="sink started")
         _break_folder(log_dir, tmp_path / "aside")
         publish(records)
-        await async_wait_for(lambda: worker.totals.storage_retries_total >= 6, what="retries")
+        await async_wait_until(lambda: worker.totals.storage_retries_total >= 6, what="retries")
         # The batch in hand and the two read ahead: nothing more is read, nothing acked.
         assert stream_length(redis_client) == 100
         assert 0 < pending_count(redis_client) <= 30
         _mend_folder(log_dir, tmp_path / "aside")
-        await async_wait_for(lambda: _drained(redis_client), what="shipping after recovery")
+        await async_wait_until(lambda: _drained(redis_client), what="shipping after recovery")
     assert sorted(shipped_ids(log_dir)) == sorted(record.id for record in records)
