@@ -7,7 +7,8 @@ Usage::
 
 The input is LiteLLM's ``model_prices_and_context_window.json`` (or the copy its Python
 package ships as ``litellm/model_prices_and_context_window_backup.json``); ``--ref`` names
-the commit or release it was read at and goes into every entry's ``source``. Nothing is
+the commit or release it was read at and goes, with the file's sha256, into every entry's
+``source``: anyone can check that a table was built from the file it names. Nothing is
 downloaded: the file is read from the path given, so the build is repeatable offline.
 
 Kept: OpenAI's API models (``litellm_provider`` ``openai`` or ``text-completion-openai``)
@@ -19,6 +20,7 @@ USD per token, second, character and pixel into the explorer's units (see ``expl
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -80,12 +82,13 @@ def _image_price(raw: dict[str, Any], width: int, height: int) -> float | None:
     return None
 
 
-def build(source: dict[str, Any], ref: str) -> dict[str, Any]:
-    """The explorer's price file for LiteLLM's map ``source`` read at ``ref``."""
-    note = f"LiteLLM model_prices_and_context_window.json ({ref})"
+def build(source: bytes, ref: str) -> dict[str, Any]:
+    """The explorer's price file for LiteLLM's map ``source`` (the file's bytes) read at ``ref``."""
+    digest = hashlib.sha256(source).hexdigest()
+    note = f"LiteLLM model_prices_and_context_window.json ({ref}; sha256 {digest})"
     entries: dict[tuple[str, str], dict[str, Any]] = {}
     images: dict[tuple[str, str], dict[str, float]] = {}
-    for key, raw in sorted(source.items()):
+    for key, raw in sorted(json.loads(source).items()):
         if not isinstance(raw, dict):
             continue
         provider = raw.get("litellm_provider")
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", required=True, help="the commit or release it was read at")
     parser.add_argument("--out", type=Path, default=Path("explorer/prices.json"))
     args = parser.parse_args(argv)
-    table = build(json.loads(args.source.read_text("utf-8")), args.ref)
+    table = build(args.source.read_bytes(), args.ref)
     args.out.write_text(json.dumps(table, indent=2) + "\n", "utf-8")
     print(f"{len(table['prices'])} models written to {args.out}", file=sys.stderr)
     return 0
