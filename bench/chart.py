@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.report import with_calls
+
 
 def latency_chart(payload: dict[str, Any], path: Path) -> None:
     """Left: p50/p90/p99/p99.9 at one connection (log scale). Right: req/s by connections."""
@@ -13,7 +15,7 @@ def latency_chart(payload: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    targets = payload["targets"]
+    targets = with_calls(payload)
     names = [t["name"] for t in targets]
     keys = [("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9")]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))

@@ -5,8 +5,11 @@ Set-up (all on loopback, free ports, stopped at the end): a private ``redis-serv
 flat); nginx serving a canned chat completion and a 1 GiB download (the upstream); a
 paced SSE upstream (``bench.sse_upstream``); nginx as a plain reverse proxy; the floor
 of a Python relay (``bench.floor_relay`` on uvicorn, no record); this proxy with
-``PROXY_WORKERS=1`` and ``=2``; LiteLLM's proxy (pinned, its own venv) when installed.
-Each target then gets the same measurements, one target at a time; see
+``PROXY_WORKERS=1`` and ``=2``; two rows that price a setting against the first of
+these: ``REDIS_MIN_REPLICAS=1`` (its own primary with a local replica; the suite fails
+unless every record was published and confirmed, ``bench.published``) and
+``STREAM_USAGE=passthrough`` (streaming only); LiteLLM's proxy (pinned, its own venv)
+when installed. Each target then gets the same measurements, one target at a time; see
 ``bench/README.md`` for what each figure means. Results: ``bench/results/proxy.json``,
 ``proxy.md``, ``proxy_latency.png`` and ``BENCHMARKS.md`` at the repository root.
 """
@@ -41,10 +44,13 @@ from bench.probes import (
     rss_during_transfer,
     stream_timings,
 )
+from bench.published import check_confirmed, publishing
 from bench.sse_upstream import UPLOAD_PATH
 from bench.targets import (
     JSON_MODEL,
     LONG_STREAM_MODEL,
+    PROXY_PASSTHROUGH,
+    PROXY_WAIT,
     STREAM_MODEL,
     Target,
     litellm_available,
@@ -55,6 +61,7 @@ from bench.targets import (
     wait_until_answering,
 )
 from bench.wrk import WrkResult, run_wrk, wrk_version
+from tests.support.redis_sentinel import ReplicatedRedis
 from tests.support.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,7 +98,13 @@ class TargetResult:
     open_streams_completed: int | None = None
     transfers: list[dict[str, Any]] = field(default_factory=list)
     cpu_us_per_request: dict[int, int] = field(default_factory=dict)
+    publishing: dict[str, int] | None = None
     note: str = ""
+
+    def answered(self) -> int:
+        """Requests wrk counted in this target's measured runs."""
+        runs = [self.one_connection, *self.saturation[1:], self.fixed_rate]
+        return sum(run.requests for run in runs if run is not None)
 
 
 class _StreamTrimmer(threading.Thread):
@@ -112,9 +125,34 @@ class _StreamTrimmer(threading.Thread):
 
 
 def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
-             transfers: bool, streaming: bool = True) -> TargetResult:
+             transfers: bool, streaming: bool = True, calls: bool = True) -> TargetResult:
     result = TargetResult(target.name)
     print(f"proxy bench: {target.name}", file=sys.stderr, flush=True)
+    if calls:
+        _measure_calls(target, plan, workdir, result, memory=memory)
+    if streaming:
+        if not calls:  # warm-up: the first stream opens the target's upstream connection
+            asyncio.run(stream_timings(target.stream_url, STREAM_MODEL, 3))
+        timings = asyncio.run(stream_timings(target.stream_url, STREAM_MODEL, plan.streams))
+        result.streaming = asdict(timings)
+    if memory and streaming and target.pid is not None:
+        peak, completed = asyncio.run(rss_during_streams(
+            target.stream_url, LONG_STREAM_MODEL, target.pid, plan.open_streams))
+        result.rss_open_streams_bytes, result.open_streams_completed = peak, completed
+    if transfers and target.pid is not None:
+        base = target.stream_url.rsplit("/v1/", 1)[0]
+        json_base = target.json_url.rsplit("/v1/", 1)[0]
+        up = asyncio.run(rss_during_transfer(base + UPLOAD_PATH.decode(), target.pid, "upload",
+                                             plan.transfer_bytes))
+        down = asyncio.run(rss_during_transfer(json_base + DOWNLOAD_PATH, target.pid,
+                                               "download", plan.transfer_bytes))
+        result.transfers = [asdict(up), asdict(down)]
+    return result
+
+
+def _measure_calls(target: Target, plan: Plan, workdir: Path, result: TargetResult, *,
+                   memory: bool) -> None:
+    """wrk's figures: one connection, saturation (with CPU per request), fixed rate."""
     run_wrk(target.json_url, JSON_MODEL, workdir, connections=4, duration_s=1.0)  # warm-up
     if memory and target.pid is not None:
         time.sleep(1.0)
@@ -135,22 +173,6 @@ def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
     result.fixed_rate = run_wrk(target.json_url, JSON_MODEL, workdir,
                                 connections=FIXED_RATE_CONNECTIONS, duration_s=plan.duration_s,
                                 rate_per_s=FIXED_RATE_PER_S)
-    if streaming:
-        timings = asyncio.run(stream_timings(target.stream_url, STREAM_MODEL, plan.streams))
-        result.streaming = asdict(timings)
-    if memory and streaming and target.pid is not None:
-        peak, completed = asyncio.run(rss_during_streams(
-            target.stream_url, LONG_STREAM_MODEL, target.pid, plan.open_streams))
-        result.rss_open_streams_bytes, result.open_streams_completed = peak, completed
-    if transfers and target.pid is not None:
-        base = target.stream_url.rsplit("/v1/", 1)[0]
-        json_base = target.json_url.rsplit("/v1/", 1)[0]
-        up = asyncio.run(rss_during_transfer(base + UPLOAD_PATH.decode(), target.pid, "upload",
-                                             plan.transfer_bytes))
-        down = asyncio.run(rss_during_transfer(json_base + DOWNLOAD_PATH, target.pid,
-                                               "download", plan.transfer_bytes))
-        result.transfers = [asdict(up), asdict(down)]
-    return result
 
 
 def _versions() -> dict[str, str]:
@@ -223,7 +245,12 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             result.note = "reads each response whole: no streaming, no transfers"
             results.append(result)
             relay.stop()
-            for workers, transport in ((1, "aiohttp"), (2, "aiohttp"), (1, "httpcore")):
+            results.append(_measure_proxy(1, "aiohttp", json_up, stream_up, redis_server.url,
+                                          plan, workdir))
+            # Right after the row they are compared with, so the machine's load drifts least.
+            results.append(_measure_passthrough(stream_up, redis_server.url, plan, workdir))
+            results.append(_measure_wait(json_up, plan, workdir))
+            for workers, transport in ((2, "aiohttp"), (1, "httpcore")):
                 results.append(_measure_proxy(workers, transport, json_up, stream_up,
                                               redis_server.url, plan, workdir))
             if with_litellm:
@@ -305,6 +332,43 @@ def _measure_proxy(workers: int, transport: str, json_up: str, stream_up: str, r
         json_proxy.stop()
         if stream_proxy is not None:
             stream_proxy.stop()
+
+
+def _measure_passthrough(stream_up: str, redis_url: str, plan: Plan,
+                         workdir: Path) -> TargetResult:
+    """Streaming figures only, of a proxy that does not ask for usage on streams."""
+    proxy = start_proxy("proxy-passthrough", stream_up, redis_url, 1, workdir,
+                        {"STREAM_USAGE": "passthrough"})
+    try:
+        target = Target(PROXY_PASSTHROUGH, proxy.json_url, proxy.stream_url, proxy.pid)
+        return _measure(target, plan, workdir, memory=False, transfers=False, calls=False)
+    finally:
+        proxy.stop()
+
+
+def _measure_wait(json_up: str, plan: Plan, workdir: Path) -> TargetResult:
+    """The call figures (no streaming, no memory) of a proxy with ``REDIS_MIN_REPLICAS=1``,
+    publishing to a primary of its own with one replica.
+
+    Fails unless every record was published and confirmed (``bench.published``).
+    """
+    with ReplicatedRedis(workdir / "redis-replicated", replicas=1) as servers:
+        trimmer = _StreamTrimmer(servers.url)
+        trimmer.start()
+        proxy = start_proxy("proxy-wait", json_up, servers.url, 1, workdir,
+                            {"REDIS_MIN_REPLICAS": "1"})
+        try:
+            wait_until_answering(proxy.json_url, JSON_MODEL)
+            target = Target(PROXY_WAIT, proxy.json_url, proxy.stream_url, proxy.pid)
+            result = _measure(target, plan, workdir, memory=False, transfers=False,
+                              streaming=False)
+            seen = publishing(proxy.json_url.rsplit("/v1/", 1)[0] + "/metrics", servers.url)
+        finally:
+            proxy.stop()
+            trimmer.stop()
+    check_confirmed(seen, result.answered())
+    result.publishing = asdict(seen)
+    return result
 
 
 def git_commit() -> str:

@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from bench.targets import FLOOR
+from bench.targets import FLOOR, PROXY, PROXY_PASSTHROUGH, PROXY_WAIT
 
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -30,8 +30,13 @@ def _added(target: dict[str, Any], direct: dict[str, Any] | None, key: str) -> f
     return float(target["one_connection"][key] - direct["one_connection"][key])
 
 
+def with_calls(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets wrk measured (the ``STREAM_USAGE=passthrough`` row streams only)."""
+    return [t for t in payload["targets"] if t["one_connection"] is not None]
+
+
 def proxy_tables(payload: dict[str, Any]) -> str:
-    targets = payload["targets"]
+    targets = with_calls(payload)
     direct = _by_name(payload).get("direct")
     lines = ["### One connection (wrk -t1 -c1, POST of a small chat completion)", "",
              "| target | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms "
@@ -78,7 +83,7 @@ def proxy_tables(payload: dict[str, Any]) -> str:
               "| chunk delay p99 ms | added per chunk p50 ms |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     base = direct["streaming"]["chunk_delay_p50_ms"] if direct else None
-    for t in targets:
+    for t in payload["targets"]:
         s = t["streaming"]
         if s is None:
             lines.append(f"| {t['name']} | — | — | — | — | — | — |")
@@ -92,8 +97,8 @@ def proxy_tables(payload: dict[str, Any]) -> str:
     lines += ["", f"### Memory (RSS of the target's process tree, MiB; {size:g} GiB transfers)",
               "", "| target | idle | open streams (completed) | upload peak (s) "
               "| download peak (s) | note |", "|---|---:|---:|---:|---:|---|"]
-    for t in targets:
-        if t["name"] == "direct":
+    for t in payload["targets"]:
+        if t["name"] == "direct" or (t["rss_idle_bytes"] is None and not t["transfers"]):
             continue
         xfer = {x["direction"]: x for x in t["transfers"]}
 
@@ -115,8 +120,9 @@ def proxy_tables(payload: dict[str, Any]) -> str:
 
 def _targets_check(payload: dict[str, Any]) -> list[str]:
     names = _by_name(payload)
-    direct, proxy = names.get("direct"), names.get("proxy (1 worker)")
-    best = max((t for n, t in names.items() if n.startswith("proxy")),
+    direct, proxy = names.get("direct"), names.get(PROXY)
+    best = max((t for n, t in names.items() if n.startswith("proxy")
+                and n not in (PROXY_WAIT, PROXY_PASSTHROUGH)),
                key=lambda t: max(r["rps"] for r in t["saturation"]), default=None)
     litellm = names.get("LiteLLM")
     if direct is None or proxy is None or best is None:
@@ -150,7 +156,8 @@ def _floor_check(payload: dict[str, Any]) -> list[str]:
     """The proxy against the floor of a Python relay, measured in the same run: the ratios."""
     names = _by_name(payload)
     direct, floor = names.get("direct"), names.get(FLOOR)
-    proxies = [t for n, t in names.items() if n.startswith("proxy (") and "httpcore" not in n]
+    proxies = [t for n, t in names.items() if n.startswith("proxy (") and "httpcore" not in n
+               and n not in (PROXY_WAIT, PROXY_PASSTHROUGH)]
     if direct is None or floor is None or not proxies:
         return []
     rows = []
@@ -172,7 +179,7 @@ def _floor_check(payload: dict[str, Any]) -> list[str]:
                 rows.append(f"| {proxy['name']}: CPU per call at c={c} at most twice the floor's "
                             f"| {ratio:.2f} ({cpu[c]:,} vs {floor_cpu[c]:,} µs) "
                             f"| {_yes(ratio <= 2)} |")
-    proxy = names.get("proxy (1 worker)")
+    proxy = names.get(PROXY)
     if proxy is not None:
         ours = _added(proxy, direct, "p50_ms") or 0.0
         theirs = _added(floor, direct, "p50_ms") or 0.0
@@ -180,6 +187,65 @@ def _floor_check(payload: dict[str, Any]) -> list[str]:
                        f"| {ours:.2f} vs {theirs:.2f} ms (+{ours - theirs:.2f}) "
                        f"| {_yes(ours <= theirs + 0.15)} |")
     return ["| target | measured (proxy vs floor) | met |", "|---|---|---|", *rows]
+
+
+def _settings_cost(payload: dict[str, Any]) -> list[str]:
+    """Two settings, each priced by a pair of rows measured one after the other."""
+    names = _by_name(payload)
+    direct, base = names.get("direct"), names.get(PROXY)
+    wait, passthrough = names.get(PROXY_WAIT), names.get(PROXY_PASSTHROUGH)
+    if direct is None or base is None or (wait is None and passthrough is None):
+        return []
+    lines = ["Each setting is priced by two rows of this run, measured one after the other. "
+             "One pair of runs on a shared machine: a difference of either sign within its "
+             "run-to-run spread (large when the load average above is) is noise, not a cost "
+             "or a gain.", ""]
+    rows = ["| setting | figure | without | with | cost (with - without) |",
+            "|---|---|---:|---:|---:|"]
+    if wait is not None:
+        lines.append(f"- **`REDIS_MIN_REPLICAS=1`**: `{PROXY_WAIT}` (with) against `{PROXY}` "
+                     "(without: `REDIS_MIN_REPLICAS=0`). Its proxy publishes to a primary of "
+                     "its own with one replica on this machine (`replicaof`); the replica "
+                     "shares the cores, so the cost includes Redis replicating, not only the "
+                     f"`WAIT` round trip. {_confirmed(wait)}")
+        rows.append(_cost_row("`REDIS_MIN_REPLICAS=1`", "added p50 at c=1, ms",
+                              _added(base, direct, "p50_ms"), _added(wait, direct, "p50_ms")))
+        rps = [{r["connections"]: r["rps"] for r in t["saturation"]} for t in (base, wait)]
+        cpu = [{int(k): v for k, v in t["cpu_us_per_request"].items()} for t in (base, wait)]
+        for c in (16, 64):
+            rows.append(_cost_row("", f"req/s at c={c}", rps[0].get(c), rps[1].get(c), "{:,.0f}"))
+            rows.append(_cost_row("", f"CPU per request at c={c}, µs", cpu[0].get(c),
+                                  cpu[1].get(c), "{:,.0f}"))
+    if passthrough is not None and passthrough["streaming"] and base["streaming"]:
+        lines.append(f"- **`STREAM_USAGE=inject`** (the default): `{PROXY}` (with) against "
+                     f"`{PROXY_PASSTHROUGH}` (without), streaming only. The upstream answers "
+                     "`include_usage` as the API does (`\"usage\":null` on every chunk, then "
+                     "a usage chunk); the injecting proxy asks for it and cuts both from "
+                     "what its client receives.")
+        bare = direct["streaming"]["chunk_delay_p50_ms"]
+        without, with_ = passthrough["streaming"], base["streaming"]
+        rows.append(_cost_row("`STREAM_USAGE=inject`", "first chunk p50, ms",
+                              without["ttfb_p50_ms"], with_["ttfb_p50_ms"]))
+        rows.append(_cost_row("", "added per chunk p50, ms", without["chunk_delay_p50_ms"] - bare,
+                              with_["chunk_delay_p50_ms"] - bare))
+    return [*lines, "", *rows]
+
+
+def _confirmed(target: dict[str, Any]) -> str:
+    seen = target.get("publishing")
+    if not seen:
+        return ""
+    return (f"In this run it published {seen['published']:,} of {seen['records']:,} records, "
+            f"each confirmed by the replica (the primary served {seen['wait_calls']:,} `WAIT`s), "
+            f"and spooled {seen['spooled']:,}: the suite fails unless all are confirmed.")
+
+
+def _cost_row(setting: str, figure: str, without: float | None, with_: float | None,
+              fmt: str = "{:.2f}") -> str:
+    if without is None or with_ is None:
+        return f"| {setting} | {figure} | — | — | — |"
+    return (f"| {setting} | {figure} | {fmt.format(without)} | {fmt.format(with_)} | "
+            f"{fmt.replace('{:', '{:+').format(with_ - without)} |")
 
 
 def _yes(ok: bool) -> str:
@@ -219,6 +285,10 @@ def write_benchmarks_md(payload: dict[str, Any], results: Path) -> None:
         "## Proxy: targets",
         "",
         *_targets_check(payload),
+        "",
+        "## Proxy: what two settings cost",
+        "",
+        *_settings_cost(payload),
         "",
         "## Proxy: results",
         "",

@@ -27,6 +27,12 @@ LONG_STREAM_MODEL = "bench-stream-long"
 _START_TIMEOUT_S = 120.0
 FLOOR = "floor (uvicorn relay)"
 """The floor's row: ``bench/floor_relay.py``, which the proxy's own cost is measured against."""
+PROXY = "proxy (1 worker)"
+"""The proxy with default settings: ``REDIS_MIN_REPLICAS=0``, ``STREAM_USAGE=inject``."""
+PROXY_WAIT = "proxy (1 worker, REDIS_MIN_REPLICAS=1)"
+"""As ``PROXY``, publishing to a primary with one local replica and ``WAIT``-ing for it."""
+PROXY_PASSTHROUGH = "proxy (1 worker, STREAM_USAGE=passthrough)"
+"""As ``PROXY`` without asking for usage on streams: streaming figures only."""
 CLIENT_KEY = "sk-bench-" + "5f0c" * 16
 """What every client sends; LiteLLM refuses to start without a master key, this one."""
 
