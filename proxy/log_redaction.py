@@ -33,12 +33,9 @@ _HEADER = re.compile(
 )
 _SUBPROTOCOL_KEY = re.compile(rf"({re.escape(INSECURE_KEY_PROTOCOL)})[^,\s'\"]+", re.I)
 _PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I)
-# Every secret header's name holds one of these (``x-api-key`` holds ``api-key``): a line
-# without any has no header to redact, and three substring tests cost less than seven.
-_HEADER_HINTS = tuple(
-    sorted(name for name in SECRET_HEADERS if not any(o in name for o in SECRET_HEADERS - {name}))
-)
+_HEADER_NAMES = tuple(SECRET_HEADERS)
 _KEY_PROTOCOL = INSECURE_KEY_PROTOCOL.lower()
+_FEW_SECRETS = 16
 _MARKER = rf"\g<1>{REDACTED}"
 
 
@@ -48,22 +45,27 @@ class LogRedactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         known = {secret for secret in secrets if len(secret) >= MIN_SECRET_CHARS}
         self._known = re.compile(_names(known)) if known else None
+        # A few substring tests cost less than one scan by the alternation, which then
+        # runs only on a line that holds a secret; with many keys, the scan alone.
+        self._few = tuple(known) if len(known) <= _FEW_SECRETS else None
 
     def __call__(self, line: str) -> str:
         # Substring tests first: most lines hold none of these, and scanning every line
         # with every pattern would cost more than formatting it.
-        # A credential parameter follows "?", "&" or ";": the proxy's own events have "="
-        # between a field and its value, and seldom any of these.
-        if "=" in line and ("?" in line or "&" in line or ";" in line):
+        if "=" in line:
             line = _QUERY.sub(_MARKER, line)
         lowered = line.lower()
-        if any(hint in lowered for hint in _HEADER_HINTS):
+        if any(name in lowered for name in _HEADER_NAMES):
             line = _HEADER.sub(_MARKER, line)
         if _KEY_PROTOCOL in lowered:
             line = _SUBPROTOCOL_KEY.sub(_MARKER, line)
         if "@" in line and "://" in line:
             line = _PASSWORD.sub(_MARKER, line)
-        return self._known.sub(REDACTED, line) if self._known is not None else line
+        if self._known is None:
+            return line
+        if self._few is not None and not any(secret in line for secret in self._few):
+            return line
+        return self._known.sub(REDACTED, line)
 
 
 def setup_redacted_logging(settings: ProxySettings) -> None:
