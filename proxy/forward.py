@@ -17,7 +17,8 @@ import json
 import logging
 import time
 
-import httpx
+import aiohttp
+import yarl
 from starlette.types import Receive, Scope, Send
 
 from proxy.capture.decoding import is_identity
@@ -156,7 +157,7 @@ class Exchange:
         if isinstance(content, bytes) and self._may_ask_for_usage():
             asked = ask_for_usage(content)
             if asked is not None:
-                content = asked  # ``Upstream.request`` frames it with its own length
+                content = asked  # ``Upstream.send`` frames it with its own length
                 self._record.usage_injected = True
         authenticator = self._runtime.authenticator
         headers = upstream_request_headers(
@@ -171,23 +172,21 @@ class Exchange:
             headers = [(name, value) for name, value in headers if name != "accept-encoding"]
             headers.append(("accept-encoding", "identity"))
         if content_length and not isinstance(content, bytes):
-            # A streamed body keeps the client's framing: with a Content-Length, httpx
+            # A streamed body keeps the client's framing: with a Content-Length, aiohttp
             # sends it as such instead of chunked (some upstreams refuse chunked uploads).
             headers.append(("content-length", str(content_length)))
-        request = self._runtime.upstream.request(self._method, url, headers, content)
-        self._settings.upstream_base.check(request.url)
+        self._settings.upstream_base.check(url)
         started = time.monotonic()
-        with UpstreamErrors("before answering"):
-            response = await self._runtime.upstream.send(request)
+        response = await self._runtime.upstream.send(self._method, url, headers, content)
         self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)
         try:
             await self._relay(response)
             self._runtime.metrics.upstream_latency.observe(time.monotonic() - started)
         finally:
-            # A cancel is delivered once, at the await it interrupts: this close runs in
-            # full after a client disconnect, and closing the upstream connection promptly
-            # is the point.
-            await response.aclose()
+            # Back to the pool when the body was read to its end, closed otherwise: after
+            # a client disconnect too, and closing the upstream connection promptly is the
+            # point.
+            response.release()
 
     def _may_ask_for_usage(self) -> bool:
         return (
@@ -196,36 +195,37 @@ class Exchange:
             and self._scope["path"] in USAGE_PATHS
         )
 
-    def _usage_filter(self, response: httpx.Response) -> UsageStreamFilter | None:
+    def _usage_filter(self, headers: DecodedHeaders) -> UsageStreamFilter | None:
         """What takes out of the stream the usage the proxy asked for (``proxy.stream_usage``)."""
-        if not is_event_stream(response.headers.get("content-type")):
+        if not is_event_stream(headers.get("content-type")):
             return None  # an error, in JSON: nothing was added to it
         metrics = self._runtime.metrics
-        if not is_identity(response.headers.get("content-encoding")):
+        if not is_identity(headers.get("content-encoding")):
             metrics.stream_usage_untouched_streams.inc()
             return None
         return UsageStreamFilter(
             metrics.stream_usage_untouched_events.inc, self._settings.capture_limits.sse_line_chars
         )
 
-    def _upstream_url(self) -> httpx.URL:
+    def _upstream_url(self) -> yarl.URL:
         raw_path: bytes = self._scope.get("raw_path") or self._scope["path"].encode()
         return self._settings.upstream_base.url_for(raw_path, self._scope["query_string"])
 
-    async def _relay(self, response: httpx.Response) -> None:
-        headers = DecodedHeaders(response.headers.raw)
-        self._record.response_started(response.status_code, headers)
+    async def _relay(self, response: aiohttp.ClientResponse) -> None:
+        headers = DecodedHeaders(response.raw_headers)
+        self._record.response_started(response.status, headers)
         await self._send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": client_response_headers(headers, self.record_id),
             }
         )
         self._response_started = True
-        usage_filter = self._usage_filter(response) if self._record.usage_injected else None
+        usage_filter = self._usage_filter(headers) if self._record.usage_injected else None
         with UpstreamErrors("while sending the response"):
-            async for chunk in self._runtime.upstream.raw_body(response):
+            # Each piece as it is read from the socket.
+            async for chunk in response.content.iter_any():
                 shown = chunk if usage_filter is None else usage_filter.feed(chunk)
                 if shown:
                     body = {"type": "http.response.body", "body": shown, "more_body": True}

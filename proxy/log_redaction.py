@@ -1,4 +1,4 @@
-"""No credential in a log line, whoever wrote it: the proxy, uvicorn, websockets, httpx...
+"""No credential in a log line, whoever wrote it: the proxy, uvicorn, websockets, aiohttp...
 
 Every formatted line passes through ``LogRedactor`` (``shared.logs.setup_logging`` takes
 it), at every ``LOG_LEVEL``. It uses the rules that keep secrets out of records: the
@@ -35,6 +35,7 @@ _SUBPROTOCOL_KEY = re.compile(rf"({re.escape(INSECURE_KEY_PROTOCOL)})[^,\s'\"]+"
 _PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I)
 _HEADER_NAMES = tuple(SECRET_HEADERS)
 _KEY_PROTOCOL = INSECURE_KEY_PROTOCOL.lower()
+_FEW_SECRETS = 16
 _MARKER = rf"\g<1>{REDACTED}"
 
 
@@ -44,6 +45,9 @@ class LogRedactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         known = {secret for secret in secrets if len(secret) >= MIN_SECRET_CHARS}
         self._known = re.compile(_names(known)) if known else None
+        # A few substring tests cost less than one scan by the alternation, which then
+        # runs only on a line that holds a secret; with many keys, the scan alone.
+        self._few = tuple(known) if len(known) <= _FEW_SECRETS else None
 
     def __call__(self, line: str) -> str:
         # Substring tests first: most lines hold none of these, and scanning every line
@@ -57,7 +61,11 @@ class LogRedactor:
             line = _SUBPROTOCOL_KEY.sub(_MARKER, line)
         if "@" in line and "://" in line:
             line = _PASSWORD.sub(_MARKER, line)
-        return self._known.sub(REDACTED, line) if self._known is not None else line
+        if self._known is None:
+            return line
+        if self._few is not None and not any(secret in line for secret in self._few):
+            return line
+        return self._known.sub(REDACTED, line)
 
 
 def setup_redacted_logging(settings: ProxySettings) -> None:

@@ -148,23 +148,16 @@ class ProxySettings(CommonSettings):
     upstream_read_timeout_s: float = Field(default=600.0, gt=0)
     """The longest gap between two bytes from the upstream, not the total duration: streams
     may last minutes."""
-    upstream_write_timeout_s: float = Field(default=60.0, gt=0)
-    """The longest stall while sending a request body (``httpcore`` transport only)."""
     upstream_pool_timeout_s: float = Field(default=10.0, gt=0)
     """Waiting for a free upstream connection."""
     upstream_max_connections: int = Field(default=200, gt=0)
-    """The size of the shared upstream connection pool."""
-    upstream_max_keepalive_connections: int = Field(default=50, ge=0)
-    """Idle upstream connections kept open (``httpcore`` transport only: aiohttp keeps every
-    idle connection up to ``UPSTREAM_MAX_CONNECTIONS``)."""
+    """The size of the shared upstream connection pool; idle connections stay in it until
+    ``UPSTREAM_KEEPALIVE_EXPIRY_S``."""
     upstream_keepalive_expiry_s: float = Field(default=4.0, gt=0)
     """Idle upstream connections are closed after this. Keep it below the upstream's own
     keep-alive timeout (5 s for uvicorn-based servers): else a call can be sent on a
     connection the upstream is closing at that moment, and a POST cannot be retried
     safely (502)."""
-    upstream_transport: Literal["aiohttp", "httpcore"] = "aiohttp"
-    """What carries the httpx client's requests: ``aiohttp``'s connection pool (about a
-    third of the CPU per request, docs/performance.md) or httpx's own ``httpcore``."""
 
     proxy_redis_timeout_s: float = Field(
         default=2.0, gt=0, validation_alias=AliasChoices("proxy_redis_timeout_s", "redis_timeout_s")

@@ -18,6 +18,7 @@ from functools import lru_cache
 from urllib.parse import quote_from_bytes, unquote, unquote_to_bytes
 
 import httpx
+import yarl
 
 from proxy.errors import BadTarget, NotFound
 from proxy.redaction import redacted_query
@@ -27,6 +28,7 @@ API_PREFIX = b"/v1"
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 _QUERY_SAFE = "".join(chr(byte) for byte in range(0x21, 0x7F))
 _DOT_SEGMENTS = frozenset({b".", b".."})
+_DOT_SEGMENTS_TEXT = frozenset({".", ".."})
 _FORBIDDEN_BYTES = frozenset({*range(0x20), 0x7F, ord("/"), ord("\\")})
 _ENCODED_AFTER_DECODING = re.compile(rb"%(2e|2f|5c)", re.IGNORECASE)
 _CACHED_PATHS = 1024
@@ -79,7 +81,11 @@ def forwarded_path(raw_path: bytes) -> bytes:
 
 
 class UpstreamBase:
-    """``OPENAI_BASE_URL``, parsed once: builds and checks every upstream URL."""
+    """``OPENAI_BASE_URL``, parsed once: builds and checks every upstream URL.
+
+    The URLs it builds are ``yarl.URL``s, aiohttp's own, taken as encoded: what is sent
+    is exactly the string that was built and checked, never quoted again.
+    """
 
     def __init__(self, base_url: str) -> None:
         message = "OPENAI_BASE_URL must be an absolute http:// or https:// URL"
@@ -91,7 +97,11 @@ class UpstreamBase:
             raise ValueError(message)
         self._path = self.url.raw_path.split(b"?")[0].rstrip(b"/")
         self._query = self.url.query
-        self._origin = (self.url.scheme, self.url.host, self.url.port)
+        self._prefix = str(self.url.copy_with(raw_path=b"/"))[:-1]  # scheme://userinfo@host:port
+        # Compared as aiohttp will read it: the base and the built URLs parsed alike.
+        parsed = yarl.URL(str(self.url), encoded=True)
+        self._origin = (parsed.scheme, parsed.raw_host, parsed.port)
+        self._base_path = self._path.decode("ascii") + "/"
         self._url_without_query = lru_cache(maxsize=_CACHED_PATHS)(
             lambda raw_path: self._build(raw_path, b"")
         )
@@ -108,7 +118,7 @@ class UpstreamBase:
         """The base without userinfo, query or fragment: safe to show and log."""
         return str(self.url.copy_with(userinfo=b"", query=None, fragment=None)).rstrip("/")
 
-    def url_for(self, raw_path: bytes, query: bytes) -> httpx.URL:
+    def url_for(self, raw_path: bytes, query: bytes) -> yarl.URL:
         """The upstream URL for a client's raw path and raw query string."""
         if not query and len(raw_path) <= _CACHED_PATH_BYTES:
             # Most calls repeat a few paths; parsing a URL costs more than the rest of
@@ -116,19 +126,20 @@ class UpstreamBase:
             return self._url_without_query(raw_path)
         return self._build(raw_path, query)
 
-    def _build(self, raw_path: bytes, query: bytes) -> httpx.URL:
+    def _build(self, raw_path: bytes, query: bytes) -> yarl.URL:
         path = self._path + b"/" + forwarded_path(raw_path)
         joined = b"&".join(part for part in (self._query, _ascii_query(query)) if part)
-        url = self.url.copy_with(raw_path=path + b"?" + joined if joined else path)
+        target = (path + b"?" + joined if joined else path).decode("ascii")
+        url = yarl.URL(self._prefix + target, encoded=True)
         self.check(url)
         return url
 
-    def check(self, url: httpx.URL) -> None:
+    def check(self, url: yarl.URL) -> None:
         """Raise ``BadTarget`` unless ``url`` lies under the base (same origin, under its path)."""
-        if (url.scheme, url.host, url.port) != self._origin:
+        if (url.scheme, url.raw_host, url.port) != self._origin:
             raise BadTarget("The request would leave the configured upstream.")
-        path = url.raw_path.split(b"?")[0]
-        if not path.startswith(self._path + b"/"):
+        path = url.raw_path
+        if not path.startswith(self._base_path):
             raise BadTarget("The request would leave the configured upstream's base path.")
-        if any(s in _DOT_SEGMENTS for s in path.split(b"/")):
+        if any(s in _DOT_SEGMENTS_TEXT for s in path.split("/")):
             raise BadTarget("The request path may not contain '.' or '..' segments.")

@@ -1,109 +1,129 @@
-"""The one shared way to the upstream, and the mapping of its errors.
+"""The one shared way to the upstream, aiohttp's connection pool, and the mapping of its errors.
 
-httpx exceptions are turned into the proxy's own errors here and nowhere else.
+aiohttp's exceptions are turned into the proxy's own errors here and nowhere else.
+Bytes pass unchanged both ways: nothing is added to a request but ``Host`` and its
+body's framing (no default headers, no cookies, no compression), nothing is decoded
+from a response, and no redirect is followed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
-import httpx
+import aiohttp
+import yarl
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.settings import ProxySettings
-from proxy.upstream_transport import AiohttpTransport
 
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-"""Methods httpx sends ``Content-Length: 0`` for when there is no body."""
+# What aiohttp would add on its own: the client's own values (or none) go upstream instead.
+_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+
+
+class _RequestBody:
+    """The request body as aiohttp reads it, remembering what its source raised.
+
+    aiohttp writes the body in a task of its own and reports a failing source as a
+    connection error; the proxy needs the source's own error (body too large, client
+    gone) to answer rightly, so it is raised again in place of aiohttp's.
+    """
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._source = source
+        self.error: Exception | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._source:
+                yield chunk
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 class Upstream:
-    """The one way upstream: httpx requests and responses over one pooled transport.
+    """One aiohttp session per process, with the proxy's timeouts and limits.
 
-    httpx's API (``httpx.Request``, ``httpx.Response.aiter_raw``, its exceptions) without
-    ``httpx.AsyncClient``'s per-request layers: cookies, auth flow, redirects and event
-    hooks are all things a relay must not apply, and they cost more CPU per request than
-    the transport itself (``bench/README.md``, "Profile"). Nothing is added to a request
-    but ``Host`` and its body's framing: no default headers, no cookies, no redirects.
+    Only ``send``: the session's per-request layers a relay must not apply are off
+    (``allow_redirects=False``, a cookie jar that keeps nothing, no decompression).
     """
 
     def __init__(self, settings: ProxySettings) -> None:
-        timeout = httpx.Timeout(
-            connect=settings.upstream_connect_timeout_s,
-            read=settings.upstream_read_timeout_s,
-            write=settings.upstream_write_timeout_s,
-            pool=settings.upstream_pool_timeout_s,
-        ).as_dict()
-        self._extensions = {"timeout": timeout}
-        limits = httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_keepalive_connections,
-            keepalive_expiry=settings.upstream_keepalive_expiry_s,
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.upstream_pool_timeout_s,  # aiohttp's ``connect`` includes the pool
+            sock_connect=settings.upstream_connect_timeout_s,
+            sock_read=settings.upstream_read_timeout_s,
         )
-        self._transport: httpx.AsyncBaseTransport = (
-            AiohttpTransport(limits)
-            if settings.upstream_transport == "aiohttp"
-            # No proxies from the environment: the upstream is reached directly.
-            else httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        self._max_connections = settings.upstream_max_connections
+        self._keepalive_s = settings.upstream_keepalive_expiry_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            keepalive_timeout=self._keepalive_s,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=self._timeout,
         )
 
-    def request(
+    async def send(
         self,
         method: str,
-        url: httpx.URL | str,
-        headers: list[tuple[str, str]] | None = None,
-        content: bytes | AsyncIterator[bytes] | None = None,
-    ) -> httpx.Request:
-        """A request to send: the caller checks its URL before ``send``.
+        url: yarl.URL,
+        headers: list[tuple[str, str]],
+        content: bytes | AsyncIterable[bytes] | None,
+    ) -> aiohttp.ClientResponse:
+        """The upstream's answer, its body not read yet (``response.content``, then
+        ``response.release()``).
 
-        A body in memory (or none) gets the headers httpx would give it, ``Host`` and
-        ``Content-Length``, without httpx's encoding step, which costs three times the
-        rest of building the request; a streamed body goes through httpx as given.
+        A body in memory goes with its ``Content-Length``; a streamed one with the
+        ``Content-Length`` in ``headers``, else chunked. Raises ``UpstreamUnreachable``
+        or ``UpstreamTimeout``, or what the body's source raised.
         """
-        if content is not None and not isinstance(content, bytes):
-            return httpx.Request(
-                method, url, headers=headers, content=content, extensions=self._extensions
-            )
-        url = httpx.URL(url)
-        framing = (
-            [("content-length", str(len(content or b"")))]
-            if content is not None or method in _METHODS_WITH_BODY
-            else []
-        )
-        request = httpx.Request(
-            method,
-            url,
-            headers=[("host", url.netloc.decode("ascii")), *(headers or []), *framing],
-            stream=httpx.ByteStream(content or b""),
-            extensions=self._extensions,
-        )
-        request.read()  # as httpx does for a body in memory: ``request.content`` is set
-        return request
-
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        """The upstream's answer, its body not read yet (``aiter_raw``, then ``aclose``)."""
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        return response
-
-    @staticmethod
-    def raw_body(response: httpx.Response) -> AsyncIterator[bytes]:
-        """The response's raw body, each piece as the transport reads it.
-
-        The transport's own stream, as ``response.aiter_raw()`` would give it without
-        the chunker and the two context managers httpx puts around it. The caller
-        closes the response (``aclose``) when done.
-        """
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        return stream.__aiter__()
+        session = self._session
+        if session is None:
+            # Created on first use: an aiohttp session belongs to the running event loop.
+            session = self._session = self._new_session()
+        streamed: _RequestBody | None = None
+        data: bytes | AsyncIterator[bytes] | None
+        if content is None or isinstance(content, bytes):
+            # None for b: aiohttp sends ``Content-Length: 0`` itself, but for GET, HEAD, OPTIONS.
+            data = content or None
+        else:
+            streamed = _RequestBody(content)
+            data = streamed.chunks()
+        try:
+            with UpstreamErrors("before answering"):
+                return await session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    compress=None,
+                )
+        except (UpstreamUnreachable, UpstreamTimeout):
+            if streamed is not None and streamed.error is not None:
+                raise streamed.error from None
+            raise
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class UpstreamErrors:
-    """Map httpx's errors raised inside the block; ``during`` says what was going on.
+    """Map aiohttp's errors raised inside the block; ``during`` says what was going on.
 
     A class rather than a ``@contextmanager``, which costs a generator on every use.
     """
@@ -115,11 +135,12 @@ class UpstreamErrors:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
-        if isinstance(exc, httpx.TimeoutException):
+        # aiohttp's timeouts (connect, pool, socket read) are ``TimeoutError``s too.
+        if isinstance(exc, TimeoutError):
             raise UpstreamTimeout(
                 f"The upstream timed out {self._during} ({type(exc).__name__})."
             ) from exc
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, aiohttp.ClientError):
             raise UpstreamUnreachable(
                 f"The upstream could not be reached {self._during} ({type(exc).__name__})."
             ) from exc

@@ -36,7 +36,7 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, _FIELDS, {})
         stamp = self._stamp(record)
-        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+        pairs = " ".join([f"{key}={value}" for key, value in fields.items()])
         line = f"{stamp}Z {record.levelname:<7} {record.name}: {record.getMessage()}"
         line = f"{line} {pairs}" if pairs else line
         if record.exc_info:

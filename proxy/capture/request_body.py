@@ -37,7 +37,7 @@ class RequestBody:
     async def content(
         self, content_length: int | None, chunked: bool
     ) -> bytes | AsyncIterator[bytes] | None:
-        """What to hand httpx as the upstream request's content.
+        """What goes upstream as the request's content.
 
         Raises ``RequestTooLarge`` at once when the declared length is over the limit.
         """

@@ -144,9 +144,6 @@ class Publisher:
             self._inflight = []
             for _ in batch:
                 self._queue.task_done()
-            # Not held while waiting for the next record: a record's room in the spool is
-            # given back when it is freed (``reservations.py``).
-            del batch
 
     async def _publish(self, batch: list[PendingRecord]) -> None:
         started = time.monotonic()
@@ -166,6 +163,7 @@ class Publisher:
             if outcome is not Outcome.PUBLISHED:
                 kept.append(pending)
                 continue
+            pending.settled()
             self._metrics.records_published.inc()
             log_event(
                 logger,

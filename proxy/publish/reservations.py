@@ -13,7 +13,7 @@ them: room they take meanwhile was never set aside.
 
 from __future__ import annotations
 
-import weakref
+from functools import partial
 
 from proxy.publish.pending import PendingRecord
 from proxy.publish.publisher import Publisher
@@ -59,15 +59,14 @@ class Reservations:
     def hold(self, pending: PendingRecord) -> None:
         """Keep ``pending``'s room set aside until it is written.
 
-        Whoever writes a record (the publisher, into Redis; the spool, into a segment)
-        lets go of it then, so the room is given back when the record object is freed:
-        no path can forget to release it.
+        Whoever writes the record (the publisher, into Redis; the spool, into a segment)
+        or counts it as lost calls ``pending.settled()``, which gives the room back.
         """
         if not self.active:
             return
         size_bytes = _line_bytes(pending)
         self.reserved_bytes += size_bytes
-        weakref.finalize(pending, self._give_back, size_bytes)
+        pending.hold(partial(self._give_back, size_bytes))
 
     def _give_back(self, size_bytes: int) -> None:
         self.reserved_bytes -= size_bytes

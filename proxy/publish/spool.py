@@ -257,6 +257,7 @@ class Spool:
         self.writable = True
         self._metrics.records_spooled.inc(len(group))
         for pending in group:
+            pending.settled()
             log_event(logger, "record_spooled", logging.DEBUG, record_id=pending.record_id)
 
     def _write_failed(self, group: list[PendingRecord], size_bytes: int, exc: OSError) -> None:
@@ -282,6 +283,7 @@ class Spool:
             await asyncio.to_thread(delete, active)
 
     def _lose(self, pending: PendingRecord, reason: str) -> None:
+        pending.settled()
         self._metrics.records_dropped.inc()
         log_event(
             logger, "record_dropped", logging.ERROR, record_id=pending.record_id, reason=reason

@@ -27,7 +27,7 @@ def realtime_url(upstream: UpstreamBase, query: bytes) -> str:
     """
     url = upstream.url_for(_PATH, query)
     scheme = "wss" if url.scheme == "https" else "ws"
-    return str(url.copy_with(scheme=scheme, userinfo=b""))
+    return str(url.with_scheme(scheme).with_user(None))
 
 
 class _NoRedirects(connect):
