@@ -245,14 +245,13 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             result.note = "reads each response whole: no streaming, no transfers"
             results.append(result)
             relay.stop()
-            results.append(_measure_proxy(1, "aiohttp", json_up, stream_up, redis_server.url,
-                                          plan, workdir))
+            results.append(_measure_proxy(1, json_up, stream_up, redis_server.url, plan,
+                                          workdir))
             # Right after the row they are compared with, so the machine's load drifts least.
             results.append(_measure_passthrough(stream_up, redis_server.url, plan, workdir))
             results.append(_measure_wait(json_up, plan, workdir))
-            for workers, transport in ((2, "aiohttp"), (1, "httpcore")):
-                results.append(_measure_proxy(workers, transport, json_up, stream_up,
-                                              redis_server.url, plan, workdir))
+            results.append(_measure_proxy(2, json_up, stream_up, redis_server.url, plan,
+                                          workdir))
             if with_litellm:
                 reason = litellm_available()
                 if reason is None:
@@ -298,13 +297,11 @@ def _nan_safe(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else str(value)
 
 
-def _measure_proxy(workers: int, transport: str, json_up: str, stream_up: str, redis_url: str,
+def _measure_proxy(workers: int, json_up: str, stream_up: str, redis_url: str,
                    plan: Plan, workdir: Path) -> TargetResult:
     name = f"proxy ({workers} worker{'s' if workers > 1 else ''})"
-    if transport != "aiohttp":
-        name = f"proxy ({workers} worker, {transport})"
-    slug = f"proxy-w{workers}-{transport}"
-    env = {"UPSTREAM_TRANSPORT": transport}
+    slug = f"proxy-w{workers}"
+    env: dict[str, str] = {}
     json_proxy = start_proxy(slug, json_up, redis_url, workers, workdir, env)
     stream_proxy: Target | None = None
     try:

@@ -156,8 +156,8 @@ def _floor_check(payload: dict[str, Any]) -> list[str]:
     """The proxy against the floor of a Python relay, measured in the same run: the ratios."""
     names = _by_name(payload)
     direct, floor = names.get("direct"), names.get(FLOOR)
-    proxies = [t for n, t in names.items() if n.startswith("proxy (") and "httpcore" not in n
-               and n not in (PROXY_WAIT, PROXY_PASSTHROUGH)]
+    proxies = [t for n, t in names.items()
+               if n.startswith("proxy (") and n not in (PROXY_WAIT, PROXY_PASSTHROUGH)]
     if direct is None or floor is None or not proxies:
         return []
     rows = []
