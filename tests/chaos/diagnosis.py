@@ -37,7 +37,8 @@ def describe_stack(stack: Stack) -> str:
 
 
 def describe_sentinel(servers: ReplicatedRedis) -> str:
-    """Each sentinel's primary for ``MASTER_NAME`` and flags, each node's ROLE."""
+    """Each sentinel's primary for ``MASTER_NAME`` and the failovers it logged, each
+    node's ROLE."""
     lines = ["sentinels:"]
     for sentinel in servers.sentinels:
         try:
@@ -53,6 +54,7 @@ def describe_sentinel(servers: ReplicatedRedis) -> str:
             )
         except (redis.RedisError, TypeError, IndexError) as exc:
             lines.append(f"  :{sentinel.port} does not answer: {exc!r}")
+        lines.extend(f"    {line}" for line in _failovers(sentinel.workdir / "sentinel.log"))
     lines.append("nodes:")
     lines.extend(f"  {_describe_node(node.port, node.process is not None)}"
                  for node in servers.nodes)
@@ -83,6 +85,15 @@ def _describe_node(port: int, started: bool) -> str:
         return (f":{port} replica of :{role[2]} ({role[3].decode()}), "
                 f"link {info.get('master_link_status')}")
     return f":{port} {kind}"
+
+
+def _failovers(log: Path) -> list[str]:
+    """The sentinel's ``+switch-master`` lines: every failover it saw, in order."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return [repr(exc)]
+    return [line for line in lines if "+switch-master" in line]
 
 
 def _describe_spool(folder: Path) -> str:

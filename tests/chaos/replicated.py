@@ -1,6 +1,6 @@
 """Chaos scenarios on a replicated Redis, with ``REDIS_MIN_REPLICAS=1``.
 
-Behind Sentinel: one primary, one replica, three sentinels
+Behind Sentinel: one primary, one replica, three sentinels, AOF on each node
 (``tests/support/redis_sentinel.py``). On a Cluster: three primaries with a replica
 each and a one-second node timeout (``tests/support/redis_cluster.py``). One proxy and
 one shipper, never restarted. Each scenario ends as ``scenarios._finish`` does, but
@@ -40,8 +40,9 @@ DRAIN_TIMEOUT_S = 90
 
 @contextmanager
 def _sentinel_stack(workdir: Path) -> Iterator[tuple[Stack, ReplicatedRedis]]:
-    with ReplicatedRedis(workdir / "replicated", replicas=1, sentinels=3) as servers, \
-            Stack(workdir) as stack:
+    # AOF on every node, as docs/redis.md asks: a killed primary comes back with its data.
+    replicated = ReplicatedRedis(workdir / "replicated", replicas=1, sentinels=3, appendonly=True)
+    with replicated as servers, Stack(workdir) as stack:
         stack.redis_env = {
             # The host in REDIS_URL is never used: the sentinels name the primary.
             "REDIS_URL": "redis://127.0.0.1:1/0",

@@ -92,9 +92,9 @@ def wait_until_landed(
         if landed and settled():
             return Settling(seen, time.monotonic() - started)
         if time.monotonic() - started > timeout_s:
-            missing = len(wanted - set(seen.counts))
-            stuck = (f"not settled after {timeout_s:.0f} s: {missing} expected ids not in "
-                     f"the files, settled() {settled()}\n{describe()}")
+            missing = sorted(wanted - set(seen.counts))
+            stuck = (f"not settled after {timeout_s:.0f} s: {len(missing)} expected ids not "
+                     f"in the files {missing[:5]}, settled() {settled()}\n{describe()}")
             return Settling(seen, time.monotonic() - started, stuck)
         time.sleep(0.1)
 
