@@ -1,5 +1,5 @@
 """Behind Sentinel with ``REDIS_MIN_REPLICAS=1``: what a record counted as published
-relies on through failovers.
+relies on through failovers, and how the spool drainer finds the primary again.
 
 Real primary, replica and sentinels (``tests/support/redis_sentinel.py``); the clients
 are the services' own (``shared.redis_client.connect``).
@@ -7,12 +7,17 @@ are the services' own (``shared.redis_client.connect``).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from proxy.metrics import Metrics
+from proxy.publish.drainer import Drainer
 from proxy.publish.outcomes import Outcome, xadd_batch
+from proxy.publish.publisher import Publisher
+from proxy.publish.spool import Spool
 from shared.redis_client import RedisClient, connect
 from shared.settings import CommonSettings
 from shared.streams import RECORD_FIELD
@@ -95,3 +100,52 @@ async def _entries(client: RedisClient) -> list[bytes]:
 
     found = await async_wait_until(read, 10, "the stream on the new primary")
     return [fields[RECORD_FIELD.encode()] for _, fields in found]
+
+
+async def test_the_drainer_leaves_a_connection_to_a_replica_for_the_primary(
+    tmp_path: Path,
+) -> None:
+    # A sentinel a failover has not reached yet names the old primary, restarted as a
+    # replica meanwhile: the drainer's connection goes there. Its probe (EXISTS, WAIT)
+    # never writes, so it never meets READONLY, which is what drops a connection to a
+    # replica; WAIT only answers an error there. It must ask the sentinels again.
+    with ReplicatedRedis(tmp_path / "redis", replicas=1, sentinels=3) as servers:
+        settings = _settings(servers)
+        client = connect(settings, timeout_s=2)
+        metrics = Metrics()
+        spool = Spool(tmp_path / "spool", "w", metrics, max_bytes=1 << 26, full_policy="drop")
+        publisher = Publisher(client, STREAM, metrics, spool, queue_size=10, batch_size=10,
+                              timeout_s=2, replica_wait=settings.replica_wait)
+        drainer = Drainer(client, STREAM, spool, publisher, metrics, interval_s=0.1,
+                          timeout_s=2, replica_wait=settings.replica_wait)
+        spool.start()
+        try:
+            pending = make_pending(3)
+            spool.append(pending)
+            await spool.flush()
+            await _connect_pool_to(client, servers.replicas[0].port)
+
+            async def drained() -> bool:
+                await drainer.drain_once()
+                return not spool.holds_records
+
+            started = time.monotonic()
+            await async_wait_until(drained, 10, "the spool drained into the primary")
+            took_s = time.monotonic() - started
+            entries = await _entries(client)
+        finally:
+            await spool.close()
+            await client.aclose()
+
+    assert entries == [p.payload for p in pending]
+    assert took_s < 5
+
+
+async def _connect_pool_to(client: RedisClient, port: int) -> None:
+    """Leave the client's pool one idle connection, to the node on ``port``, as if a
+    sentinel had named it."""
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    await connection.disconnect()
+    await connection.connect_to(("127.0.0.1", port))  # type: ignore[attr-defined]
+    await pool.release(connection)
