@@ -85,7 +85,13 @@ class ReplicaWait:
             pipe.exists(key)
             self.queue(pipe, target)
             _, reply = await pipe.execute(raise_on_error=False)
-        return self.confirmed(reply, client, key, target)
+        if self.confirmed(reply, client, key, target):
+            return True
+        # Behind Sentinel the connection may lead to a node that is a replica now (a
+        # sentinel the failover had not reached yet named it): this probe writes nothing,
+        # so no READONLY drops it, and WAIT only answers an error there. Ask again.
+        await forget_primary(client)
+        return False
 
     async def run_script(
         self, client: RedisClient, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]

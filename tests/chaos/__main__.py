@@ -35,6 +35,8 @@ def main() -> int:
                 print(f"chaos: {scenario.key} (round {round_number}) ...", file=sys.stderr,
                       flush=True)
                 outcome = scenario.run(Path(workdir))
+            if outcome.stuck:
+                print(f"chaos: {scenario.key} {outcome.stuck}", file=sys.stderr, flush=True)
             if args.rounds > 1:
                 outcome = replace(outcome, scenario=f"{outcome.scenario} · round {round_number}")
             outcomes.append(outcome)

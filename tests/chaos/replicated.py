@@ -1,6 +1,6 @@
 """Chaos scenarios on a replicated Redis, with ``REDIS_MIN_REPLICAS=1``.
 
-Behind Sentinel: one primary, one replica, three sentinels
+Behind Sentinel: one primary, one replica, three sentinels, AOF on each node
 (``tests/support/redis_sentinel.py``). On a Cluster: three primaries with a replica
 each and a one-second node timeout (``tests/support/redis_cluster.py``). One proxy and
 one shipper, never restarted. Each scenario ends as ``scenarios._finish`` does, but
@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -20,6 +21,7 @@ from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as SyncCluster
 
 from shared.streams import CONSUMER_GROUP, DEFAULT_STREAM
+from tests.chaos.diagnosis import describe_cluster, describe_sentinel, describe_stack
 from tests.chaos.load import Load, Tally
 from tests.chaos.scenarios import Scenario
 from tests.chaos.stack import Stack
@@ -32,12 +34,15 @@ MAX_CALLS = 2500
 WAIT_TIMEOUT_MS = 300
 FROZEN_S = 5.0
 """Longer than the sentinels' down-after time plus an election."""
+DRAIN_TIMEOUT_S = 90
+"""The stack normally settles within a few seconds of the load's end."""
 
 
 @contextmanager
 def _sentinel_stack(workdir: Path) -> Iterator[tuple[Stack, ReplicatedRedis]]:
-    with ReplicatedRedis(workdir / "replicated", replicas=1, sentinels=3) as servers, \
-            Stack(workdir) as stack:
+    # AOF on every node, as docs/redis.md asks: a killed primary comes back with its data.
+    replicated = ReplicatedRedis(workdir / "replicated", replicas=1, sentinels=3, appendonly=True)
+    with replicated as servers, Stack(workdir) as stack:
         stack.redis_env = {
             # The host in REDIS_URL is never used: the sentinels name the primary.
             "REDIS_URL": "redis://127.0.0.1:1/0",
@@ -66,13 +71,21 @@ def _backlog(servers: ReplicatedRedis) -> int:
         return -1
 
 
-def _finish(stack: Stack, backlog: Callable[[], int], title: str, tally: Tally,
+def _finish(stack: Stack, servers: ReplicatedRedis | RedisCluster, title: str, tally: Tally,
             fault_events: int) -> Outcome:
-    seen, drain_s = wait_until_landed(
+    backlog: Callable[[], int]
+    topology: Callable[[], str]
+    if isinstance(servers, RedisCluster):
+        backlog, topology = partial(_cluster_backlog, servers), partial(describe_cluster, servers)
+    else:
+        backlog, topology = partial(_backlog, servers), partial(describe_sentinel, servers)
+    settling = wait_until_landed(
         stack.files, tally.succeeded_ids,
-        lambda: backlog() == 0 and stack.spooled_segments() == 0, timeout_s=90,
+        lambda: backlog() == 0 and stack.spooled_segments() == 0, timeout_s=DRAIN_TIMEOUT_S,
+        describe=lambda: f"backlog {backlog()}\n{topology()}\n{describe_stack(stack)}",
     )
-    outcome = judge(title, tally.calls, tally.succeeded_ids, seen, drain_s)
+    outcome = judge(title, tally.calls, tally.succeeded_ids, settling.seen, settling.drain_s)
+    outcome.stuck = settling.stuck
     services = [*stack.proxies, *stack.shippers]
     alive = all(s.process is not None and s.process.poll() is None for s in services)
     restarts = sum(s.starts - 1 for s in services)
@@ -81,7 +94,7 @@ def _finish(stack: Stack, backlog: Callable[[], int], title: str, tally: Tally,
     outcome.fault_events = fault_events
     failed = tally.calls - len(tally.succeeded_ids)
     notes = [f"{failed} calls failed" if failed else "", "" if alive else "a service died",
-             f"{restarts} restarts" if restarts else ""]
+             f"{restarts} restarts" if restarts else "", "not settled" if settling.stuck else ""]
     outcome.notes = "; ".join(filter(None, notes))
     return outcome
 
@@ -102,7 +115,7 @@ def sentinel_primary_killed(workdir: Path) -> Outcome:
                 servers.wait_replicas(1)
             tally = load.stop()
         title = "Sentinel: kill -9 the primary x2, REDIS_MIN_REPLICAS=1"
-        return _finish(stack, lambda: _backlog(servers), title, tally, fault_events=kills)
+        return _finish(stack, servers, title, tally, fault_events=kills)
 
 
 def sentinel_primary_frozen(workdir: Path) -> Outcome:
@@ -120,7 +133,7 @@ def sentinel_primary_frozen(workdir: Path) -> Outcome:
             servers.wait_replicas(1)
             tally = load.stop()
         title = f"Sentinel: primary frozen (SIGSTOP) ~{FROZEN_S:.0f} s, then resumed"
-        return _finish(stack, lambda: _backlog(servers), title, tally, fault_events=1)
+        return _finish(stack, servers, title, tally, fault_events=1)
 
 
 def replica_killed(workdir: Path) -> Outcome:
@@ -140,7 +153,7 @@ def replica_killed(workdir: Path) -> Outcome:
             tally = load.stop()
         spooled = sum(int(p.metric("proxy_records_spooled_total")) for p in stack.proxies)
         title = "Sentinel: the only replica killed 3 s, REDIS_MIN_REPLICAS=1"
-        return _finish(stack, lambda: _backlog(servers), title, tally, fault_events=spooled)
+        return _finish(stack, servers, title, tally, fault_events=spooled)
 
 
 CLUSTER_STREAM = "{proxy}:exchanges"
@@ -232,7 +245,7 @@ def cluster_primary_killed(workdir: Path) -> Outcome:
                 _wait_replica_online(cluster, not_port=victim)
             tally = load.stop()
         title = "Cluster: kill -9 the stream's primary x2, REDIS_MIN_REPLICAS=1"
-        return _finish(stack, lambda: _cluster_backlog(cluster), title, tally,
+        return _finish(stack, cluster, title, tally,
                        fault_events=kills)
 
 
@@ -253,7 +266,7 @@ def cluster_primary_frozen(workdir: Path) -> Outcome:
             _wait_replica_online(cluster, not_port=victim)
             tally = load.stop()
         title = "Cluster: the stream's primary frozen (SIGSTOP) past the failover, resumed"
-        return _finish(stack, lambda: _cluster_backlog(cluster), title, tally, fault_events=1)
+        return _finish(stack, cluster, title, tally, fault_events=1)
 
 
 REPLICATED_SCENARIOS = [

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.chaos.diagnosis import describe_stack
 from tests.chaos.load import Load, Tally
 from tests.chaos.stack import Service, Stack
 from tests.chaos.verify import Outcome, judge, wait_until_landed
@@ -47,14 +48,21 @@ def _finish(
     fault_events: int = 0, **extra: int,
 ) -> Outcome:
     """Wait for the stack to settle and judge; ``recovery_s``: time already spent recovering."""
-    seen, drain_s = wait_until_landed(stack.files, tally.succeeded_ids, _settled(stack))
-    outcome = judge(title, tally.calls, tally.succeeded_ids, seen, recovery_s + drain_s)
+    settling = wait_until_landed(
+        stack.files, tally.succeeded_ids, _settled(stack),
+        describe=lambda: f"backlog {stack.backlog()}\n{describe_stack(stack)}",
+    )
+    outcome = judge(title, tally.calls, tally.succeeded_ids, settling.seen,
+                    recovery_s + settling.drain_s)
+    outcome.stuck = settling.stuck
     spooled = _proxy_total(stack.proxies, "proxy_records_spooled_total")
     outcome.spooled = extra.get("spooled", spooled)
     outcome.ambiguous = _proxy_total(stack.proxies, "proxy_records_ambiguous_total")
     outcome.fault_events = fault_events
     failed = tally.calls - len(tally.succeeded_ids)
-    outcome.notes = "; ".join(filter(None, [notes, f"{failed} calls failed" if failed else ""]))
+    outcome.notes = "; ".join(filter(None, [
+        notes, f"{failed} calls failed" if failed else "", "not settled" if settling.stuck else "",
+    ]))
     return outcome
 
 

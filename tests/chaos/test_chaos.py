@@ -20,6 +20,7 @@ def test_every_answered_call_lands_once(scenario: Scenario, tmp_path: Path) -> N
     outcome = scenario.run(tmp_path)
     print(outcome)
 
+    assert not outcome.stuck, outcome.stuck
     assert outcome.expected > 100, "the load did not run"
     assert outcome.fault_events > 0, "no sign that the fault happened"
     assert outcome.calls == outcome.expected, f"calls failed: {outcome.notes}"

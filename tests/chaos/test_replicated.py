@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.replicated import REPLICATED_SCENARIOS
+from tests.chaos.replicated import DRAIN_TIMEOUT_S, REPLICATED_SCENARIOS
 from tests.chaos.scenarios import Scenario
 
 
+# The load and the failovers take half a minute or more on a busy machine: the test's
+# time limit leaves room for the scenario's own wait (DRAIN_TIMEOUT_S) to run out first,
+# and fail saying what was stuck.
+@pytest.mark.timeout(120 + DRAIN_TIMEOUT_S)
 @pytest.mark.parametrize(
     "scenario", REPLICATED_SCENARIOS, ids=[s.key for s in REPLICATED_SCENARIOS]
 )
@@ -22,6 +26,7 @@ def test_a_failover_loses_and_doubles_nothing(scenario: Scenario, tmp_path: Path
     outcome = scenario.run(tmp_path)
     print(outcome)
 
+    assert not outcome.stuck, outcome.stuck
     assert outcome.expected > 100, "the load did not run"
     assert outcome.fault_events > 0, "no sign that the fault happened"
     assert outcome.calls == outcome.expected, f"calls failed: {outcome.notes}"

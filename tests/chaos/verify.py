@@ -56,10 +56,23 @@ class Outcome:
     fault_events: int = 0
     """Evidence that the fault happened (what it counts is the scenario's)."""
     notes: str = ""
+    stuck: str = ""
+    """Empty when the stack settled; else what was still unsettled at the timeout."""
 
     @property
     def clean(self) -> bool:
-        return self.missing == 0 and self.duplicated == 0 and self.invalid_lines == 0
+        return (self.missing == 0 and self.duplicated == 0 and self.invalid_lines == 0
+                and not self.stuck)
+
+
+@dataclass
+class Settling:
+    """How a wait for the stack to settle ended."""
+
+    seen: Landed
+    drain_s: float
+    stuck: str = ""
+    """Empty when it settled; else what was missing, and ``describe()`` at the timeout."""
 
 
 def wait_until_landed(
@@ -67,16 +80,22 @@ def wait_until_landed(
     expected: Iterable[str],
     settled: Callable[[], bool],
     timeout_s: float = 60,
-) -> tuple[Landed, float]:
-    """Poll the files until every expected id is there and ``settled()``; the time it took."""
+    describe: Callable[[], str] = lambda: "",
+) -> Settling:
+    """Poll the files until every expected id is there and ``settled()``, for at most
+    ``timeout_s``; ``describe`` is asked only at the timeout, to say what was stuck."""
     wanted = set(expected)
     started = time.monotonic()
     while True:
         seen = count_lines(files())
-        if wanted <= set(seen.counts) and settled():
-            return seen, time.monotonic() - started
+        landed = wanted <= set(seen.counts)
+        if landed and settled():
+            return Settling(seen, time.monotonic() - started)
         if time.monotonic() - started > timeout_s:
-            return seen, time.monotonic() - started
+            missing = sorted(wanted - set(seen.counts))
+            stuck = (f"not settled after {timeout_s:.0f} s: {len(missing)} expected ids not "
+                     f"in the files {missing[:5]}, settled() {settled()}\n{describe()}")
+            return Settling(seen, time.monotonic() - started, stuck)
         time.sleep(0.1)
 
 

@@ -30,20 +30,22 @@ class PortTaken(RuntimeError):
 
 
 class Node:
-    """One ``redis-server`` on its own port; ``start`` again after a kill reuses the port."""
+    """One ``redis-server`` on its own port; ``start`` again after a kill reuses the port
+    (and, with ``appendonly``, the data in its folder)."""
 
-    def __init__(self, workdir: Path, name: str, extra: list[str] | None = None) -> None:
+    def __init__(self, workdir: Path, name: str, *, appendonly: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir / name
-        self.extra = extra or []
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *more: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-             "--logfile", str(self.workdir / "redis.log"), *self.extra, *more],
+             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+             "--appendfsync", "everysec", "--dir", str(self.workdir),
+             "--logfile", str(self.workdir / "redis.log"), *more],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.wait_serving()
@@ -62,7 +64,7 @@ class Node:
             raise PortTaken(self.port)
 
     def kill(self) -> None:
-        """SIGKILL (``kill -9``): nothing is flushed, nothing handed over."""
+        """SIGKILL (``kill -9``): nothing is handed over; what Redis wrote to its AOF stays."""
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)
             self.process.kill()
@@ -86,11 +88,22 @@ class Node:
 
 
 class ReplicatedRedis:
-    """A primary and ``replicas`` replicas; with ``sentinels`` > 0, sentinels watch them."""
+    """A primary and ``replicas`` replicas; with ``sentinels`` > 0, sentinels watch them.
 
-    def __init__(self, workdir: Path, *, replicas: int = 1, sentinels: int = 0) -> None:
+    Without persistence by default. ``appendonly=True`` gives every node the AOF that
+    docs/redis.md asks of every node that can become primary: a node killed and started
+    again comes back with its data. Without it, it comes back empty, and a second
+    failover before its first sync completes (Sentinel promotes such a replica) makes the
+    empty node the primary: everything the old one held is gone, which no client can undo.
+    """
+
+    def __init__(
+        self, workdir: Path, *, replicas: int = 1, sentinels: int = 0, appendonly: bool = False
+    ) -> None:
         self.workdir = workdir
-        self.nodes = [Node(workdir, f"node{n}") for n in range(1 + replicas)]
+        self.nodes = [
+            Node(workdir, f"node{n}", appendonly=appendonly) for n in range(1 + replicas)
+        ]
         self.sentinels = [Node(workdir, f"sentinel{n}") for n in range(sentinels)]
 
     @property
