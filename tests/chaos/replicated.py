@@ -162,8 +162,8 @@ NODE_TIMEOUT_MS = 1000
 
 @contextmanager
 def _cluster_stack(workdir: Path) -> Iterator[tuple[Stack, RedisCluster]]:
-    with RedisCluster(workdir / "cluster", replicas=1, node_timeout_ms=NODE_TIMEOUT_MS) \
-            as cluster, Stack(workdir) as stack:
+    with RedisCluster(workdir / "cluster", replicas=1, node_timeout_ms=NODE_TIMEOUT_MS,
+                      appendonly=True) as cluster, Stack(workdir) as stack:
         stack.redis_env = {
             "REDIS_URL": cluster.url,
             "REDIS_CLUSTER": "true",

@@ -16,12 +16,19 @@ from tests.support.waiting import wait_until
 
 
 class RedisCluster:
-    """Three cluster-mode redis-servers joined into one cluster covering every slot."""
+    """Three cluster-mode redis-servers joined into one cluster covering every slot.
 
-    def __init__(self, workdir: Path, replicas: int = 0, node_timeout_ms: int = 15000) -> None:
+    Without persistence by default; ``appendonly=True`` gives every node the AOF
+    (``appendfsync everysec``) that docs/redis.md asks of a node that can become primary,
+    so a node killed and restarted comes back with its data.
+    """
+
+    def __init__(self, workdir: Path, replicas: int = 0, node_timeout_ms: int = 15000,
+                 *, appendonly: bool = False) -> None:
         self.workdir = workdir
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
+        self.appendonly = appendonly
         nodes = 3 * (1 + replicas)
         self.ports = [free_port() for _ in range(nodes)]
         # The bus defaults to port + 10000, which may not exist: pick free ones too.
@@ -41,7 +48,8 @@ class RedisCluster:
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-port", str(bus_port),
              "--cluster-node-timeout", str(self.node_timeout_ms),
-             "--save", "", "--appendonly", "no", "--dir", str(node_dir),
+             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+             "--appendfsync", "everysec", "--dir", str(node_dir),
              "--logfile", str(node_dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
