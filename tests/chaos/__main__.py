@@ -1,8 +1,9 @@
 """``python -m tests.chaos [--write RELIABILITY.md] [--rounds N] [SCENARIO...]``: run the
 chaos scenarios (each ``N`` times, one round after another).
 
-Prints the results table; with ``--write``, writes the whole RELIABILITY.md. Exits 1
-when any scenario lost, duplicated or broke a record.
+Prints the results table; with ``--write``, writes the results into RELIABILITY.md: the
+section of each family run (one Redis, failover), keeping the other's. Exits 1 when any
+scenario lost, duplicated or broke a record.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.chaos.replicated import REPLICATED_SCENARIOS
-from tests.chaos.report import document, table
+from tests.chaos.report import FAILOVER, ONE_REDIS, document, section, table
 from tests.chaos.scenarios import SCENARIOS
+from tests.chaos.verify import Outcome
 
 
 def main() -> int:
@@ -27,10 +29,13 @@ def main() -> int:
     args = parser.parse_args()
     every = [*SCENARIOS, *REPLICATED_SCENARIOS]
     chosen = [s for s in every if not args.scenarios or s.key in args.scenarios]
-    outcomes = []
-    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    seconds = {ONE_REDIS: 0.0, FAILOVER: 0.0}
+    family: dict[str, list[Outcome]] = {ONE_REDIS: [], FAILOVER: []}
     for round_number in range(1, args.rounds + 1):
         for scenario in chosen:
+            heading = FAILOVER if scenario in REPLICATED_SCENARIOS else ONE_REDIS
+            started = time.monotonic()
             with tempfile.TemporaryDirectory(prefix=f"chaos-{scenario.key}-") as workdir:
                 print(f"chaos: {scenario.key} (round {round_number}) ...", file=sys.stderr,
                       flush=True)
@@ -40,10 +45,16 @@ def main() -> int:
             if args.rounds > 1:
                 outcome = replace(outcome, scenario=f"{outcome.scenario} · round {round_number}")
             outcomes.append(outcome)
-    total_s = time.monotonic() - started
+            family[heading].append(outcome)
+            seconds[heading] += time.monotonic() - started
     print(table(outcomes))
     if args.write:
-        args.write.write_text(document(outcomes, total_s))
+        command = "make chaos" + (f" ROUNDS={args.rounds}" if args.rounds > 1 else "") + (
+            f' SCENARIOS="{" ".join(args.scenarios)}"' if args.scenarios else "")
+        existing = args.write.read_text() if args.write.exists() else ""
+        written = {heading: section(heading, done, seconds[heading], command)
+                   for heading, done in family.items() if done}
+        args.write.write_text(document(written, existing))
         print(f"chaos: wrote {args.write}", file=sys.stderr)
     return 0 if all(o.clean for o in outcomes) else 1
 

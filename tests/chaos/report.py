@@ -52,12 +52,35 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def document(outcomes: Sequence[Outcome], total_s: float) -> str:
-    """The whole RELIABILITY.md."""
+ONE_REDIS = "## One Redis"
+FAILOVER = "## Failover rounds (Redis with replicas)"
+_FAILOVER_INTRO = """\
+The failover scenarios of `tests/chaos/replicated.py`: Sentinel (one primary, one
+replica, three sentinels) and Cluster (three primaries, three replicas), every node with
+the AOF that [docs/redis.md](docs/redis.md) asks for, the services with
+`REDIS_MIN_REPLICAS=1`. What `WAIT` changes is in docs/redis.md.
+"""
+
+
+def section(heading: str, outcomes: Sequence[Outcome], total_s: float, command: str) -> str:
+    """One family's results: when, where, the command, the verdict and the table."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores"
     verdict = "every scenario clean" if all(o.clean for o in outcomes) else "NOT all clean"
+    intro = _FAILOVER_INTRO + "\n" if heading == FAILOVER else ""
     return (
-        f"{INTRO}\n## Last run\n\n{when} on {machine}; {len(outcomes)} scenarios in "
-        f"{total_s:.0f} s; {verdict}.\n\n{table(outcomes)}\n"
+        f"{heading}\n\n{intro}{when} on {machine}, `{command}`: {len(outcomes)} scenarios "
+        f"in {total_s:.0f} s; {verdict}.\n\n{table(outcomes)}\n"
     )
+
+
+def document(sections: dict[str, str], existing: str = "") -> str:
+    """RELIABILITY.md with ``sections`` (heading to text) written and the other sections
+    of ``existing`` kept, so a run of some scenarios leaves the others' results alone."""
+    kept: dict[str, str] = {}
+    for part in existing.split("\n## ")[1:]:
+        heading = "## " + part.split("\n", 1)[0]
+        kept[heading] = "## " + part.rstrip("\n") + "\n"
+    merged = {heading: kept.get(heading) for heading in (ONE_REDIS, FAILOVER)}
+    merged |= sections
+    return INTRO + "".join("\n" + text for text in merged.values() if text)
