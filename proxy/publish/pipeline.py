@@ -60,9 +60,10 @@ class Publishing:
     async def stop(self, drain_timeout_s: float) -> None:
         """Publish or spool every queued record, make the spool durable, let go of it.
 
-        Deferred records are built and queued first; then the drainer stops, so the publisher is never held paused; then the
-        publisher empties its queue (into Redis while it answers, else into the spool);
-        then the spool writes its last group and releases its segments for the next run.
+        Deferred records are built and queued first; then the drainer stops, so the
+        publisher is never held paused; then the publisher empties its queue (into Redis
+        while it answers, else into the spool); then the spool writes its last group and
+        releases its segments for the next run.
         """
         self.deferred.stop()
         await self.drainer.stop()
