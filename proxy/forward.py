@@ -179,6 +179,9 @@ class Exchange:
             headers.append(("content-length", str(content_length)))
         self._settings.upstream_base.check(url)
         started = time.monotonic()
+        # Earlier calls' records are built once this request is on its way (aiohttp writes
+        # it before its first wait), while the upstream works on it.
+        self._runtime.publishing.deferred.run_soon()
         response = await self._runtime.upstream.send(self._method, url, headers, content)
         self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)
         try:

@@ -49,3 +49,13 @@ async def test_a_failing_job_is_logged_and_the_others_still_run(
         deferred.run()
     assert ran == ["next"]
     assert "record_build_failed" in caplog.text
+
+
+async def test_run_soon_runs_the_queued_jobs_before_the_timer() -> None:
+    deferred = DeferredRecords(delay_s=600)
+    ran: list[str] = []
+    deferred.add(lambda: ran.append("record"))
+
+    deferred.run_soon()  # an exchange waits for its upstream
+    assert ran == []
+    await async_wait_until(lambda: ran == ["record"])
