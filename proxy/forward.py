@@ -7,7 +7,7 @@ response is relayed (as Starlette's ``StreamingResponse`` does). The sequence::
     build and check the upstream URL (``proxy.targets``) -> authenticate -> read or
     stream the body upstream -> check the URL once more, send -> relay status, headers
     and each raw chunk as it arrives -> end -> build, bound, scrub and queue the record
-    (always)
+    (always; a moment later, ``proxy.publish.deferred``)
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 
 import aiohttp
 import yarl
@@ -177,6 +179,9 @@ class Exchange:
             headers.append(("content-length", str(content_length)))
         self._settings.upstream_base.check(url)
         started = time.monotonic()
+        # Earlier calls' records are built once this request is on its way (aiohttp writes
+        # it before its first wait), while the upstream works on it.
+        self._runtime.publishing.deferred.run_soon()
         response = await self._runtime.upstream.send(self._method, url, headers, content)
         self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)
         try:
@@ -270,12 +275,22 @@ class Exchange:
             exchange.cancel()
 
     def _finish(self) -> None:
+        # The record's work runs a moment later (``proxy.publish.deferred``), off the path
+        # of the client's next request; its room stays set aside until then.
+        self._record.ended()
+        publishing = self._runtime.publishing
+        release = publishing.reservations.carry()
+        publishing.deferred.add(partial(self._queue_record, release))
+
+    def _queue_record(self, release: Callable[[], None]) -> None:
         try:
-            self._queue_record()
+            self._build_and_queue()
         except Exception:
             logger.exception("record_build_failed")
+        finally:
+            release()
 
-    def _queue_record(self) -> None:
+    def _build_and_queue(self) -> None:
         record = self._record.build()
         presented = [*presented_secrets(self._headers), *self._record.query_secrets]
         self._runtime.publish_json(record, self._method, presented)

@@ -99,6 +99,7 @@ class RecordBuilder:
         self.record_id = record_id
         self.arrived_at = datetime.now(UTC)
         self._started = time.monotonic()
+        self._ended: float | None = None
         self._limits = limits
         self._query, self.query_secrets = redacted_query(query)
         self._method = method
@@ -144,8 +145,13 @@ class RecordBuilder:
         if self.error is None:
             self.error = {"type": error_type, "message": message}
 
+    def ended(self) -> None:
+        """The exchange is over: ``duration_ms`` runs to now, however late ``build`` is."""
+        self._ended = time.monotonic()
+
     def build(self) -> RecordJson:
-        """The finished record, as JSON; ``duration_ms`` runs from arrival to now."""
+        """The finished record, as JSON; ``duration_ms`` runs from arrival to ``ended``
+        (or to now)."""
         request_body = self.request_body.result()
         response: dict[str, Any] | None = None
         usage_source: UsageSource | None = None
@@ -171,7 +177,7 @@ class RecordBuilder:
                 self.request_body.head,
                 self.request_body.tail,
             ),
-            duration_ms=round((time.monotonic() - self._started) * 1000, 3),
+            duration_ms=round(((self._ended or time.monotonic()) - self._started) * 1000, 3),
             ttfb_ms=self.ttfb_ms,
             request={
                 "method": self._method,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxy.metrics import Metrics
+from proxy.publish.deferred import DeferredRecords
 from proxy.publish.drainer import Drainer
 from proxy.publish.publisher import Publisher
 from proxy.publish.reservations import Reservations
@@ -39,6 +40,8 @@ class Publishing:
     drainer: Drainer
     reservations: Reservations
     """Room in the spool for the records of admitted calls (``SPOOL_FULL_POLICY=reject``)."""
+    deferred: DeferredRecords
+    """Finished exchanges' records, built and queued a moment after their answer."""
 
     async def start(self) -> None:
         """Start writing, publishing, and draining what an earlier run left in the spool."""
@@ -57,10 +60,12 @@ class Publishing:
     async def stop(self, drain_timeout_s: float) -> None:
         """Publish or spool every queued record, make the spool durable, let go of it.
 
-        The drainer stops first, so the publisher is never held paused; then the
-        publisher empties its queue (into Redis while it answers, else into the spool);
-        then the spool writes its last group and releases its segments for the next run.
+        Deferred records are built and queued first; then the drainer stops, so the
+        publisher is never held paused; then the publisher empties its queue (into Redis
+        while it answers, else into the spool); then the spool writes its last group and
+        releases its segments for the next run.
         """
+        self.deferred.stop()
         await self.drainer.stop()
         await self.publisher.stop(drain_timeout_s)
         await self.spool.close()
@@ -102,4 +107,4 @@ def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
         replica_wait=settings.replica_wait,
     )
     reservations = Reservations(spool, publisher, settings.record_max_bytes)
-    return Publishing(redis, spool, publisher, drainer, reservations)
+    return Publishing(redis, spool, publisher, drainer, reservations, DeferredRecords())

@@ -13,11 +13,16 @@ them: room they take meanwhile was never set aside.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from proxy.publish.pending import PendingRecord
 from proxy.publish.publisher import Publisher
 from proxy.publish.spool import Spool
+
+
+def _nothing() -> None:
+    pass
 
 
 def _line_bytes(pending: PendingRecord) -> int:
@@ -55,6 +60,18 @@ class Reservations:
     def release(self) -> None:
         """The exchange admitted by ``admit`` has ended."""
         self.reserved_bytes -= self._record_max_bytes
+
+    def carry(self) -> Callable[[], None]:
+        """Set ``RECORD_MAX_BYTES`` aside for an ended exchange's record, not built yet.
+
+        The exchange's own room (``admit``) is released when it ends; its record is built a
+        moment later (``deferred.py``). Call the returned function once the record's room
+        is held (``hold``), or once it is known there is no record.
+        """
+        if not self.active:
+            return _nothing
+        self.reserved_bytes += self._record_max_bytes
+        return partial(self._give_back, self._record_max_bytes)
 
     def hold(self, pending: PendingRecord) -> None:
         """Keep ``pending``'s room set aside until it is written.

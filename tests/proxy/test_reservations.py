@@ -75,3 +75,20 @@ async def test_the_room_of_a_lost_record_is_given_back_and_only_once(tmp_path: P
     assert reservations.reserved_bytes == 0
     record.settled()  # a second settling gives nothing back twice
     assert reservations.reserved_bytes == 0
+
+
+async def test_an_ended_exchange_keeps_room_until_its_deferred_record_holds_its_own(
+    tmp_path: Path,
+) -> None:
+    _, _, reservations = _pipeline(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    assert reservations.admit()
+    release = reservations.carry()  # the exchange ended; its record is built later
+    reservations.release()  # the exchange's own room, given back as it returns
+
+    assert reservations.reserved_bytes == RECORD_MAX_BYTES + 1
+    [record] = make_pending(1)
+    reservations.hold(record)
+    release()
+    assert reservations.reserved_bytes == len(record.payload) + 1
+    record.settled()
+    assert reservations.reserved_bytes == 0
