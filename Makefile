@@ -38,7 +38,7 @@ test: install tools
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest
 
 # The edit loop: everything but the slow, chaos and container tests, spread over the cores by
-# pytest-xdist (`JOBS=0`: in one process); about 80 s on 2 idle cores (docs/testing.md).
+# pytest-xdist (`JOBS=0`: in one process); about 90 s on 2 cores (docs/testing.md).
 JOBS ?= auto
 test-fast: install tools
 	$(PY) -m ruff check proxy shipper shared explorer tests bench
