@@ -37,10 +37,13 @@ test: install tools
 	$(PY) -m mypy
 	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest
 
-# The edit loop: everything but the slow, chaos and container tests (about a minute).
+# The edit loop: everything but the slow, chaos and container tests, spread over the cores by
+# pytest-xdist (`JOBS=0`: in one process); about 90 s on 2 cores (docs/testing.md).
+JOBS ?= auto
 test-fast: install tools
 	$(PY) -m ruff check proxy shipper shared explorer tests bench
-	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest -m "not slow and not chaos and not containers"
+	PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(PY) -m pytest \
+		-m "not slow and not chaos and not containers" -n $(JOBS) --dist worksteal
 
 lint: install
 	$(PY) -m ruff check proxy shipper shared explorer tests bench

@@ -109,7 +109,9 @@ async def test_a_hung_redis_times_out_into_the_spool_as_ambiguous(
     await publisher.stop(timeout_s=5)
     await spool.close()
 
-    assert submit_s < 0.05  # the caller never waits for Redis
+    # The caller never waits for Redis: one wait would take a whole timeout (a bound of a few
+    # ms instead fails when a busy machine leaves the test unscheduled that long).
+    assert submit_s < TIMEOUT_S
     assert spooled == [p.record_id for p in pending]
     assert metrics.totals()["proxy_records_ambiguous_total"] >= 1
     assert metrics.totals()["proxy_records_dropped_total"] == 0

@@ -122,7 +122,10 @@ async def test_two_shippers_share_the_blobs_with_no_loss_and_no_duplicate(
     azurite_connection_string: str, container: str,
 ) -> None:
     expected = backlog(publish, 1500, body_bytes=200, users=2)
-    small = {"shipper_batch_max_records": 50}
+    # The default claim time: on a busy machine (tests in parallel) the event loop can lag past
+    # the fixture's 1 s, and one shipper would claim the other's batch in hand as a dead one's
+    # (claiming is test_worker.py's); here both are alive and must share.
+    small = {"shipper_batch_max_records": 50, "shipper_claim_idle_ms": 30_000}
     first = azure_settings.model_copy(update={**small, "shipper_consumer_name": "one"})
     second = azure_settings.model_copy(update={**small, "shipper_consumer_name": "two"})
 

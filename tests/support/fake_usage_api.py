@@ -151,7 +151,10 @@ def serve_fake_usage_api(api: FakeUsageApi) -> Iterator[FakeUsageApi]:
 
     port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next look at its flag: every 50 ms, not 500.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     api.base_url = f"http://127.0.0.1:{port}/v1"
     try:
