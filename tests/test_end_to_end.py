@@ -25,6 +25,7 @@ import pytest
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.terminal import terminal_signals
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def stack(
         stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=terminal_signals,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -17,6 +17,7 @@ import pytest
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.terminal import terminal_signals
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # each test starts several servers (docs/testing.md)
@@ -59,6 +60,7 @@ def _start(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         run = subprocess.Popen(
             [str(REPO / "scripts/run.sh")], cwd=tmp_path, env=env,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=terminal_signals,
         )
     url = f"http://127.0.0.1:{env['PROXY_PORT']}"
 
