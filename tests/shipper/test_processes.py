@@ -193,8 +193,9 @@ def test_records_published_twice_with_kill_9_again_and_again_land_once(
         victim = start_shipper(env, tmp_path / "run", tmp_path / f"victim-{round_number}.log")
         try:
             before = stream_length(redis_client)
-            wait_until(lambda: stream_length(redis_client) < before and  # noqa: B023
-                     pending_count(redis_client) > 0, timeout_s=30, what="a batch in hand")
+            # ``before=before``: the predicate reads this round's length, not a later one.
+            wait_until(lambda before=before: stream_length(redis_client) < before and
+                       pending_count(redis_client) > 0, timeout_s=30, what="a batch in hand")
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=10)
         finally:
