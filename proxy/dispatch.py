@@ -1,11 +1,11 @@
 """The outermost ASGI app: ``/v1/...`` straight to the forwarder, the rest through FastAPI.
 
 Forwarded calls are the hot path and need none of FastAPI's routing, dependency or
-exception layers (``proxy.forward`` answers its own errors); the proxy's own endpoints
-(``/``, ``/health``, ``/ready``, ``/metrics``), refusals (other methods, other paths),
-the Realtime WebSocket and the lifespan stay with FastAPI. The middleware every request
-goes through (the ``Date`` header, admission under ``SPOOL_FULL_POLICY=reject``) is
-built here once, around both.
+exception layers, nor any middleware: ``proxy.forward`` answers its own errors, dates
+its own answers and admits its own calls under ``SPOOL_FULL_POLICY=reject``. The proxy's
+own endpoints (``/``, ``/health``, ``/ready``, ``/metrics``), refusals (other methods,
+other paths), the Realtime WebSocket and the lifespan stay with FastAPI, behind the same
+two layers as middleware (the ``Date`` header, admission), built here once.
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ class Dispatch:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self._forward = ForwardEndpoint()
-        self._stack = DateHeader(SpoolAdmission(self._route))
+        self._rest = DateHeader(SpoolAdmission(app))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self.app  # where the middleware and the forwarder find the runtime
-        await self._stack(scope, receive, send)
-
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["path"].startswith(_FORWARDED_PREFIX)
@@ -41,4 +38,4 @@ class Dispatch:
         ):
             await self._forward(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self._rest(scope, receive, send)

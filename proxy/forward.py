@@ -27,11 +27,14 @@ from proxy.capture.decoding import is_identity
 from proxy.capture.record_builder import RecordBuilder, is_event_stream
 from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
+from proxy.publish.admission import refuse
 from proxy.headers import (
     RECORD_ID_HEADER,
     DecodedHeaders,
     client_response_headers,
+    dated,
     header_value,
+    http_date,
     presented_secrets,
     upstream_request_headers,
 )
@@ -53,11 +56,22 @@ changes nothing the upstream does."""
 
 
 class ForwardEndpoint:
-    """The ASGI app behind ``/v1/{path}``: every method, forwarded upstream."""
+    """The ASGI app behind ``/v1/{path}``: every method, forwarded upstream, each call let
+    in only while its record could be kept (``proxy.publish.admission``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: Runtime = scope["app"].state.runtime
-        await Exchange(runtime, scope, receive, send).run()
+        reservations = runtime.publishing.reservations
+        if not reservations.active:
+            await Exchange(runtime, scope, receive, send).run()
+            return
+        if not reservations.admit():
+            await refuse(scope, receive, send)
+            return
+        try:
+            await Exchange(runtime, scope, receive, send).run()
+        finally:
+            reservations.release()
 
 
 def _content_length(value: str | None) -> int | None:
@@ -223,7 +237,7 @@ class Exchange:
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": client_response_headers(headers, self.record_id),
+                "headers": dated(client_response_headers(response.raw_headers, self.record_id)),
             }
         )
         self._response_started = True
@@ -254,6 +268,7 @@ class Exchange:
             (b"content-length", str(len(body)).encode()),
             (RECORD_ID_HEADER.encode(), self.record_id.encode()),
             *exc.headers,
+            (b"date", http_date()),
         ]
         self._record.proxy_answered(exc.status, headers, json.loads(body))
         self._response_complete = True

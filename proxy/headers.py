@@ -34,6 +34,8 @@ HOP_BY_HOP = frozenset(
 CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-api-key"})
 SECRET_HEADERS = CREDENTIAL_HEADERS | {"cookie", "set-cookie", "proxy-authorization"}
 RECORD_ID_HEADER = "x-proxy-record-id"
+_RECORD_ID_HEADER_BYTES = RECORD_ID_HEADER.encode()
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP) | {_RECORD_ID_HEADER_BYTES}
 
 
 class DecodedHeaders:
@@ -97,19 +99,19 @@ def upstream_request_headers(
     return forwarded
 
 
-def client_response_headers(headers: Headers, record_id: str) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers as they go to the client, plus the record id.
+def client_response_headers(headers: RawHeaders, record_id: str) -> list[tuple[bytes, bytes]]:
+    """The upstream's raw response headers as they go to the client, plus the record id.
 
     ``content-encoding`` and ``content-length`` stay: the body is relayed as raw bytes.
+    Names go lower-cased, values as they came.
     """
-    decoded = _decoded(headers)
-    dropped = _hop_by_hop(decoded) | {RECORD_ID_HEADER}
-    relayed = [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in decoded
-        if name not in dropped
-    ]
-    relayed.append((RECORD_ID_HEADER.encode(), record_id.encode()))
+    lowered = [(name.lower(), value) for name, value in headers]
+    dropped = _HOP_BY_HOP_BYTES
+    for name, value in lowered:
+        if name == b"connection":
+            dropped = dropped | {token.strip().lower() for token in value.split(b",")}
+    relayed = [(name, value) for name, value in lowered if name not in dropped]
+    relayed.append((_RECORD_ID_HEADER_BYTES, record_id.encode()))
     return relayed
 
 
@@ -152,23 +154,40 @@ def header_value(headers: Headers, wanted: str) -> str | None:
     return None
 
 
-class DateHeader:
-    """ASGI middleware: the proxy's own answers get a ``date``; relayed ones keep the upstream's.
+class _HttpDate:
+    """The ``date`` header's value now, formatted once a second."""
 
-    uvicorn runs with ``date_header=False`` so that a relayed answer carries exactly one
-    ``date`` (and one ``server``), the upstream's.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._second = 0
         self._value = b""
 
-    def _now(self) -> bytes:
+    def __call__(self) -> bytes:
         second = int(time.time())
         if second != self._second:
             self._second, self._value = second, formatdate(second, usegmt=True).encode()
         return self._value
+
+
+http_date = _HttpDate()
+
+
+def dated(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with a ``date`` appended, unless they hold one."""
+    if not any(name.lower() == b"date" for name, _ in headers):
+        headers.append((b"date", http_date()))
+    return headers
+
+
+class DateHeader:
+    """ASGI middleware: the proxy's own answers get a ``date``; relayed ones keep the upstream's.
+
+    uvicorn runs with ``date_header=False`` so that a relayed answer carries exactly one
+    ``date`` (and one ``server``), the upstream's. (``/v1`` calls skip this layer: the
+    forwarder dates its answers itself.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,9 +196,8 @@ class DateHeader:
 
         async def send_dated(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == b"date" for name, _ in headers):
-                    message = {**message, "headers": [*headers, (b"date", self._now())]}
+                headers = dated(list(message.get("headers", [])))
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_dated)

@@ -134,9 +134,10 @@ class BodyCapture:
     def _text(self) -> str | None:
         if not _is_textual(self._media):
             return None
-        # Incremental decoding drops a multi-byte character cut in half by the cap.
-        decoder = codecs.getincrementaldecoder("utf-8")()
         try:
-            return decoder.decode(bytes(self._head), final=not self.truncated)
+            if not self.truncated:
+                return self._head.decode()
+            # Incremental decoding drops a multi-byte character cut in half by the cap.
+            return codecs.getincrementaldecoder("utf-8")().decode(self._head, final=False)
         except UnicodeDecodeError:
             return None

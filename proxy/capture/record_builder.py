@@ -104,12 +104,12 @@ class RecordBuilder:
         self._query, self.query_secrets = redacted_query(query)
         self._method = method
         self._path = path
-        self._request_headers = recorded_headers(headers)
+        self._request_headers = headers  # recorded (secrets out) when the record is built
         self.request_body = BodyCapture(header_value(headers, "content-type"), limits)
         self.user_id: str | None = None
         self.ttfb_ms: float | None = None
         self.status_code: int | None = None
-        self._response_headers: dict[str, str] = {}
+        self._response_headers: Headers = ()
         self._response: ResponseCapture | None = None
         self._own_body: Any = None
         self.error: dict[str, str] | None = None
@@ -120,7 +120,7 @@ class RecordBuilder:
         """The upstream answered with ``status_code`` and ``headers``."""
         self.ttfb_ms = round((time.monotonic() - self._started) * 1000, 3)
         self.status_code = status_code
-        self._response_headers = recorded_headers(headers)
+        self._response_headers = headers  # recorded (secrets out) when the record is built
         self._response = ResponseCapture(self._path, headers, self._limits)
 
     def response_chunk(self, raw: bytes) -> None:
@@ -136,7 +136,7 @@ class RecordBuilder:
     def proxy_answered(self, status_code: int, headers: Headers, body: Any) -> None:
         """The proxy answered by itself (an error), not the upstream."""
         self.status_code = status_code
-        self._response_headers = recorded_headers(headers)
+        self._response_headers = headers
         self._response = None
         self._own_body = body
 
@@ -160,7 +160,7 @@ class RecordBuilder:
             body = self._response.result() if self._response is not None else self._own_body
             response = {
                 "status_code": self.status_code,
-                "headers": self._response_headers,
+                "headers": recorded_headers(self._response_headers),
                 "body": body,
                 "streaming": streaming,
             }
@@ -183,7 +183,7 @@ class RecordBuilder:
                 "method": self._method,
                 "path": self._path,
                 "query": self._query,
-                "headers": self._request_headers,
+                "headers": recorded_headers(self._request_headers),
                 "body": request_body,
             },
             response=response,

@@ -47,24 +47,34 @@ class RequestBody:
             self.done.set()
             return None
         if content_length is not None and content_length <= self._read_whole_below_bytes:
-            return b"".join([chunk async for chunk in self._chunks()])
+            # Most bodies come in one message: read without a generator.
+            chunk, more = await self._next()
+            if not more:
+                return chunk
+            return b"".join([chunk, *[chunk async for chunk in self._chunks()]])
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected("The client closed the connection while sending.")
-            chunk: bytes = message.get("body", b"")
-            self._received += len(chunk)
-            if self._received > self._max_bytes:
-                raise RequestTooLarge(self._too_large_message())
-            self._capture.feed(chunk)
+        more = True
+        while more:
+            chunk, more = await self._next()
             if chunk:
                 yield chunk
-            if not message.get("more_body", False):
-                break
-        self.done.set()
+
+    async def _next(self) -> tuple[bytes, bool]:
+        """The next chunk, accounted for, and whether more follow (``done`` set if not)."""
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected("The client closed the connection while sending.")
+        chunk: bytes = message.get("body", b"")
+        self._received += len(chunk)
+        if self._received > self._max_bytes:
+            raise RequestTooLarge(self._too_large_message())
+        self._capture.feed(chunk)
+        more: bool = message.get("more_body", False)
+        if not more:
+            self.done.set()
+        return chunk, more
 
     def _too_large_message(self) -> str:
         return f"Request body too large: the limit is {self._max_bytes} bytes."

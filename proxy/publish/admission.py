@@ -12,6 +12,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.errors import ProxyError
+from proxy.headers import http_date
 from proxy.publish.reservations import Reservations
 
 
@@ -45,7 +46,7 @@ class SpoolAdmission:
             await self.app(scope, receive, send)
             return
         if not reservations.admit():
-            await _refuse(scope, receive, send)
+            await refuse(scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
@@ -53,12 +54,14 @@ class SpoolAdmission:
             reservations.release()
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer 503 ``logging_unavailable`` (or close a WebSocket handshake: try later)."""
     body = _REFUSAL.body()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", _RETRY_AFTER_S),
+        (b"date", http_date()),
     ]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 503, "headers": headers})
