@@ -27,7 +27,6 @@ from proxy.capture.decoding import is_identity
 from proxy.capture.record_builder import RecordBuilder, is_event_stream
 from proxy.capture.request_body import RequestBody
 from proxy.errors import ClientDisconnected, InternalError, ProxyError
-from proxy.publish.admission import refuse
 from proxy.headers import (
     RECORD_ID_HEADER,
     DecodedHeaders,
@@ -38,6 +37,7 @@ from proxy.headers import (
     presented_secrets,
     upstream_request_headers,
 )
+from proxy.publish.admission import refuse
 from proxy.runtime import Runtime
 from proxy.stream_usage import USAGE_PATHS, UsageStreamFilter, ask_for_usage
 from proxy.upstream import UpstreamErrors
@@ -193,8 +193,8 @@ class Exchange:
             headers.append(("content-length", str(content_length)))
         self._settings.upstream_base.check(url)
         started = time.monotonic()
-        # Earlier calls' records are built once this request is on its way (aiohttp writes
-        # it before its first wait), while the upstream works on it.
+        # Earlier calls' records are built once this request is on its way, while the
+        # upstream works on it (``DeferredRecords.run_soon``).
         self._runtime.publishing.deferred.run_soon()
         response = await self._runtime.upstream.send(self._method, url, headers, content)
         self._runtime.metrics.upstream_ttfb.observe(time.monotonic() - started)

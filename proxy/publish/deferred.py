@@ -44,10 +44,17 @@ class DeferredRecords:
                 self.run()
 
     def run_soon(self) -> None:
-        """An exchange is about to wait for its upstream: run the queued jobs meanwhile."""
+        """An exchange is about to send its request upstream: run the queued jobs while the
+        upstream works on it.
+
+        aiohttp writes a request with a body in a task of its own (on Python 3.12 and later
+        it starts eagerly), whose first step runs in the loop's next round: the jobs are
+        queued a round later, so that they run once the request is on its way, not before.
+        """
         if self._jobs and not self._soon:
             self._soon = True
-            asyncio.get_running_loop().call_soon(self.run)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self.run)
 
     def run(self) -> None:
         """Run every queued job now."""

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import threading
+import time
 
 import pytest
+import yarl
 
 from proxy.publish.deferred import DeferredRecords
+from proxy.settings import ProxySettings
+from proxy.upstream import Upstream
 from tests.support.waiting import async_wait_until
 
 
@@ -59,3 +65,41 @@ async def test_run_soon_runs_the_queued_jobs_before_the_timer() -> None:
     deferred.run_soon()  # an exchange waits for its upstream
     assert ran == []
     await async_wait_until(lambda: ran == ["record"])
+
+
+async def test_jobs_run_once_the_next_request_is_on_its_way_upstream() -> None:
+    # At one connection the previous call's record is built while the upstream works on
+    # the next request, not before that request is written: aiohttp writes a body in a
+    # task of its own, a loop round after the request is made (Python before 3.12).
+    received: list[float] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def upstream() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            while connection.recv(65536):
+                received.append(time.monotonic())
+                connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    threading.Thread(target=upstream, daemon=True).start()
+    url = yarl.URL(f"http://127.0.0.1:{listener.getsockname()[1]}/v1/chat/completions")
+    upstream_client = Upstream(ProxySettings(OPENAI_BASE_URL=str(url.origin())))
+    deferred = DeferredRecords(delay_s=600)
+    finished: list[float] = []
+
+    def slow_record() -> None:
+        time.sleep(0.2)  # blocks the loop, as building a big record does
+        finished.append(time.monotonic())
+
+    try:
+        for _ in range(2):  # the first opens the connection
+            deferred.add(slow_record)
+            deferred.run_soon()
+            response = await upstream_client.send("POST", url, [], b'{"model":"m"}')
+            await response.read()
+            response.release()
+    finally:
+        await upstream_client.aclose()
+        listener.close()
+    assert len(received) == len(finished) == 2
+    assert received[1] < finished[1]  # the upstream had the request while the job ran
