@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from typing import cast
 
-from redis.asyncio import Redis
-
 from proxy.metrics import Metrics
 from proxy.publish.publisher import PendingRecord, Publisher
 from proxy.publish.spool import Spool
+from proxy.settings import ProxySettings
+from shared.redis_client import RedisClient, connect
 from shared.spool_format import read_records, segment_paths
 from shared.streams import RECORD_FIELD
 from tests.factories import make_pending
@@ -22,7 +22,7 @@ STREAM = "test:exchanges"
 TIMEOUT_S = 0.3
 
 
-def _pipeline(redis: Redis, folder: Path, metrics: Metrics) -> tuple[Publisher, Spool]:
+def _pipeline(redis: RedisClient, folder: Path, metrics: Metrics) -> tuple[Publisher, Spool]:
     spool = Spool(folder, "w", metrics, max_bytes=1 << 26, full_policy="drop")
     publisher = Publisher(
         redis, STREAM, metrics, spool, queue_size=1000, batch_size=10, timeout_s=TIMEOUT_S
@@ -32,11 +32,14 @@ def _pipeline(redis: Redis, folder: Path, metrics: Metrics) -> tuple[Publisher, 
     return publisher, spool
 
 
-def _client(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=TIMEOUT_S)
+def _client(url: str) -> RedisClient:
+    """Made as the proxy makes its publishing client: no read timeout of its own, the
+    publisher bounds each round trip."""
+    settings = ProxySettings(_env_file=None, redis_url=url)  # type: ignore[call-arg]
+    return connect(settings, timeout_s=2, connect_timeout_s=TIMEOUT_S, bounded_by_caller=True)
 
 
-async def _stream(redis: Redis) -> list[bytes]:
+async def _stream(redis: RedisClient) -> list[bytes]:
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(STREAM))
     return [fields[RECORD_FIELD.encode()] for _, fields in entries]
 
