@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import cast
+
+import pytest
 
 from proxy.metrics import Metrics
 from proxy.publish.publisher import PendingRecord, Publisher
@@ -69,6 +72,25 @@ async def test_records_are_published_one_entry_each_and_drained_at_stop(
     assert await _stream(redis) == [p.payload for p in pending]
     assert metrics.totals()["proxy_records_published_total"] == 35
     assert _spooled(tmp_path) == []
+    await redis.aclose()
+
+
+async def test_records_handed_over_together_share_one_round_trip_and_each_is_logged(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis, metrics = _client(redis_url), Metrics()
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    pending = make_pending(7)  # as deferred.py hands over finished exchanges' records
+
+    with caplog.at_level(logging.DEBUG, logger="proxy.publish.publisher"):
+        _submit_all(publisher, pending)
+        await publisher.stop(timeout_s=5)
+    await spool.close()
+
+    events = [r.event_fields for r in caplog.records if r.getMessage() == "record_published"]
+    assert [fields["record_id"] for fields in events] == [p.record_id for p in pending]
+    assert {fields["batch_size"] for fields in events} == {7}
+    assert metrics.totals()["proxy_records_published_total"] == 7
     await redis.aclose()
 
 
