@@ -162,8 +162,10 @@ class ProxySettings(CommonSettings):
     proxy_redis_timeout_s: float = Field(
         default=2.0, gt=0, validation_alias=AliasChoices("proxy_redis_timeout_s", "redis_timeout_s")
     )
-    """The proxy's connect and command timeout for Redis, so an outage never stalls
-    publishing for long."""
+    """The proxy's connect and command timeout for Redis (keys, ``/ready``), so an outage
+    never stalls it for long. Publishing connects within the shorter of this and
+    ``PUBLISH_TIMEOUT_S``, and each of its round trips ends within ``PUBLISH_TIMEOUT_S`` (plus
+    ``REDIS_WAIT_TIMEOUT_MS`` when replicas are waited for)."""
     ready_timeout_s: float = Field(default=1.0, gt=0)
     """How long ``GET /ready`` (and ``/health``) waits for Redis to answer ``PING``."""
     publish_queue_size: int = Field(default=10_000, gt=0)

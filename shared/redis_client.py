@@ -1,7 +1,8 @@
 """The one way every part connects to Redis: a single server, Sentinel, or a Redis Cluster.
 
-Every call is bounded by the socket timeout, and redis-py's own retries are off: a
-retried ``XADD`` or script could run twice, and each caller has its own retry policy.
+Every call is bounded by the socket timeout (or, for a client whose caller bounds each
+call itself, by the caller's), and redis-py's own retries are off: a retried ``XADD`` or
+script could run twice, and each caller has its own retry policy.
 Behind Sentinel, each new connection asks the sentinels where the primary is, so a
 failover is followed without a restart (docs/redis.md, "Sentinel").
 """
@@ -30,16 +31,21 @@ def connect(
     connect_timeout_s: float | None = None,
     block_ms: int = 0,
     keepalive: bool = False,
+    bounded_by_caller: bool = False,
 ) -> RedisClient:
     """A client whose every call ends within ``timeout_s`` (plus ``block_ms`` for blocking
     reads, plus ``REDIS_WAIT_TIMEOUT_MS`` when replicas are waited for).
+
+    ``bounded_by_caller``: every call is made under the caller's own ``asyncio.timeout``,
+    and only connecting has a timeout here; redis-py would otherwise arm a timer for each
+    reply of a pipeline, and run each write in a task of its own.
 
     Raises ``ValueError`` for a URL redis-py cannot use.
     """
     wait_s = settings.replica_wait.timeout_s
     options: dict[str, Any] = {
         "socket_connect_timeout": timeout_s if connect_timeout_s is None else connect_timeout_s,
-        "socket_timeout": timeout_s + block_ms / 1000 + wait_s,
+        "socket_timeout": None if bounded_by_caller else timeout_s + block_ms / 1000 + wait_s,
         "retry": Retry(NoBackoff(), 0),
     }
     if keepalive:

@@ -31,6 +31,7 @@ from shared.redis_client import RedisClient, forget_primary
 from shared.replication import ReplicaWait
 from shared.streams import RECORD_FIELD
 
+_FIELD = RECORD_FIELD.encode()
 ROUND_TRIP_ERRORS = (RedisError, OSError, TimeoutError)
 """What a pipeline's ``execute`` raises when Redis is down, hung or going away."""
 
@@ -98,8 +99,10 @@ async def xadd_batch(
         async with asyncio.timeout(timeout_s + replica_wait.timeout_s):
             target = await replica_wait.target(redis, stream) if replica_wait.enabled else None
             async with redis.pipeline(transaction=False) as pipe:
+                key = stream.encode()
                 for payload in payloads:
-                    pipe.xadd(stream, {RECORD_FIELD: payload})
+                    # ``xadd``'s options, spelled out: its keyword handling is per record.
+                    pipe.execute_command("XADD", key, b"*", _FIELD, payload)
                 if replica_wait.enabled:
                     replica_wait.queue(pipe, target)
                 results = await pipe.execute(raise_on_error=False)

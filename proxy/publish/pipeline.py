@@ -78,6 +78,7 @@ def build_publishing(settings: ProxySettings, metrics: Metrics) -> Publishing:
         settings,
         timeout_s=settings.proxy_redis_timeout_s,
         connect_timeout_s=min(settings.proxy_redis_timeout_s, settings.publish_timeout_s),
+        bounded_by_caller=True,  # the publisher and the drainer bound each round trip
     )
     spool = Spool(
         Path(settings.spool_dir),

@@ -1,9 +1,10 @@
 """Publishing records to the Redis stream, off the response path.
 
-``submit`` never waits: it puts the record on a bounded in-memory queue that a
+``submit`` never waits: it appends the record to a bounded in-memory list that a
 background task drains, several ``XADD``s per round trip (``LINGER_S``), each bounded by
-``PUBLISH_TIMEOUT_S``. A record that cannot be published goes to the spool (the outage
-protocol: docs/outages.md).
+``PUBLISH_TIMEOUT_S``; records handed over in one go (``deferred.py``) wake the task once.
+A record that cannot be published goes to the spool (the outage protocol:
+docs/outages.md).
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ class Publisher:
         self._spool = spool
         self._batch_size = batch_size
         self._timeout_s = timeout_s
-        self._queue: asyncio.Queue[PendingRecord] = asyncio.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
+        self._waiting: list[PendingRecord] = []
+        """Handed over, not yet taken by the task: the queue."""
+        self._wake = asyncio.Event()
+        self._idle: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[PendingRecord] = []
         self._sending = False
@@ -71,13 +76,11 @@ class Publisher:
 
     def submit(self, pending: PendingRecord) -> None:
         """Queue a record for publishing; never blocks and never raises (safe in ``finally``)."""
-        if self._stopped:
+        if self._stopped or len(self._waiting) >= self._queue_size:
             self._spool.append([pending])
             return
-        try:
-            self._queue.put_nowait(pending)
-        except asyncio.QueueFull:
-            self._spool.append([pending])
+        self._waiting.append(pending)
+        self._wake.set()
 
     @property
     def refusing(self) -> bool:
@@ -105,8 +108,9 @@ class Publisher:
         if self._task is None:
             return
         # 1. Let the background task publish (or spool) the queue while it can.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout_s)
+        if self._waiting or self._inflight:
+            self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._idle], timeout=timeout_s)
         # 2. Stop it, even in the middle of a round trip.
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -116,21 +120,21 @@ class Publisher:
         # 3. A batch cut mid-round-trip may have landed too: spooled anyway, like a timeout.
         if self._sending:
             self._metrics.records_ambiguous.inc(len(self._inflight))
-        leftover = self._inflight
-        while not self._queue.empty():
-            leftover.append(self._queue.get_nowait())
+        leftover, self._waiting = self._inflight + self._waiting, []
         self._spool.append(leftover)
         self._inflight = []
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            # In flight from now on: ``stop`` spools it if the task is cancelled mid-linger.
-            self._inflight = batch
-            if self._queue.qsize() + 1 < self._batch_size:
+            await self._wake.wait()
+            if len(self._waiting) < self._batch_size:
                 await asyncio.sleep(LINGER_S)
-            while len(batch) < self._batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = self._waiting[: self._batch_size]
+            del self._waiting[: self._batch_size]
+            if not self._waiting:
+                self._wake.clear()
+            # In flight from now on: ``stop`` spools it if the task is cancelled.
+            self._inflight = batch
             try:
                 await self._open.wait()
                 if self._spool.holds_records:
@@ -142,8 +146,8 @@ class Publisher:
                 logger.exception("publisher_error")
                 self._spool.append(batch)
             self._inflight = []
-            for _ in batch:
-                self._queue.task_done()
+            if self._idle is not None and not self._waiting and not self._idle.done():
+                self._idle.set_result(None)
 
     async def _publish(self, batch: list[PendingRecord]) -> None:
         started = time.monotonic()
@@ -158,21 +162,24 @@ class Publisher:
         )
         self._sending = False
         duration_ms = round((time.monotonic() - started) * 1000, 1)
+        debug = logger.isEnabledFor(logging.DEBUG)  # the level checked once per batch
         kept = []
         for pending, outcome in zip(batch, landing.outcomes, strict=True):
             if outcome is not Outcome.PUBLISHED:
                 kept.append(pending)
                 continue
             pending.settled()
-            self._metrics.records_published.inc()
-            log_event(
-                logger,
-                "record_published",
-                logging.DEBUG,
-                record_id=pending.record_id,
-                batch_size=len(batch),
-                duration_ms=duration_ms,
-            )
+            if debug:
+                log_event(
+                    logger,
+                    "record_published",
+                    logging.DEBUG,
+                    record_id=pending.record_id,
+                    batch_size=len(batch),
+                    duration_ms=duration_ms,
+                )
+        if published := len(batch) - len(kept):
+            self._metrics.records_published.inc(published)
         self.outage = bool(kept)
         if kept:
             # The ambiguous ones may have landed: their spooled copies keep their ids.

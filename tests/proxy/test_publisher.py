@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import cast
 
-from redis.asyncio import Redis
+import pytest
 
 from proxy.metrics import Metrics
 from proxy.publish.publisher import PendingRecord, Publisher
 from proxy.publish.spool import Spool
+from proxy.settings import ProxySettings
+from shared.redis_client import RedisClient, connect
 from shared.spool_format import read_records, segment_paths
 from shared.streams import RECORD_FIELD
 from tests.factories import make_pending
@@ -22,7 +25,7 @@ STREAM = "test:exchanges"
 TIMEOUT_S = 0.3
 
 
-def _pipeline(redis: Redis, folder: Path, metrics: Metrics) -> tuple[Publisher, Spool]:
+def _pipeline(redis: RedisClient, folder: Path, metrics: Metrics) -> tuple[Publisher, Spool]:
     spool = Spool(folder, "w", metrics, max_bytes=1 << 26, full_policy="drop")
     publisher = Publisher(
         redis, STREAM, metrics, spool, queue_size=1000, batch_size=10, timeout_s=TIMEOUT_S
@@ -32,11 +35,14 @@ def _pipeline(redis: Redis, folder: Path, metrics: Metrics) -> tuple[Publisher, 
     return publisher, spool
 
 
-def _client(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=2, socket_connect_timeout=TIMEOUT_S)
+def _client(url: str) -> RedisClient:
+    """Made as the proxy makes its publishing client: no read timeout of its own, the
+    publisher bounds each round trip."""
+    settings = ProxySettings(_env_file=None, redis_url=url)  # type: ignore[call-arg]
+    return connect(settings, timeout_s=2, connect_timeout_s=TIMEOUT_S, bounded_by_caller=True)
 
 
-async def _stream(redis: Redis) -> list[bytes]:
+async def _stream(redis: RedisClient) -> list[bytes]:
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(STREAM))
     return [fields[RECORD_FIELD.encode()] for _, fields in entries]
 
@@ -66,6 +72,25 @@ async def test_records_are_published_one_entry_each_and_drained_at_stop(
     assert await _stream(redis) == [p.payload for p in pending]
     assert metrics.totals()["proxy_records_published_total"] == 35
     assert _spooled(tmp_path) == []
+    await redis.aclose()
+
+
+async def test_records_handed_over_together_share_one_round_trip_and_each_is_logged(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis, metrics = _client(redis_url), Metrics()
+    publisher, spool = _pipeline(redis, tmp_path, metrics)
+    pending = make_pending(7)  # as deferred.py hands over finished exchanges' records
+
+    with caplog.at_level(logging.DEBUG, logger="proxy.publish.publisher"):
+        _submit_all(publisher, pending)
+        await publisher.stop(timeout_s=5)
+    await spool.close()
+
+    events = [r.event_fields for r in caplog.records if r.getMessage() == "record_published"]
+    assert [fields["record_id"] for fields in events] == [p.record_id for p in pending]
+    assert {fields["batch_size"] for fields in events} == {7}
+    assert metrics.totals()["proxy_records_published_total"] == 7
     await redis.aclose()
 
 

@@ -124,7 +124,7 @@ class _Pipeline:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    def xadd(self, *args: object) -> None:
+    def execute_command(self, *args: object) -> None:
         return None
 
     async def execute(self, raise_on_error: bool) -> list[object]:
