@@ -70,14 +70,20 @@ def _decoded(headers: Headers) -> list[tuple[str, str]]:
     return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in headers]
 
 
-def _hop_by_hop(headers: list[tuple[str, str]]) -> frozenset[str]:
-    named = {
+def _connection_named(headers: list[tuple[str, str]]) -> frozenset[str]:
+    """The headers that ``Connection`` names: hop-by-hop too."""
+    named = [
         token.strip().lower()
         for name, value in headers
         if name == "connection"
         for token in value.split(",")
-    }
-    return HOP_BY_HOP | named
+    ]
+    return frozenset(named)
+
+
+# "expect": the proxy's server already answered the client's 100-continue.
+_NOT_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "expect", RECORD_ID_HEADER}
+_NOT_UPSTREAM_NOR_CREDENTIALS = _NOT_UPSTREAM | CREDENTIAL_HEADERS
 
 
 def upstream_request_headers(
@@ -89,10 +95,9 @@ def upstream_request_headers(
     they are dropped and ``authorization`` (the upstream key), when set, is injected.
     """
     decoded = _decoded(headers)
-    # "expect": the proxy's server already answered the client's 100-continue.
-    dropped = _hop_by_hop(decoded) | {"host", "content-length", "expect", RECORD_ID_HEADER}
-    if not passthrough:
-        dropped |= CREDENTIAL_HEADERS
+    dropped = _NOT_UPSTREAM if passthrough else _NOT_UPSTREAM_NOR_CREDENTIALS
+    if named := _connection_named(decoded):
+        dropped = dropped | named
     forwarded = [(name, value) for name, value in decoded if name not in dropped]
     if not passthrough and authorization is not None:
         forwarded.append(("authorization", authorization))
