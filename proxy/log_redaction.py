@@ -33,10 +33,28 @@ _HEADER = re.compile(
 )
 _SUBPROTOCOL_KEY = re.compile(rf"({re.escape(INSECURE_KEY_PROTOCOL)})[^,\s'\"]+", re.I)
 _PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I)
-_HEADER_NAMES = tuple(SECRET_HEADERS)
+# A line holds a secret header's name only if it holds one of those no other name contains.
+_HEADER_HINTS = tuple(
+    name
+    for name in SECRET_HEADERS
+    if not any(other != name and other in name for other in SECRET_HEADERS)
+)
 _KEY_PROTOCOL = INSECURE_KEY_PROTOCOL.lower()
 _FEW_SECRETS = 16
-_MARKER = rf"\g<1>{REDACTED}"
+
+
+def _holds_any(line: str, parts: tuple[str, ...]) -> bool:
+    # A loop: ``any()`` over a generator costs more than the substring tests themselves.
+    for part in parts:
+        if part in line:
+            return True
+    return False
+
+
+def _marker(match: re.Match[str]) -> str:
+    # A function, not a ``\g<1>`` template: ``re.sub`` hands a template to Python code on
+    # every call, even on a line it leaves as it is.
+    return f"{match[1]}{REDACTED}"
 
 
 class LogRedactor:
@@ -52,18 +70,18 @@ class LogRedactor:
     def __call__(self, line: str) -> str:
         # Substring tests first: most lines hold none of these, and scanning every line
         # with every pattern would cost more than formatting it.
-        if "=" in line:
-            line = _QUERY.sub(_MARKER, line)
+        if "=" in line and ("?" in line or "&" in line or ";" in line):
+            line = _QUERY.sub(_marker, line)
         lowered = line.lower()
-        if any(name in lowered for name in _HEADER_NAMES):
-            line = _HEADER.sub(_MARKER, line)
+        if _holds_any(lowered, _HEADER_HINTS):
+            line = _HEADER.sub(_marker, line)
         if _KEY_PROTOCOL in lowered:
-            line = _SUBPROTOCOL_KEY.sub(_MARKER, line)
+            line = _SUBPROTOCOL_KEY.sub(_marker, line)
         if "@" in line and "://" in line:
-            line = _PASSWORD.sub(_MARKER, line)
+            line = _PASSWORD.sub(_marker, line)
         if self._known is None:
             return line
-        if self._few is not None and not any(secret in line for secret in self._few):
+        if self._few is not None and not _holds_any(line, self._few):
             return line
         return self._known.sub(REDACTED, line)
 

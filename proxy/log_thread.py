@@ -8,6 +8,9 @@ waits, so it does as little as it can. Waking a thread for every record (a
 ``QueueListener``) or formatting in the writer cost the event loop more than formatting
 the line itself (``bench/README.md``, "Profile").
 
+An event logged with ``shared.logs.log_event`` comes as its parts, not as a record, when
+the hand-over is the root's only handler (that module says when).
+
 ``start()`` moves the root logger's handlers behind the hand-over; ``stop()`` writes what
 is waiting and puts the handlers back, so what is logged after it (the server's last
 lines) is written at once. The app's lifespan calls ``stop()`` as its last step, because
@@ -23,6 +26,9 @@ import logging
 import multiprocessing.util
 import threading
 import time
+from typing import Any, cast
+
+from shared.logs import EventFormatter, EventSink
 
 FLUSH_INTERVAL_S = 0.05
 """How long a log line may wait before it is written."""
@@ -31,9 +37,13 @@ _Item = tuple[logging.Handler, "str | logging.LogRecord"]
 """A stream handler's formatted line, or a record for any other handler to handle."""
 
 
-class _Handoff(logging.Handler):
+class _Handoff(EventSink):
     """Formats the record for each handler and queues it (``deque.append`` is thread-safe),
-    waking the writer at most once per ``FLUSH_INTERVAL_S``."""
+    waking the writer at most once per ``FLUSH_INTERVAL_S``.
+
+    An event comes without a record (``shared.logs.log_event``) when every handler is a
+    stream handler without filters whose formatter is an ``EventFormatter``.
+    """
 
     def __init__(
         self,
@@ -46,6 +56,7 @@ class _Handoff(logging.Handler):
         self._waiting = waiting
         self._wake = wake
         self._next_wake = 0.0
+        self._formatters = _event_formatters(handlers)
 
     def emit(self, record: logging.LogRecord) -> None:
         for handler in self._handlers:
@@ -62,10 +73,49 @@ class _Handoff(logging.Handler):
                 handler.handleError(record)
                 continue
             self._waiting.append((handler, line))
+        self._queued()
+
+    def write_event(self, level: int, name: str, event: str, fields: dict[str, Any]) -> bool:
+        if self._formatters is None:
+            return False
+        created = time.time()
+        levelname = logging.getLevelName(level)
+        lines: list[_Item] = []
+        try:
+            for handler, formatter in self._formatters:
+                if level >= handler.level:
+                    line = formatter.event_line(created, levelname, name, event, fields)
+                    lines.append((handler, line + handler.terminator))
+        except Exception:
+            return False  # logged as a record, whose failure is reported as ``emit`` does
+        self._waiting.extend(lines)
+        self._queued()
+        return True
+
+    def _queued(self) -> None:
         now = time.monotonic()
         if now >= self._next_wake:
             self._next_wake = now + FLUSH_INTERVAL_S
             self._wake.set()
+
+
+def _event_formatters(
+    handlers: list[logging.Handler],
+) -> tuple[tuple[logging.StreamHandler[Any], EventFormatter], ...] | None:
+    """Each handler with its formatter, when each would format a record as the formatter
+    formats its event; else None."""
+    pairs = []
+    for handler in handlers:
+        formatter = handler.formatter
+        if (
+            not isinstance(handler, logging.StreamHandler)
+            or type(handler).format is not logging.Handler.format
+            or handler.filters
+            or not isinstance(formatter, EventFormatter)
+        ):
+            return None
+        pairs.append((handler, formatter))
+    return tuple(pairs)
 
 
 class _Writer(threading.Thread):
@@ -96,9 +146,8 @@ class _Writer(threading.Thread):
         self.join()
 
     def _write_waiting(self) -> None:
-        batch: list[_Item] = []
-        while self._waiting:
-            batch.append(self._waiting.popleft())
+        popleft = self._waiting.popleft
+        batch = [popleft() for _ in range(len(self._waiting))]
         for handler in self._handlers:
             items = [item for owner, item in batch if owner is handler]
             if items:
@@ -111,9 +160,10 @@ def _write(handler: logging.Handler, items: list[str | logging.LogRecord]) -> No
             if isinstance(record, logging.LogRecord):
                 handler.handle(record)
         return
+    lines = cast(list[str], items)  # a stream handler's items are its lines (``_Handoff``)
     with handler.lock or _NO_LOCK:
         try:
-            handler.stream.write("".join(line for line in items if isinstance(line, str)))
+            handler.stream.write("".join(lines))
             handler.flush()
         except Exception:
             handler.handleError(logging.makeLogRecord({"msg": "a batch of log lines"}))

@@ -1,4 +1,13 @@
-"""Logging as events: a fixed event name plus fields, as text or one JSON object per line."""
+"""Logging as events: a fixed event name plus fields, as text or one JSON object per line.
+
+``log_event`` hands an event straight to the root logger's handler when that handler is an
+``EventSink`` (the proxy's log writer hand-off) and nothing else would see its record: no
+``LogRecord`` is made and logging's handler chain is skipped, and the sink writes the
+lines its formatters would have written from the record (``EventFormatter``: one
+``event_line`` serves both). Any other set-up (a handler added by a test's log capture or
+a user's configuration, a filter, a logger that does not propagate, a custom logger or
+record class) takes the ordinary way, checked on every call.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +16,179 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 _FIELDS = "event_fields"
+_PLAIN_LOGGERS = (logging.Logger, logging.RootLogger)
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log ``event`` (a fixed snake_case name) with structured ``fields``."""
-    if logger.isEnabledFor(level):
+    if not logger.isEnabledFor(level):
+        return
+    sink = _sole_sink(logger, level)
+    if sink is None or not sink.write_event(level, logger.name, event, fields):
         logger.log(level, event, extra={_FIELDS: fields})
 
 
-class _TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__()
-        self._second = -1
-        self._second_text = ""
+class EventSink(logging.Handler):
+    """A handler that also takes an event as its parts, without a ``LogRecord``."""
 
-    def _stamp(self, record: logging.LogRecord) -> str:
-        # The date and time are formatted once a second: strftime was a third of a line's cost.
-        second = int(record.created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int(record.msecs):03d}"
+    def write_event(self, level: int, name: str, event: str, fields: dict[str, Any]) -> bool:
+        """Write what handling the event's record would; False, having written nothing,
+        when it cannot (the event is then logged as a record)."""
+        return False
+
+
+def _sole_sink(logger: logging.Logger, level: int) -> EventSink | None:
+    """The root's handler when it is an ``EventSink`` and the only thing a record of
+    ``logger`` at ``level`` would reach, as ``Logger.handle`` would route it."""
+    handlers = logging.root.handlers
+    if len(handlers) != 1:
+        return None
+    sink = handlers[0]
+    if not isinstance(sink, EventSink) or level < sink.level or sink.filters:
+        return None
+    if logger.filters or type(logger) not in _PLAIN_LOGGERS:
+        return None
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    while logger is not logging.root:
+        parent = logger.parent
+        if logger.handlers or not logger.propagate or parent is None:
+            return None
+        logger = parent
+    return sink
+
+
+class EventFormatter(logging.Formatter):
+    """Formats an event's line from its parts; ``format`` takes them from a record."""
+
+    def event_line(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        event: str,
+        fields: dict[str, Any],
+        exception: str | None = None,
+    ) -> str:
+        """The line of an event logged at ``created`` (``time.time()``)."""
+        raise NotImplementedError
 
     def format(self, record: logging.LogRecord) -> str:
+        exception = self.formatException(record.exc_info) if record.exc_info else None
         fields: dict[str, Any] = getattr(record, _FIELDS, {})
-        stamp = self._stamp(record)
-        pairs = " ".join([f"{key}={value}" for key, value in fields.items()])
-        line = f"{stamp}Z {record.levelname:<7} {record.name}: {record.getMessage()}"
-        line = f"{line} {pairs}" if pairs else line
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return self.event_line(
+            record.created, record.levelname, record.name, record.getMessage(), fields, exception
+        )
+
+
+class _Seconds:
+    """A whole second's UTC date and time, formatted once a second: ``strftime`` was a
+    third of a line's cost. The pair is replaced at once, so threads may share it."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, "")
+
+    def text(self, second: int) -> str:
+        cached = self._cached
+        if cached[0] != second:
+            cached = self._cached = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        return cached[1]
+
+
+_MILLIS = tuple(f"{millis:03d}" for millis in range(1000))
+"""Each millisecond as a line shows it: cheaper than formatting it."""
+
+
+class _TextFormatter(EventFormatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds()
+
+    def event_line(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        event: str,
+        fields: dict[str, Any],
+        exception: str | None = None,
+    ) -> str:
+        second = int(created)
+        millis = int((created - second) * 1000)  # as ``LogRecord.msecs``
+        stamp = f"{self._seconds.text(second)}.{_MILLIS[millis]}Z"
+        line = f"{stamp} {levelname.ljust(7)} {name}: {event}"
+        for key, value in fields.items():
+            line = f"{line} {key}={value}"
+        if exception is not None:
+            line = f"{line}\n{exception}"
         return line
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+_JSON = json.JSONEncoder(default=str)
+
+
+class _JsonFormatter(EventFormatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds()
+
+    def event_line(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        event: str,
+        fields: dict[str, Any],
+        exception: str | None = None,
+    ) -> str:
         payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-            **getattr(record, _FIELDS, {}),
+            "ts": self._iso_utc(created),
+            "level": levelname.lower(),
+            "logger": name,
+            "event": event,
+            **fields,
         }
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+        if exception is not None:
+            payload["exception"] = exception
+        return _JSON.encode(payload)
+
+    def _iso_utc(self, created: float) -> str:
+        """``datetime.fromtimestamp(created, UTC).isoformat()``, its rounding included."""
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
+        if micros == 1_000_000:
+            second, micros = second + 1, 0
+        if micros == 0:
+            return f"{self._seconds.text(second)}+00:00"
+        return f"{self._seconds.text(second)}.{micros:06d}+00:00"
 
 
-class _Redacting(logging.Formatter):
+class _Redacting(EventFormatter):
     """Another formatter's line, passed through ``redact`` (whoever logged it)."""
 
-    def __init__(self, inner: logging.Formatter, redact: Callable[[str], str]) -> None:
+    def __init__(self, inner: EventFormatter, redact: Callable[[str], str]) -> None:
         super().__init__()
         self._inner = inner
         self._redact = redact
 
-    def format(self, record: logging.LogRecord) -> str:
-        return self._redact(self._inner.format(record))
+    def event_line(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        event: str,
+        fields: dict[str, Any],
+        exception: str | None = None,
+    ) -> str:
+        return self._redact(
+            self._inner.event_line(created, levelname, name, event, fields, exception)
+        )
 
 
 def setup_logging(
@@ -78,7 +199,7 @@ def setup_logging(
     ``redact``, when given, rewrites every formatted line (the proxy's takes credentials out).
     """
     handler = logging.StreamHandler(sys.stderr)
-    formatter: logging.Formatter = _JsonFormatter() if fmt == "json" else _TextFormatter()
+    formatter: EventFormatter = _JsonFormatter() if fmt == "json" else _TextFormatter()
     handler.setFormatter(_Redacting(formatter, redact) if redact is not None else formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

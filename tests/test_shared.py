@@ -10,12 +10,12 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.ids import new_record_id
-from shared.logs import _TextFormatter
+from shared.logs import _JsonFormatter, _TextFormatter
 from shared.naming import (
     encode_component,
     encode_part,
@@ -182,3 +182,12 @@ def test_a_text_log_line_starts_with_its_utc_time_to_the_millisecond(created: fl
     stamp = formatter.format(record).split()[0]
     expected = datetime.fromtimestamp(int(created), UTC).strftime("%Y-%m-%dT%H:%M:%S")
     assert stamp == f"{expected}.{int(record.msecs):03d}Z"
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+@example(1_765_011_944.0)  # no fraction: no microseconds shown
+@example(1_765_011_944.9999996)  # rounds up to the next second
+def test_a_json_log_line_has_its_utc_time_to_the_microsecond(created: float) -> None:
+    formatter = _JsonFormatter()
+    line = formatter.event_line(created, "INFO", "proxy.x", "event_name", {})
+    assert json.loads(line)["ts"] == datetime.fromtimestamp(created, UTC).isoformat()
