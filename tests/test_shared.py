@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import string
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -70,6 +71,26 @@ def test_record_ids_are_unique_uuid7_in_time_order() -> None:
     assert all(value.version == 7 and value.variant == uuid.RFC_4122 for value in parsed)
     stamps = [value.int >> 80 for value in parsed]
     assert stamps == sorted(stamps)
+
+
+def _random_bits(record_id: str) -> int:
+    return uuid.UUID(record_id).int & ((1 << 80) - 1)
+
+
+def test_a_forked_worker_never_shares_the_parents_random_bytes() -> None:
+    # Ids come from a pool of random bytes read ahead: a child forked with a full pool
+    # would otherwise make the same ids as its parent in the same millisecond.
+    new_record_id()  # the pool is full now
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next id, to the parent
+        os.write(write, new_record_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    childs = os.read(read, 64).decode()
+    os.close(read)
+    assert _random_bits(childs) != _random_bits(new_record_id())
 
 
 @pytest.mark.parametrize(
