@@ -1,9 +1,11 @@
 """The floor of a Python relay on this machine: forward ``/v1/...`` to an upstream, no record.
 
-    python -m bench.floor_relay uvicorn|aiohttp PORT UPSTREAM_BASE   (like http://127.0.0.1:9000)
+    python -m bench.floor_relay uvicorn|aiohttp PORT UPSTREAM_BASE [WORKERS]
+                                         (UPSTREAM_BASE like http://127.0.0.1:9000)
 
 ``uvicorn``: a raw ASGI app on uvicorn (httptools, uvloop), an aiohttp client with a
-keep-alive pool. ``aiohttp``: aiohttp's own server, the same client. It reads each
+keep-alive pool, in ``WORKERS`` processes (default 1) as the proxy runs them.
+``aiohttp``: aiohttp's own server, the same client. It reads each
 response whole before answering (no streaming), checks nothing and keeps nothing: the
 least a Python relay on this stack does per call, which the proxy is measured against
 (``bench/proxy_bench.py``, ``bench/proxy_cost.py --floor``).
@@ -12,6 +14,7 @@ least a Python relay on this stack does per call, which the proxy is measured ag
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -67,15 +70,27 @@ class FloorRelay:
         return web.Response(status=status, headers=dict(rh), body=data)
 
 
+_UPSTREAM_ENV = "FLOOR_UPSTREAM"
+
+
+def worker_app() -> Any:
+    """Each worker's app (uvicorn's factory), to the upstream in ``FLOOR_UPSTREAM``."""
+    return FloorRelay(os.environ[_UPSTREAM_ENV]).asgi
+
+
 def main(argv: list[str]) -> None:
     mode, port, base = argv[0], int(argv[1]), argv[2]
+    workers = int(argv[3]) if len(argv) > 3 else 1
     relay = FloorRelay(base)
     if mode == "uvicorn":
         import uvicorn
 
+        os.environ[_UPSTREAM_ENV] = base
         # asgi3 said, not guessed: uvicorn takes a bound method for an ASGI 2 app.
-        uvicorn.run(relay.asgi, host="127.0.0.1", port=port, log_level="warning",
-                    access_log=False, loop="uvloop", http="httptools", interface="asgi3")
+        app = "bench.floor_relay:worker_app" if workers > 1 else relay.asgi
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=workers,
+                    factory=workers > 1, access_log=False, loop="uvloop", http="httptools",
+                    interface="asgi3")
         return
     import uvloop
     from aiohttp import web

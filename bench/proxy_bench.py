@@ -250,6 +250,16 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             # Right after the row they are compared with, so the machine's load drifts least.
             results.append(_measure_passthrough(stream_up, redis_server.url, plan, workdir))
             results.append(_measure_wait(json_up, plan, workdir))
+            # Two workers against the floor in two workers: on a machine whose cores the
+            # load generator shares, each of two processes gets less than a core.
+            relay = start_floor(json_up.removesuffix("/v1"), workdir, workers=2)
+            stoppers.append(relay.stop)
+            wait_until_answering(relay.json_url, JSON_MODEL)
+            result = _measure(relay, plan, workdir, memory=False, transfers=False,
+                              streaming=False)
+            result.note = "as the floor, in two worker processes"
+            results.append(result)
+            relay.stop()
             results.append(_measure_proxy(2, json_up, stream_up, redis_server.url, plan,
                                           workdir))
             if with_litellm:

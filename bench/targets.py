@@ -27,6 +27,8 @@ LONG_STREAM_MODEL = "bench-stream-long"
 _START_TIMEOUT_S = 120.0
 FLOOR = "floor (uvicorn relay)"
 """The floor's row: ``bench/floor_relay.py``, which the proxy's own cost is measured against."""
+FLOOR_2 = "floor (uvicorn relay, 2 workers)"
+"""The floor in two worker processes: what ``proxy (2 workers)`` is measured against."""
 PROXY = "proxy (1 worker)"
 """The proxy with default settings: ``REDIS_MIN_REPLICAS=0``, ``STREAM_USAGE=inject``."""
 PROXY_WAIT = "proxy (1 worker, REDIS_MIN_REPLICAS=1)"
@@ -102,20 +104,21 @@ def start_proxy(name: str, upstream: str, redis_url: str, workers: int, logdir: 
     return Target(name, base, base, process.pid, process)
 
 
-def start_floor(upstream_base: str, logdir: Path) -> Target:
+def start_floor(upstream_base: str, logdir: Path, workers: int = 1) -> Target:
     """``bench/floor_relay.py`` on uvicorn: the least a Python relay on this stack costs.
 
     It reads each response whole before answering, so it has no streaming figures.
     """
     port = free_port()
-    log = (logdir / "floor.log").open("wb")
+    log = (logdir / f"floor-w{workers}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.floor_relay", "uvicorn", str(port), upstream_base],
+        [sys.executable, "-m", "bench.floor_relay", "uvicorn", str(port), upstream_base,
+         str(workers)],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
     wait_for_port(port, timeout_s=30)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    return Target(FLOOR, url, url, process.pid, process)
+    return Target(FLOOR if workers == 1 else FLOOR_2, url, url, process.pid, process)
 
 
 def litellm_available() -> str | None:
