@@ -9,6 +9,11 @@ listening socket the way asyncio's own loop does: each time it is readable, up t
 
 Only a server on a socket the caller bound (``create_server(sock=...)``, as uvicorn does
 for ``proxy.serving``) is served this way; any other server is uvloop's own.
+
+Worker processes that share one listening socket (``PROXY_WORKERS`` > 1) each accept at
+most ``SHARED_BURST`` at a time (``new_shared_event_loop``): the first worker to wake would
+otherwise take every waiting connection, and a burst of 16 would all go to one worker
+while the other stays idle.
 """
 
 from __future__ import annotations
@@ -29,10 +34,17 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
 """How long accepting pauses when the process is out of file descriptors (as asyncio)."""
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+SHARED_BURST = 4
+"""Connections a worker accepts at a time from a socket other workers accept from too."""
 
 
 class BurstAcceptLoop(uvloop.Loop):
-    """uvloop, with ``create_server(sock=...)`` served by ``BurstServer``."""
+    """uvloop, with ``create_server(sock=...)`` served by ``BurstServer``, accepting up to
+    ``burst`` connections at a time (by default, the server's backlog)."""
+
+    def __init__(self, burst: int | None = None) -> None:
+        super().__init__()
+        self._burst = burst
 
     async def create_server(  # type: ignore[override]
         self,
@@ -49,12 +61,17 @@ class BurstAcceptLoop(uvloop.Loop):
             return await super().create_server(
                 protocol_factory, host, port, sock=sock, backlog=backlog, ssl=ssl, **options
             )
-        return BurstServer(self, protocol_factory, sock, backlog)
+        return BurstServer(self, protocol_factory, sock, backlog, self._burst or backlog)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvicorn's ``loop`` setting takes this factory as ``proxy.accept:new_event_loop``."""
     return BurstAcceptLoop()
+
+
+def new_shared_event_loop() -> asyncio.AbstractEventLoop:
+    """As ``new_event_loop``, for a worker that shares its listening socket with others."""
+    return BurstAcceptLoop(burst=SHARED_BURST)
 
 
 class BurstServer(asyncio.AbstractServer):
@@ -66,11 +83,12 @@ class BurstServer(asyncio.AbstractServer):
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         sock: socket.socket,
         backlog: int,
+        burst: int,
     ) -> None:
         self._loop = loop
         self._protocol_factory = protocol_factory
         self._sock = sock
-        self._backlog = backlog
+        self._burst = burst
         self._serving = True
         self._closed = loop.create_future()
         self._connecting: set[asyncio.Task[None]] = set()
@@ -83,7 +101,7 @@ class BurstServer(asyncio.AbstractServer):
         return (self._sock,) if self._serving else ()
 
     def _accept(self) -> None:
-        for _ in range(self._backlog):
+        for _ in range(self._burst):
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):

@@ -80,8 +80,9 @@ def serve(settings: ProxySettings) -> None:
         "workers": workers,
         "host": settings.proxy_host,
         "port": settings.proxy_port,
-        # Accepts every waiting connection at once, not one per iteration (``proxy.accept``).
-        "loop": "proxy.accept:new_event_loop",
+        # Accepts every waiting connection at once, not one per iteration; several workers
+        # on one socket a few each, so that a burst is shared (``proxy.accept``).
+        "loop": f"proxy.accept:{'new_shared_event_loop' if workers > 1 else 'new_event_loop'}",
         "log_config": None,
         "access_log": False,
         # Nothing reads the client's address; X-Forwarded-* headers pass upstream as sent.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from proxy.accept import BurstAcceptLoop
+from proxy.accept import SHARED_BURST, BurstAcceptLoop, new_shared_event_loop
 
 T = TypeVar("T")
 
@@ -71,3 +72,13 @@ def test_a_closed_server_no_longer_accepts() -> None:
         raise AssertionError("a closed server still accepted a connection")
 
     _run(scenario())
+
+
+def test_a_worker_sharing_its_socket_takes_a_few_at_a_time() -> None:
+    # Several workers accept from one socket: the first to wake must leave some for the
+    # others, yet still accept more than libuv's one per iteration.
+    with asyncio.Runner(loop_factory=new_shared_event_loop) as runner:
+        made = runner.run(_iterations_to_accept(WAITING))
+    assert len(made) == WAITING
+    per_iteration = Counter(made)
+    assert max(per_iteration.values()) == SHARED_BURST, per_iteration
