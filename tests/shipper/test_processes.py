@@ -79,10 +79,17 @@ def test_kill_9_mid_batch_then_recovery_ships_every_record_exactly_once(
     log_dir: Path, tmp_path: Path,
 ) -> None:
     expected = _publish_backlog(publish, 20_000, body_bytes=1000)
-    victim = start_shipper(shipper_env, tmp_path / "run", tmp_path / "victim.log")
+    # Batches of 500: with the default 10,000 the whole backlog shipped in three batches
+    # within half a second, and the check below could miss the moment a batch was in hand.
+    small_batches = {**shipper_env, "SHIPPER_BATCH_MAX_RECORDS": "500"}
+    victim = start_shipper(small_batches, tmp_path / "run", tmp_path / "victim.log")
+
+    def written_and_in_hand() -> bool:
+        written = any(path.stat().st_size for path in log_dir.glob("*.jsonl"))
+        return written and pending_count(redis_client) > 0
+
     try:
-        wait_until(lambda: bool(shipped_ids(log_dir)) and pending_count(redis_client) > 0,
-                 timeout_s=30, what="lines on disk and a batch in hand")
+        wait_until(written_and_in_hand, timeout_s=30, what="lines on disk and a batch in hand")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     finally:
