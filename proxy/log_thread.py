@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, cast
 
-from shared.logs import EventFormatter, EventSink
+from shared.logs import EventFormatter, EventSink, LogEvent
 
 FLUSH_INTERVAL_S = 0.05
 """How long a log line may wait before it is written."""
@@ -78,13 +78,12 @@ class _Handoff(EventSink):
     def write_event(self, level: int, name: str, event: str, fields: dict[str, Any]) -> bool:
         if self._formatters is None:
             return False
-        created = time.time()
-        levelname = logging.getLevelName(level)
+        parts = LogEvent(time.time(), logging.getLevelName(level), name, event, fields)
         lines: list[_Item] = []
         try:
             for handler, formatter in self._formatters:
                 if level >= handler.level:
-                    line = formatter.event_line(created, levelname, name, event, fields)
+                    line = formatter.event_line(parts)
                     lines.append((handler, line + handler.terminator))
         except Exception:
             return False  # logged as a record, whose failure is reported as ``emit`` does

@@ -11,12 +11,13 @@ record class) takes the ordinary way, checked on every call.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 _FIELDS = "event_fields"
 _PLAIN_LOGGERS = (logging.Logger, logging.RootLogger)
@@ -61,26 +62,33 @@ def _sole_sink(logger: logging.Logger, level: int) -> EventSink | None:
     return sink
 
 
-class EventFormatter(logging.Formatter):
+class LogEvent(NamedTuple):
+    """An event's parts, all a line is written from: a record's, or ``log_event``'s own."""
+
+    created: float
+    """When it was logged (``time.time()``)."""
+    levelname: str
+    name: str
+    """The logger's."""
+    event: str
+    fields: dict[str, Any]
+    exception: str | None = None
+    """The formatted traceback, if any."""
+
+
+class EventFormatter(logging.Formatter, abc.ABC):
     """Formats an event's line from its parts; ``format`` takes them from a record."""
 
-    def event_line(
-        self,
-        created: float,
-        levelname: str,
-        name: str,
-        event: str,
-        fields: dict[str, Any],
-        exception: str | None = None,
-    ) -> str:
-        """The line of an event logged at ``created`` (``time.time()``)."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def event_line(self, event: LogEvent) -> str:
+        """The line of ``event``."""
 
     def format(self, record: logging.LogRecord) -> str:
         exception = self.formatException(record.exc_info) if record.exc_info else None
         fields: dict[str, Any] = getattr(record, _FIELDS, {})
         return self.event_line(
-            record.created, record.levelname, record.name, record.getMessage(), fields, exception
+            LogEvent(record.created, record.levelname, record.name, record.getMessage(),
+                     fields, exception)
         )
 
 
@@ -110,23 +118,15 @@ class _TextFormatter(EventFormatter):
         super().__init__()
         self._seconds = _Seconds()
 
-    def event_line(
-        self,
-        created: float,
-        levelname: str,
-        name: str,
-        event: str,
-        fields: dict[str, Any],
-        exception: str | None = None,
-    ) -> str:
-        second = int(created)
-        millis = int((created - second) * 1000)  # as ``LogRecord.msecs``
+    def event_line(self, event: LogEvent) -> str:
+        second = int(event.created)
+        millis = int((event.created - second) * 1000)  # as ``LogRecord.msecs``
         stamp = f"{self._seconds.text(second)}.{_MILLIS[millis]}Z"
-        line = f"{stamp} {levelname.ljust(7)} {name}: {event}"
-        for key, value in fields.items():
+        line = f"{stamp} {event.levelname.ljust(7)} {event.name}: {event.event}"
+        for key, value in event.fields.items():
             line = f"{line} {key}={value}"
-        if exception is not None:
-            line = f"{line}\n{exception}"
+        if event.exception is not None:
+            line = f"{line}\n{event.exception}"
         return line
 
 
@@ -138,24 +138,16 @@ class _JsonFormatter(EventFormatter):
         super().__init__()
         self._seconds = _Seconds()
 
-    def event_line(
-        self,
-        created: float,
-        levelname: str,
-        name: str,
-        event: str,
-        fields: dict[str, Any],
-        exception: str | None = None,
-    ) -> str:
+    def event_line(self, event: LogEvent) -> str:
         payload: dict[str, Any] = {
-            "ts": self._iso_utc(created),
-            "level": levelname.lower(),
-            "logger": name,
-            "event": event,
-            **fields,
+            "ts": self._iso_utc(event.created),
+            "level": event.levelname.lower(),
+            "logger": event.name,
+            "event": event.event,
+            **event.fields,
         }
-        if exception is not None:
-            payload["exception"] = exception
+        if event.exception is not None:
+            payload["exception"] = event.exception
         return _JSON.encode(payload)
 
     def _iso_utc(self, created: float) -> str:
@@ -177,18 +169,8 @@ class _Redacting(EventFormatter):
         self._inner = inner
         self._redact = redact
 
-    def event_line(
-        self,
-        created: float,
-        levelname: str,
-        name: str,
-        event: str,
-        fields: dict[str, Any],
-        exception: str | None = None,
-    ) -> str:
-        return self._redact(
-            self._inner.event_line(created, levelname, name, event, fields, exception)
-        )
+    def event_line(self, event: LogEvent) -> str:
+        return self._redact(self._inner.event_line(event))
 
 
 def setup_logging(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.ids import new_record_id
-from shared.logs import _JsonFormatter, _TextFormatter
+from shared.logs import LogEvent, _JsonFormatter, _TextFormatter
 from shared.naming import (
     encode_component,
     encode_part,
@@ -210,5 +210,5 @@ def test_a_text_log_line_starts_with_its_utc_time_to_the_millisecond(created: fl
 @example(1_765_011_944.9999996)  # rounds up to the next second
 def test_a_json_log_line_has_its_utc_time_to_the_microsecond(created: float) -> None:
     formatter = _JsonFormatter()
-    line = formatter.event_line(created, "INFO", "proxy.x", "event_name", {})
+    line = formatter.event_line(LogEvent(created, "INFO", "proxy.x", "event_name", {}))
     assert json.loads(line)["ts"] == datetime.fromtimestamp(created, UTC).isoformat()
