@@ -238,13 +238,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             floor = Target("nginx", f"{rp}/v1/chat/completions",
                            f"{rp}/stream/v1/chat/completions", reverse.pid)
             results.append(_measure(floor, plan, workdir, memory=True, transfers=True))
-            relay = start_floor(json_up.removesuffix("/v1"), workdir)
-            stoppers.append(relay.stop)
-            result = _measure(relay, plan, workdir, memory=True, transfers=False,
-                              streaming=False)
-            result.note = "reads each response whole: no streaming, no transfers"
-            results.append(result)
-            relay.stop()
+            results.append(_measure_floor(1, json_up, plan, workdir))
             results.append(_measure_proxy(1, json_up, stream_up, redis_server.url, plan,
                                           workdir))
             # Right after the row they are compared with, so the machine's load drifts least.
@@ -252,14 +246,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
             results.append(_measure_wait(json_up, plan, workdir))
             # Two workers against the floor in two workers: on a machine whose cores the
             # load generator shares, each of two processes gets less than a core.
-            relay = start_floor(json_up.removesuffix("/v1"), workdir, workers=2)
-            stoppers.append(relay.stop)
-            wait_until_answering(relay.json_url, JSON_MODEL)
-            result = _measure(relay, plan, workdir, memory=False, transfers=False,
-                              streaming=False)
-            result.note = "as the floor, in two worker processes"
-            results.append(result)
-            relay.stop()
+            results.append(_measure_floor(2, json_up, plan, workdir))
             results.append(_measure_proxy(2, json_up, stream_up, redis_server.url, plan,
                                           workdir))
             if with_litellm:
@@ -305,6 +292,20 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
 
 def _nan_safe(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+def _measure_floor(workers: int, json_up: str, plan: Plan, workdir: Path) -> TargetResult:
+    """The floor's wrk figures (and, in one worker, its memory); it has no streaming."""
+    relay = start_floor(json_up.removesuffix("/v1"), workdir, workers=workers)
+    try:
+        wait_until_answering(relay.json_url, JSON_MODEL)
+        result = _measure(relay, plan, workdir, memory=workers == 1, transfers=False,
+                          streaming=False)
+    finally:
+        relay.stop()
+    result.note = ("reads each response whole: no streaming, no transfers" if workers == 1
+                   else "as the floor, in two worker processes")
+    return result
 
 
 def _measure_proxy(workers: int, json_up: str, stream_up: str, redis_url: str,

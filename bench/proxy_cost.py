@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench import callgrind
 from bench.floor_relay import FloorRelay
 from bench.nginx import Nginx
 from bench.targets import CLIENT_KEY, JSON_MODEL
@@ -165,18 +165,10 @@ def _one_run(requests: int, floor: bool = False) -> float:
 
 def _callgrind_instructions(requests: int, floor: bool) -> int:
     """Instructions of a whole run of the proxy under callgrind (start-up included)."""
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, "-m", "bench.proxy_cost", "--requests", str(requests), "--inner",
-             *(["--floor"] if floor else [])],
-            check=True, capture_output=True, env={**os.environ},
-        )
-        summary = re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE)
-        if summary is None:
-            raise RuntimeError("callgrind wrote no summary")
-        return int(summary.group(1))
+    floor_flag = ["--floor"] if floor else []
+    return callgrind.instructions(
+        "bench.proxy_cost", "--requests", str(requests), "--inner", *floor_flag
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

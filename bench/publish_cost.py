@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import uvloop
 
+from bench import callgrind
 from proxy.metrics import Metrics
 from proxy.publish.pending import PendingRecord
 from proxy.publish.pipeline import Publishing, build_publishing
@@ -89,18 +86,9 @@ def _one_run(batches: int, size: int) -> float:
 
 
 def _callgrind_instructions(batches: int, size: int) -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             sys.executable, "-m", "bench.publish_cost", "--inner",
-             "--batches", str(batches), "--sizes", str(size)],
-            check=True, capture_output=True, env={**os.environ},
-        )
-        summary = re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE)
-        if summary is None:
-            raise RuntimeError("callgrind wrote no summary")
-        return int(summary.group(1))
+    return callgrind.instructions(
+        "bench.publish_cost", "--inner", "--batches", str(batches), "--sizes", str(size)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
