@@ -61,10 +61,7 @@ class ForwardEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime: Runtime = scope["app"].state.runtime
-        reservations = runtime.publishing.reservations
-        if not reservations.active:
-            await Exchange(runtime, scope, receive, send).run()
-            return
+        reservations = runtime.publishing.reservations  # admits everything under ``drop``
         if not reservations.admit():
             await refuse(scope, receive, send)
             return
