@@ -10,7 +10,8 @@ these: ``REDIS_MIN_REPLICAS=1`` (its own primary with a local replica; the suite
 unless every record was published and confirmed, ``bench.published``) and
 ``STREAM_USAGE=passthrough`` (streaming only); LiteLLM's proxy (pinned, its own venv)
 when installed. Each target then gets the same measurements, one target at a time; see
-``bench/README.md`` for what each figure means. Results: ``bench/results/proxy.json``,
+``bench/README.md`` for what each figure means. Last, the floor and the proxy in turn,
+for one and two workers (``bench.versus``): the ratios BENCHMARKS.md opens with. Results: ``bench/results/proxy.json``,
 ``proxy.md``, ``proxy_latency.png`` and ``BENCHMARKS.md`` at the repository root.
 """
 
@@ -30,7 +31,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import chart, report
+from bench import chart, report, versus
 from bench.nginx import DOWNLOAD_PATH, Nginx, nginx_version
 from bench.probes import (
     GIB,
@@ -183,6 +184,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
     skipped: dict[str, str] = {}
     started = datetime.now(UTC)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
+    versus_results: list[versus.Versus] = []
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         workdir = Path(tmp)
         stoppers: Stoppers = []
@@ -226,8 +228,13 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
                         result = _measure(litellm, plan, workdir, memory=True, transfers=False)
                         result.note = "1 GiB transfers: not a pass-through route in LiteLLM"
                         results.append(result)
+                        litellm.stop()  # idle or not, it must not share the cores below
                 if reason is not None:
                     skipped["LiteLLM"] = reason
+            # The headline against the floor: both side by side, measured in turn.
+            versus_plan = versus.Plan.of(quick)
+            versus_results = [versus.measure(workers, rig, workdir, versus_plan)
+                              for workers in (1, 2)]
         finally:
             stop_all(stoppers)
     payload = {
@@ -243,6 +250,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
         "versions": _versions(),
         "skipped": skipped,
         "targets": [asdict(result) for result in results],
+        "versus": [asdict(result) for result in versus_results],
     }
     (RESULTS / "proxy.json").write_text(json.dumps(payload, indent=2, default=_nan_safe) + "\n")
     chart.latency_chart(payload, RESULTS / "proxy_latency.png")
