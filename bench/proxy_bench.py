@@ -11,8 +11,9 @@ unless every record was published and confirmed, ``bench.published``) and
 ``STREAM_USAGE=passthrough`` (streaming only); LiteLLM's proxy (pinned, its own venv)
 when installed. Each target then gets the same measurements, one target at a time; see
 ``bench/README.md`` for what each figure means. Last, the floor and the proxy in turn,
-for one and two workers (``bench.versus``): the ratios BENCHMARKS.md opens with. Results: ``bench/results/proxy.json``,
-``proxy.md``, ``proxy_latency.png`` and ``BENCHMARKS.md`` at the repository root.
+for one and two workers (``bench.versus``): the ratios BENCHMARKS.md opens with.
+Results: ``bench/results/proxy.json``, ``proxy.md``, ``proxy_latency.png`` and
+``BENCHMARKS.md`` at the repository root.
 """
 
 from __future__ import annotations

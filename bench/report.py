@@ -193,7 +193,8 @@ def floor_check(payload: dict[str, Any]) -> list[str]:
     """The proxy against the floor of a Python relay: from the rounds that alternated the
     two (``bench/versus.py``), else from the two rows of an older result file."""
     if not payload.get("versus"):
-        return _floor_rows(payload)
+        rows = _floor_rows(payload)
+        return ["Ratios from this run:", "", *rows] if rows else []
     versus = payload["versus"]
     lines = ["Floor and proxy ran side by side, in as many worker processes each, and were "
              "measured in turn, in ABBA order (floor then proxy, then proxy then floor, ...), "
@@ -376,7 +377,7 @@ def write_benchmarks_md(payload: dict[str, Any], results: Path) -> None:
         "",
         f"The floor is `bench/floor_relay.py` on uvicorn ({FLOOR!r} below): a raw ASGI "
         "relay with an aiohttp client pool that checks nothing and keeps no record, the "
-        "least a Python relay on this stack costs. Ratios from this run:",
+        "least a Python relay on this stack costs.",
         "",
         *floor_check(payload),
         "",
