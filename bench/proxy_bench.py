@@ -10,8 +10,10 @@ these: ``REDIS_MIN_REPLICAS=1`` (its own primary with a local replica; the suite
 unless every record was published and confirmed, ``bench.published``) and
 ``STREAM_USAGE=passthrough`` (streaming only); LiteLLM's proxy (pinned, its own venv)
 when installed. Each target then gets the same measurements, one target at a time; see
-``bench/README.md`` for what each figure means. Results: ``bench/results/proxy.json``,
-``proxy.md``, ``proxy_latency.png`` and ``BENCHMARKS.md`` at the repository root.
+``bench/README.md`` for what each figure means. Last, the floor and the proxy in turn,
+for one and two workers (``bench.versus``): the ratios BENCHMARKS.md opens with.
+Results: ``bench/results/proxy.json``, ``proxy.md``, ``proxy_latency.png`` and
+``BENCHMARKS.md`` at the repository root.
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,19 +32,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from bench import chart, report
+from bench import chart, report, versus
 from bench.nginx import DOWNLOAD_PATH, Nginx, nginx_version
 from bench.probes import (
     GIB,
-    cpu_seconds,
     rss_bytes,
     rss_during_streams,
     rss_during_transfer,
     stream_timings,
 )
 from bench.published import check_confirmed, publishing
+from bench.rig import Stoppers, StreamTrimmer, start_rig, stop_all
 from bench.sse_upstream import UPLOAD_PATH
 from bench.targets import (
     JSON_MODEL,
@@ -60,9 +58,8 @@ from bench.targets import (
     start_sse_upstream,
     wait_until_answering,
 )
-from bench.wrk import WrkResult, run_wrk, wrk_version
+from bench.wrk import WrkResult, run_wrk, run_wrk_costed, wrk_version
 from tests.support.redis_sentinel import ReplicatedRedis
-from tests.support.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONNECTIONS = (1, 4, 16, 64, 256)
@@ -107,23 +104,6 @@ class TargetResult:
         return sum(run.requests for run in runs if run is not None)
 
 
-class _StreamTrimmer(threading.Thread):
-    """Empties the proxy's stream every second: nothing ships it during the bench."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self._client = redis.Redis.from_url(url)
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.wait(1.0):
-            self._client.delete("bench:proxy")
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
-
-
 def _measure(target: Target, plan: Plan, workdir: Path, *, memory: bool,
              transfers: bool, streaming: bool = True, calls: bool = True) -> TargetResult:
     result = TargetResult(target.name)
@@ -163,13 +143,11 @@ def _measure_calls(target: Target, plan: Plan, workdir: Path, result: TargetResu
         if connections == 1:
             result.saturation.append(result.one_connection)
             continue
-        cpu_before_s = cpu_seconds(target.pid) if target.pid is not None else 0.0
-        run = run_wrk(target.json_url, JSON_MODEL, workdir, connections=connections,
-                      duration_s=plan.duration_s)
+        run, cpu_us = run_wrk_costed(target.json_url, JSON_MODEL, workdir, target.pid,
+                                     connections=connections, duration_s=plan.duration_s)
         result.saturation.append(run)
-        if target.pid is not None and run.requests:
-            used_s = cpu_seconds(target.pid) - cpu_before_s
-            result.cpu_us_per_request[connections] = round(used_s / run.requests * 1e6)
+        if cpu_us is not None:
+            result.cpu_us_per_request[connections] = cpu_us
     result.fixed_rate = run_wrk(target.json_url, JSON_MODEL, workdir,
                                 connections=FIXED_RATE_CONNECTIONS, duration_s=plan.duration_s,
                                 rate_per_s=FIXED_RATE_PER_S)
@@ -207,27 +185,17 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
     skipped: dict[str, str] = {}
     started = datetime.now(UTC)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
+    versus_results: list[versus.Versus] = []
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         workdir = Path(tmp)
-        download = workdir / "download.bin"
-        with download.open("wb") as handle:
-            handle.truncate(plan.transfer_bytes)  # sparse: nginx sends zeros, no disk used
-        stoppers: list[Any] = []
+        stoppers: Stoppers = []
         try:
-            redis_server = RedisServer(workdir / "redis")
-            redis_server.start()
-            stoppers.append(redis_server.stop)
-            trimmer = _StreamTrimmer(redis_server.url)
-            trimmer.start()
-            stoppers.append(trimmer.stop)
-            upstream = Nginx.upstream(workdir / "nginx-upstream", download)
-            upstream.start()
-            stoppers.append(upstream.stop)
+            rig = start_rig(workdir, stoppers, plan.transfer_bytes)
             sse_port, sse = start_sse_upstream(workdir)
             stoppers.append(lambda: (sse.terminate(), sse.wait(10)))
-            json_up = f"http://127.0.0.1:{upstream.port}/v1"
+            json_up = rig.json_upstream
             stream_up = f"http://127.0.0.1:{sse_port}/v1"
-            reverse = Nginx.reverse_proxy(workdir / "nginx-reverse", upstream.port, sse_port)
+            reverse = Nginx.reverse_proxy(workdir / "nginx-reverse", rig.upstream_port, sse_port)
             reverse.start()
             stoppers.append(reverse.stop)
 
@@ -239,15 +207,15 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
                            f"{rp}/stream/v1/chat/completions", reverse.pid)
             results.append(_measure(floor, plan, workdir, memory=True, transfers=True))
             results.append(_measure_floor(1, json_up, plan, workdir))
-            results.append(_measure_proxy(1, json_up, stream_up, redis_server.url, plan,
+            results.append(_measure_proxy(1, json_up, stream_up, rig.redis_url, plan,
                                           workdir))
             # Right after the row they are compared with, so the machine's load drifts least.
-            results.append(_measure_passthrough(stream_up, redis_server.url, plan, workdir))
+            results.append(_measure_passthrough(stream_up, rig.redis_url, plan, workdir))
             results.append(_measure_wait(json_up, plan, workdir))
             # Two workers against the floor in two workers: on a machine whose cores the
             # load generator shares, each of two processes gets less than a core.
             results.append(_measure_floor(2, json_up, plan, workdir))
-            results.append(_measure_proxy(2, json_up, stream_up, redis_server.url, plan,
+            results.append(_measure_proxy(2, json_up, stream_up, rig.redis_url, plan,
                                           workdir))
             if with_litellm:
                 reason = litellm_available()
@@ -261,14 +229,15 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
                         result = _measure(litellm, plan, workdir, memory=True, transfers=False)
                         result.note = "1 GiB transfers: not a pass-through route in LiteLLM"
                         results.append(result)
+                        litellm.stop()  # idle or not, it must not share the cores below
                 if reason is not None:
                     skipped["LiteLLM"] = reason
+            # The headline against the floor: both side by side, measured in turn.
+            versus_plan = versus.Plan.of(quick)
+            versus_results = [versus.measure(workers, rig, workdir, versus_plan)
+                              for workers in (1, 2)]
         finally:
-            for stop in reversed(stoppers):
-                try:
-                    stop()
-                except Exception as exc:  # a failing stop must not hide the others
-                    print(f"proxy bench: stop failed: {exc!r}", file=sys.stderr)
+            stop_all(stoppers)
     payload = {
         "command": command,
         "started": started.isoformat(timespec="seconds"),
@@ -282,6 +251,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
         "versions": _versions(),
         "skipped": skipped,
         "targets": [asdict(result) for result in results],
+        "versus": [asdict(result) for result in versus_results],
     }
     (RESULTS / "proxy.json").write_text(json.dumps(payload, indent=2, default=_nan_safe) + "\n")
     chart.latency_chart(payload, RESULTS / "proxy_latency.png")
@@ -361,7 +331,7 @@ def _measure_wait(json_up: str, plan: Plan, workdir: Path) -> TargetResult:
     Fails unless every record was published and confirmed (``bench.published``).
     """
     with ReplicatedRedis(workdir / "redis-replicated", replicas=1) as servers:
-        trimmer = _StreamTrimmer(servers.url)
+        trimmer = StreamTrimmer(servers.url)
         trimmer.start()
         proxy = start_proxy("proxy-wait", json_up, servers.url, 1, workdir,
                             {"REDIS_MIN_REPLICAS": "1"})
@@ -377,9 +347,3 @@ def _measure_wait(json_up: str, plan: Plan, workdir: Path) -> TargetResult:
     check_confirmed(seen, result.answered())
     result.publishing = asdict(seen)
     return result
-
-
-def git_commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=False)
-    return done.stdout.strip() or "unknown"

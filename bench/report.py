@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import operator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.targets import FLOOR, FLOOR_2, PROXY, PROXY_PASSTHROUGH, PROXY_WAIT
 
@@ -152,7 +154,98 @@ def _targets_check(payload: dict[str, Any]) -> list[str]:
     return ["| target | measured | met |", "|---|---|---|", *rows]
 
 
-def _floor_check(payload: dict[str, Any]) -> list[str]:
+class _Asked(NamedTuple):
+    """One of issue 24's targets, on one ratio of ``bench/versus.py``'s rounds."""
+
+    ratio: str
+    heading: str
+    asked: str
+    fmt: str
+    unit: str
+    met: Callable[[float, float], bool]
+    bound: float
+
+
+_VERSUS_TARGETS = (
+    _Asked("added_p50_ms", "added p50 at c=1, ms", "added p50 at c=1 ≤ the floor's + 0.15 ms",
+           "{:+.2f}", " ms", operator.le, 0.15),
+    *(_Asked(f"rps_c{c}", f"req/s c={c}", f"req/s per worker at c={c} ≥ half the floor's",
+             "{:.2f}", "", operator.ge, 0.5) for c in (16, 64)),
+    *(_Asked(f"cpu_c{c}", f"CPU per call c={c}",
+             f"CPU per call at c={c} at most twice the floor's", "{:.2f}", "", operator.le, 2.0)
+      for c in (16, 64)),
+)
+_FLOOR_FIGURES = (("p50_ms", "p50 at c=1, ms", "{:.2f}"), ("rps_c16", "req/s c=16", "{:,.0f}"),
+                  ("rps_c64", "req/s c=64", "{:,.0f}"),
+                  ("cpu_us_c16", "CPU per call c=16, µs", "{:,.0f}"),
+                  ("cpu_us_c64", "CPU per call c=64, µs", "{:,.0f}"))
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker{'s' if count > 1 else ''}"
+
+
+def _range(spread: dict[str, float], fmt: str) -> str:
+    return f"{fmt.format(spread['low'])} to {fmt.format(spread['high'])}"
+
+
+def floor_check(payload: dict[str, Any]) -> list[str]:
+    """The proxy against the floor of a Python relay: from the rounds that alternated the
+    two (``bench/versus.py``), else from the two rows of an older result file."""
+    if not payload.get("versus"):
+        rows = _floor_rows(payload)
+        return ["Ratios from this run:", "", *rows] if rows else []
+    versus = payload["versus"]
+    lines = ["Floor and proxy ran side by side, in as many worker processes each, and were "
+             "measured in turn, in ABBA order (floor then proxy, then proxy then floor, ...), "
+             "so a drift of the machine's speed during the run cancels. Each ratio is the "
+             "median of its rounds, with their range; met or not is on the median.", "",
+             "| target | median (range over the rounds) | met |", "|---|---|---|"]
+    for result in versus:
+        rounds = len(result["rounds"])
+        for target in _VERSUS_TARGETS:
+            spread = result["ratios"][target.ratio]
+            lines.append(f"| proxy ({_workers(result['workers'])}): {target.asked} | "
+                         f"{target.fmt.format(spread['median'])}{target.unit} "
+                         f"({_range(spread, target.fmt)}, {rounds} rounds) "
+                         f"| {_yes(target.met(spread['median'], target.bound))} |")
+    lines += ["", "The floor's own figures across the same rounds (lowest to highest) show how "
+              "far the machine's speed moved meanwhile:", "",
+              "| floor | " + " | ".join(label for _, label, _ in _FLOOR_FIGURES) + " |",
+              "|---|" + "---:|" * len(_FLOOR_FIGURES)]
+    for result in versus:
+        lines.append(f"| {_workers(result['workers'])} | " + " | ".join(
+            _range(result["floor"][key], fmt) for key, _, fmt in _FLOOR_FIGURES) + " |")
+    failed = sum(leg["failed"] for result in versus for r in result["rounds"]
+                 for leg in (r["floor"], r["proxy"]))
+    if failed:
+        lines += ["", f"**wrk counted {failed:,} failed calls** (errors or non-2xx answers) "
+                  "in these rounds: their figures are not to be trusted."]
+    return lines
+
+
+def floor_md(payload: dict[str, Any]) -> str:
+    """``results/floor.md``: the ratios, the floor's drift, and every round's ratios."""
+    source = payload["proxy"]
+    lines = ["# Proxy against the floor, in turn", "",
+             f"- command: `{payload['command']}`, started {payload['started']}, took "
+             f"{payload['seconds']:.0f} s; load average (1/5/15 min) "
+             f"{payload['load_average_at_start']} at start, {payload['load_average_at_end']} "
+             "at end",
+             f"- proxy: `{source['tree']}` at {source['commit']}", "", *floor_check(payload),
+             "", "## Each round", ""]
+    lines += ["| workers | round | first | "
+              + " | ".join(target.heading for target in _VERSUS_TARGETS) + " |",
+              "|---:|---:|---|" + "---:|" * len(_VERSUS_TARGETS)]
+    for result in payload["versus"]:
+        for number, r in enumerate(result["rounds"], 1):
+            lines.append(f"| {result['workers']} | {number} | {r['first']} | " + " | ".join(
+                target.fmt.format(r["ratios"][target.ratio]) for target in _VERSUS_TARGETS)
+                + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _floor_rows(payload: dict[str, Any]) -> list[str]:
     """The proxy against the floor of a Python relay, measured in the same run: the ratios."""
     names = _by_name(payload)
     direct, floor = names.get("direct"), names.get(FLOOR)
@@ -284,9 +377,9 @@ def write_benchmarks_md(payload: dict[str, Any], results: Path) -> None:
         "",
         f"The floor is `bench/floor_relay.py` on uvicorn ({FLOOR!r} below): a raw ASGI "
         "relay with an aiohttp client pool that checks nothing and keeps no record, the "
-        "least a Python relay on this stack costs. Ratios from this run:",
+        "least a Python relay on this stack costs.",
         "",
-        *_floor_check(payload),
+        *floor_check(payload),
         "",
         "## Proxy: targets",
         "",

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.probes import cpu_seconds
 from bench.targets import CLIENT_KEY
 
 _SCRIPT = """
@@ -100,3 +101,14 @@ def run_wrk(
         p999_ms=raw["p999_us"] / 1000,
         max_ms=raw["max_us"] / 1000,
     )
+
+
+def run_wrk_costed(url: str, model: str, workdir: Path, pid: int | None, *, connections: int,
+                   duration_s: float) -> tuple[WrkResult, int | None]:
+    """``run_wrk``, and the CPU time per answered request (µs) that ``pid``'s process tree
+    used meanwhile (None without a pid or an answer)."""
+    before_s = cpu_seconds(pid) if pid is not None else 0.0
+    run = run_wrk(url, model, workdir, connections=connections, duration_s=duration_s)
+    if pid is None or not run.requests:
+        return run, None
+    return run, round((cpu_seconds(pid) - before_s) / run.requests * 1e6)
