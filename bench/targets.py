@@ -6,11 +6,13 @@ streaming URL (the paced SSE upstream); ``pid`` is the process whose tree's RSS 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,11 @@ PROXY_PASSTHROUGH = "proxy (1 worker, STREAM_USAGE=passthrough)"
 """As ``PROXY`` without asking for usage on streams: streaming figures only."""
 CLIENT_KEY = "sk-bench-" + "5f0c" * 16
 """What every client sends; LiteLLM refuses to start without a master key, this one."""
+
+
+def chat_body(model: str) -> str:
+    """The small chat completion every load generator posts."""
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hi"}]})
 
 
 @dataclass
@@ -80,8 +87,10 @@ def wait_until_answering(url: str, model: str, timeout_s: float = _START_TIMEOUT
 
 
 def start_proxy(name: str, upstream: str, redis_url: str, workers: int, logdir: Path,
-                extra_env: dict[str, str] | None = None) -> Target:
-    """``python -m proxy`` with default settings, except the upstream and Redis."""
+                extra_env: dict[str, str] | None = None,
+                wrapper: Sequence[str] = ()) -> Target:
+    """``python -m proxy`` with default settings, except the upstream and Redis; run
+    under ``wrapper`` (a command line that ends where the program's starts) if given."""
     port = free_port()
     env = {
         **os.environ,
@@ -97,14 +106,15 @@ def start_proxy(name: str, upstream: str, redis_url: str, workers: int, logdir: 
         **(extra_env or {}),
     }
     log = (logdir / f"{name}.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "proxy"], env=env, cwd=logdir,
+    process = subprocess.Popen([*wrapper, sys.executable, "-m", "proxy"], env=env, cwd=logdir,
                                stdout=log, stderr=subprocess.STDOUT)
-    wait_for_port(port, timeout_s=30)
+    wait_for_port(port, timeout_s=_START_TIMEOUT_S if wrapper else 30)
     base = f"http://127.0.0.1:{port}/v1/chat/completions"
     return Target(name, base, base, process.pid, process)
 
 
-def start_floor(upstream_base: str, logdir: Path, workers: int = 1) -> Target:
+def start_floor(upstream_base: str, logdir: Path, workers: int = 1,
+                wrapper: Sequence[str] = ()) -> Target:
     """``bench/floor_relay.py`` on uvicorn: the least a Python relay on this stack costs.
 
     It reads each response whole before answering, so it has no streaming figures.
@@ -112,11 +122,11 @@ def start_floor(upstream_base: str, logdir: Path, workers: int = 1) -> Target:
     port = free_port()
     log = (logdir / f"floor-w{workers}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.floor_relay", "uvicorn", str(port), upstream_base,
-         str(workers)],
+        [*wrapper, sys.executable, "-m", "bench.floor_relay", "uvicorn", str(port),
+         upstream_base, str(workers)],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
-    wait_for_port(port, timeout_s=30)
+    wait_for_port(port, timeout_s=_START_TIMEOUT_S if wrapper else 30)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     return Target(FLOOR if workers == 1 else FLOOR_2, url, url, process.pid, process)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.probes import cpu_seconds
-from bench.targets import CLIENT_KEY
+from bench.targets import CLIENT_KEY, chat_body
 
 _SCRIPT = """
 wrk.method = "POST"
@@ -72,7 +72,7 @@ def run_wrk(
     rate_per_s: float | None = None,
 ) -> WrkResult:
     """One wrk run against ``url``; bounded by ``duration_s`` plus a grace period."""
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hi"}]})
+    body = chat_body(model)
     delay = ""
     if rate_per_s is not None:
         delay = f"function delay() return {1000 * connections / rate_per_s:.3f} end"
