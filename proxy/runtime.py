@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from proxy.auth import Authenticator
 from proxy.capture.record_json import RecordJson
 from proxy.capture.record_size import bounded_json
+from proxy.client_watch import ClientWatch
 from proxy.keys.cache import KeyCache
 from proxy.metrics import Metrics
 from proxy.publish.pending import PendingRecord
@@ -32,6 +33,8 @@ class Runtime:
     """The publisher with its spool and drainer."""
     key_cache: KeyCache | None = None
     """The Redis-managed keys (``AUTH_MODE=keys`` only), refreshed during the lifespan."""
+    client_watch: ClientWatch = field(default_factory=ClientWatch)
+    """When the exchanges start watching for their client leaving."""
 
     def publish_record(self, record: Record, method: str, presented: list[str]) -> int | None:
         """Scrub, bound and hand ``record`` to the publisher, and count the request.
