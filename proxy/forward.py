@@ -47,12 +47,6 @@ from shared.logs import log_event
 logger = logging.getLogger(__name__)
 
 _DISCONNECT_MESSAGE = "The client closed the connection before the response was complete."
-WATCH_AFTER_S = 0.05
-"""How long an exchange runs before a task watches for its client leaving.
-
-Most calls end sooner: a second task for each would cost more than the rest of the
-relay's bookkeeping, and a client that leaves a call that ends anyway within this time
-changes nothing the upstream does."""
 
 
 class ForwardEndpoint:
@@ -129,7 +123,8 @@ class Exchange:
         assert task is not None
         # asyncio's own cancellation rather than an anyio scope: anyio looks up the async
         # library on every scope, which cost more than the rest of the relay's bookkeeping.
-        watch = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start_watching, task)
+        client_watch = self._runtime.client_watch
+        client_watch.add(self, partial(self._start_watching, task))
         try:
             try:
                 await self._forward()
@@ -149,7 +144,7 @@ class Exchange:
             self._record.fail("proxy_error", f"{type(exc).__name__} in the proxy")
             raise
         finally:
-            watch.cancel()
+            client_watch.discard(self)
             if self._watcher is not None:
                 self._watcher.cancel()
             self._runtime.metrics.inflight_streams.dec()
@@ -239,10 +234,19 @@ class Exchange:
         )
         self._response_started = True
         usage_filter = self._usage_filter(headers) if self._record.usage_injected else None
+        content = response.content
         with UpstreamErrors("while sending the response"):
             # Each piece as it is read from the socket.
-            async for chunk in response.content.iter_any():
+            async for chunk in content.iter_any():
                 shown = chunk if usage_filter is None else usage_filter.feed(chunk)
+                if usage_filter is None and content.at_eof():
+                    # The rest of the body (a small answer's whole body) ends the response:
+                    # one send, not a second, empty one.
+                    self._response_complete = True
+                    await self._send({"type": "http.response.body", "body": shown})
+                    self._record.response_chunk(chunk)
+                    self._record.response_ended()
+                    return
                 if shown:
                     body = {"type": "http.response.body", "body": shown, "more_body": True}
                     await self._send(body)
