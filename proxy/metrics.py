@@ -8,11 +8,12 @@ worker starts): every process writes its values to files in one folder, and
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE", "MAX_MODEL_LABELS", "Metrics", "status_class"]
@@ -24,6 +25,29 @@ MAX_MODEL_LABELS = 200
 """Distinct ``model`` label values per process; later ones count as ``other``."""
 _CACHED_REQUEST_COUNTERS = 4 * MAX_MODEL_LABELS
 _MODEL_LABEL = re.compile(r"[A-Za-z0-9._:/@-]{1,100}")
+
+
+class _ProcessId:
+    """``os.getpid()`` read once per process, and again in a forked child."""
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._pid = os.getpid()
+
+    def __call__(self) -> int:
+        return self._pid
+
+
+def read_process_id_once() -> None:
+    """In multiprocess mode, prometheus-client asks ``os.getpid()`` on every update of a
+    metric, to notice a fork: a system call each (glibc no longer caches it), seven per
+    forwarded call. Call before any metric is made: they then ask a cached id, which a
+    fork renews as the check expects (``MultiProcessValue``'s documented argument)."""
+    if getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue(_ProcessId())
 
 
 def status_class(status: int) -> str:

@@ -26,6 +26,7 @@ from proxy import log_thread
 from proxy.app import create_app
 from proxy.dispatch import Dispatch
 from proxy.log_redaction import setup_redacted_logging
+from proxy.metrics import read_process_id_once
 from proxy.settings import ProxySettings
 
 STARTUP_FAILURE = 3
@@ -45,6 +46,7 @@ def worker_app() -> object:
     """The app of one worker process (uvicorn calls this factory in each worker)."""
     settings = ProxySettings()
     configure_process(settings)
+    read_process_id_once()
     return Dispatch(create_app(settings))
 
 
