@@ -47,7 +47,7 @@ def read_process_id_once() -> None:
     forwarded call. Call before any metric is made: they then ask a cached id, which a
     fork renews as the check expects (``MultiProcessValue``'s documented argument)."""
     if getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue(_ProcessId())
+        values.ValueClass = values.MultiProcessValue(_ProcessId())  # type: ignore[no-untyped-call]
 
 
 def status_class(status: int) -> str:
