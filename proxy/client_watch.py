@@ -2,10 +2,9 @@
 ``WATCH_AFTER_S`` after it began, with one timer for all of them.
 
 Most calls end sooner, and a task watching each would cost more than the rest of the
-relay's bookkeeping, so an exchange is only watched once it has run that long. A timer
-per exchange, set and then cancelled by nearly every call, cost about 2% of a call's
-instructions on a real server (``bench.server_cost``); here an exchange costs an entry in
-a dict, and one timer at a time waits for the oldest.
+relay's bookkeeping, so an exchange is only watched once it has run that long. Rather
+than a timer made by every call and cancelled by nearly every one, an exchange is an
+entry in a dict while it runs, and one timer at a time waits for the oldest.
 """
 
 from __future__ import annotations
