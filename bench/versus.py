@@ -2,10 +2,11 @@
 
 The floor (``bench/floor_relay.py``) and the proxy (default settings) run side by side
 in as many worker processes each; the idle one costs the other nothing. After a warm-up
-of both, each round measures one, then the other, in ABBA order (floor then proxy, then
-proxy then floor, ...), so a drift of the machine's speed that is linear over two rounds
-cancels. A leg is wrk at one connection (p50), then at 16 and at 64 (req/s, and the CPU
-per call of the target's process tree). Each round sets the proxy's figures against the
+of both, each round measures wrk at one connection (p50), then at 16 and at 64 (req/s,
+and the CPU per call of the target's process tree), each figure of one target right
+after the same figure of the other, in ABBA order (floor first, then proxy first, ...),
+so a drift of the machine's speed that is linear over two runs cancels, and the runs a
+ratio compares are seconds apart. Each round sets the proxy's figures against the
 floor's; the result keeps every round, the median and range of each ratio over the
 rounds, and the range of the floor's own figures, which shows how far the machine's speed
 moved meanwhile.
@@ -115,19 +116,32 @@ def summarise(workers: int, duration_s: float, rounds: list[Round]) -> Versus:
                   {key: Spread.of([f[key] for f in figures]) for key in figures[0]})
 
 
-def measure_leg(target: Target, workdir: Path, duration_s: float) -> Leg:
-    one = run_wrk(target.json_url, JSON_MODEL, workdir, connections=1, duration_s=duration_s)
-    rps: dict[int, float] = {}
-    cpu_us: dict[int, int] = {}
-    failed = one.errors + one.non2xx
+def measure_round(targets: dict[str, Target], order: tuple[str, str], workdir: Path,
+                  duration_s: float) -> dict[str, Leg]:
+    """Each figure of one round, the two targets back to back in ``order``: one
+    connection's p50, then each saturation's req/s and CPU per call. Measured figure by
+    figure rather than target by target, the two runs a ratio compares are seconds apart,
+    not a whole leg."""
+    p50: dict[str, float] = {}
+    rps: dict[str, dict[int, float]] = {name: {} for name in order}
+    cpu_us: dict[str, dict[int, int]] = {name: {} for name in order}
+    failed = dict.fromkeys(order, 0)
+    for name in order:
+        one = run_wrk(targets[name].json_url, JSON_MODEL, workdir, connections=1,
+                      duration_s=duration_s)
+        p50[name] = one.p50_ms
+        failed[name] += one.errors + one.non2xx
     for c in SATURATION:
-        run, cpu_us_per_call = run_wrk_costed(target.json_url, JSON_MODEL, workdir, target.pid,
-                                              connections=c, duration_s=duration_s)
-        if cpu_us_per_call is None:
-            raise RuntimeError(f"{target.name}: no call answered at c={c}")
-        rps[c], cpu_us[c] = run.rps, cpu_us_per_call
-        failed += run.errors + run.non2xx
-    return Leg(one.p50_ms, rps, cpu_us, failed)
+        for name in order:
+            target = targets[name]
+            run, cpu_us_per_call = run_wrk_costed(target.json_url, JSON_MODEL, workdir,
+                                                  target.pid, connections=c,
+                                                  duration_s=duration_s)
+            if cpu_us_per_call is None:
+                raise RuntimeError(f"{target.name}: no call answered at c={c}")
+            rps[name][c], cpu_us[name][c] = run.rps, cpu_us_per_call
+            failed[name] += run.errors + run.non2xx
+    return {name: Leg(p50[name], rps[name], cpu_us[name], failed[name]) for name in order}
 
 
 def measure(workers: int, rig: Rig, workdir: Path, plan: Plan,
@@ -151,7 +165,7 @@ def measure(workers: int, rig: Rig, workdir: Path, plan: Plan,
             order = (FLOOR, PROXY) if number % 2 == 0 else (PROXY, FLOOR)
             print(f"floor vs proxy, {workers} worker(s): round {number + 1} of {plan.rounds}",
                   file=sys.stderr, flush=True)
-            legs = {name: measure_leg(targets[name], workdir, plan.duration_s) for name in order}
+            legs = measure_round(targets, order, workdir, plan.duration_s)
             rounds.append(Round(order[0], legs[FLOOR], legs[PROXY],
                                 ratios(legs[FLOOR], legs[PROXY])))
     return summarise(workers, plan.duration_s, rounds)
