@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from proxy.headers import SECRET_HEADERS
 from proxy.realtime.handshake import INSECURE_KEY_PROTOCOL
-from proxy.redaction import CREDENTIAL_QUERY_PARAMS, MIN_SECRET_CHARS
+from proxy.redaction import CREDENTIAL_QUERY_PARAMS, MIN_SECRET_CHARS, holds_any
 from proxy.settings import ProxySettings
 from shared.logs import setup_logging
 from shared.record import REDACTED
@@ -43,14 +43,6 @@ _KEY_PROTOCOL = INSECURE_KEY_PROTOCOL.lower()
 _FEW_SECRETS = 16
 
 
-def _holds_any(line: str, parts: tuple[str, ...]) -> bool:
-    # A loop: ``any()`` over a generator costs more than the substring tests themselves.
-    for part in parts:
-        if part in line:
-            return True
-    return False
-
-
 def _marker(match: re.Match[str]) -> str:
     # A function, not a ``\g<1>`` template: ``re.sub`` hands a template to Python code on
     # every call, even on a line it leaves as it is.
@@ -73,7 +65,7 @@ class LogRedactor:
         if "=" in line and ("?" in line or "&" in line or ";" in line):
             line = _QUERY.sub(_marker, line)
         lowered = line.lower()
-        if _holds_any(lowered, _HEADER_HINTS):
+        if holds_any(lowered, _HEADER_HINTS):
             line = _HEADER.sub(_marker, line)
         if _KEY_PROTOCOL in lowered:
             line = _SUBPROTOCOL_KEY.sub(_marker, line)
@@ -81,7 +73,7 @@ class LogRedactor:
             line = _PASSWORD.sub(_marker, line)
         if self._known is None:
             return line
-        if self._few is not None and not _holds_any(line, self._few):
+        if self._few is not None and not holds_any(line, self._few):
             return line
         return self._known.sub(REDACTED, line)
 

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, AnyStr
 from urllib.parse import quote, unquote_plus
 
 from shared.record import REDACTED
@@ -79,9 +79,11 @@ def _fragments(secret: str) -> set[bytes]:
 _FEW_FRAGMENTS = 16
 
 
-def _holds_any(data: bytes, fragments: tuple[bytes, ...]) -> bool:
-    for fragment in fragments:  # a loop: ``any()`` over a generator costs more
-        if fragment in data:
+def holds_any(data: AnyStr, parts: tuple[AnyStr, ...]) -> bool:
+    """Whether ``data`` holds any of ``parts``: a loop, as ``any()`` over a generator
+    costs more than the substring tests themselves."""
+    for part in parts:
+        if part in data:
             return True
     return False
 
@@ -188,13 +190,13 @@ class SecretScrubber:
         extra = frozenset(s for s in extra_secrets if len(s) >= MIN_SECRET_CHARS)
         scrubbed, suspicious = record_json, False
         if self._known is not None and (
-            self._few_known is None or _holds_any(scrubbed, self._few_known)
+            self._few_known is None or holds_any(scrubbed, self._few_known)
         ):
             scrubbed, _, suspicious = _replace(self._known, scrubbed)
         presented = _request_pattern(extra) if extra else None
         # A request presents one or two credentials: a plain substring search (much
         # faster than a regex scan) tells whether the record holds any of them at all.
-        if presented is not None and _holds_any(scrubbed, presented[0]):
+        if presented is not None and holds_any(scrubbed, presented[0]):
             scrubbed, _, doubt = _replace(presented[1], scrubbed)
             suspicious = suspicious or doubt
         if not suspicious:
