@@ -21,13 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import platform
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ from bench.probes import (
     stream_timings,
 )
 from bench.published import check_confirmed, publishing
-from bench.rig import Stoppers, StreamTrimmer, start_rig, stop_all
+from bench.rig import RunClock, Stoppers, StreamTrimmer, start_rig, stop_all
 from bench.sse_upstream import UPLOAD_PATH
 from bench.targets import (
     JSON_MODEL,
@@ -183,8 +181,7 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: list[TargetResult] = []
     skipped: dict[str, str] = {}
-    started = datetime.now(UTC)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    clock = RunClock(command)
     versus_results: list[versus.Versus] = []
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
         workdir = Path(tmp)
@@ -239,15 +236,11 @@ def run_suite(*, quick: bool, command: str, with_litellm: bool = True) -> dict[s
         finally:
             stop_all(stoppers)
     payload = {
-        "command": command,
-        "started": started.isoformat(timespec="seconds"),
-        "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+        **clock.fields(),
         "quick": quick,
         "plan": asdict(plan),
         "fixed_rate_per_s": FIXED_RATE_PER_S,
         "machine": _machine(),
-        "load_average_at_start": load_at_start,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "versions": _versions(),
         "skipped": skipped,
         "targets": [asdict(result) for result in results],

@@ -7,11 +7,14 @@ caller's ``stoppers``, which ``stop_all`` stops in reverse order.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -19,6 +22,29 @@ from bench.nginx import Nginx
 from tests.support.redis_server import RedisServer
 
 Stoppers = list[Callable[[], object]]
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@dataclass(frozen=True)
+class RunClock:
+    """When a suite run started and how busy the machine was: its results' first fields."""
+
+    command: str
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    load_at_start: list[float] = field(default_factory=_load_average)
+
+    def fields(self) -> dict[str, Any]:
+        """The command, start, duration so far and load averages at start and now."""
+        return {
+            "command": self.command,
+            "started": self.started.isoformat(timespec="seconds"),
+            "seconds": round((datetime.now(UTC) - self.started).total_seconds(), 1),
+            "load_average_at_start": self.load_at_start,
+            "load_average_at_end": _load_average(),
+        }
 
 
 class StreamTrimmer(threading.Thread):

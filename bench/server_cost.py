@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench import versus
 from bench.rig import Stoppers, start_rig, stop_all
@@ -115,7 +116,8 @@ def measure(floor: bool, requests: int, connections: int,
                                      proxy_env, wrapper=wrapper)
             stoppers.append(target.stop)
             assert target.pid is not None
-            port = int(target.json_url.split(":")[2].split("/")[0])
+            port = urlsplit(target.json_url).port
+            assert port is not None
             asyncio.run(_post(port, WARM_UP, connections))
             time.sleep(1.0)  # the warm-up's records published, its log lines written
             _callgrind(target.pid, "--zero")

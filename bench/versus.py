@@ -26,12 +26,11 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.rig import Rig, Stoppers, start_rig, stop_all
+from bench.rig import Rig, RunClock, Stoppers, start_rig, stop_all
 from bench.targets import JSON_MODEL, Target, start_floor, start_proxy, wait_until_answering
 from bench.wrk import run_wrk, run_wrk_costed
 
@@ -193,8 +192,7 @@ def proxy_source(env: dict[str, str], workdir: Path) -> dict[str, str]:
 def run_suite(*, plan: Plan, workers: Sequence[int], command: str,
               proxy_pythonpath: Path | None = None) -> dict[str, Any]:
     """The measurement alone, on its own Redis and upstream; writes ``results/floor.*``."""
-    started = datetime.now(UTC)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    clock = RunClock(command)
     env = proxy_env(proxy_pythonpath)
     with tempfile.TemporaryDirectory(prefix="floor-bench-") as tmp:
         workdir = Path(tmp)
@@ -206,11 +204,7 @@ def run_suite(*, plan: Plan, workers: Sequence[int], command: str,
         finally:
             stop_all(stoppers)
     payload = {
-        "command": command,
-        "started": started.isoformat(timespec="seconds"),
-        "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
-        "load_average_at_start": load_at_start,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        **clock.fields(),
         "proxy": source,
         "versus": [asdict(result) for result in results],
     }
