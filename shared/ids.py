@@ -39,12 +39,9 @@ os.register_at_fork(after_in_child=_pool.clear)
 
 def new_record_id() -> str:
     """A new UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits."""
-    unix_ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(_pool.take(), "big")
-    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
-    value |= 0b10 << 62  # variant
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
-    digits = f"{value:032x}"  # as str(uuid.UUID(int=value)), without building the object
+    value = bytearray((time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF).to_bytes(6, "big"))
+    value += _pool.take()
+    value[6] = 0x70 | (value[6] & 0x0F)  # version 7, then the first 4 random bits
+    value[8] = 0x80 | (value[8] & 0x3F)  # variant 0b10, then 6 random bits
+    digits = value.hex()  # as str(uuid.UUID(bytes=...)), without building the object
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
