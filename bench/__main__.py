@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="shipper suite: runs per case; the median is reported (default 3)",
     )
     parser.add_argument(
-        "--rounds", type=int, help="floor suite: rounds of floor and proxy (default 4, quick 2)"
+        "--rounds", type=int, help="floor suite: rounds of floor and proxy (default 6, quick 2)"
     )
     parser.add_argument(
         "--workers", type=int, choices=(1, 2), action="append",

@@ -47,7 +47,7 @@ class Plan:
 
     @classmethod
     def of(cls, quick: bool, rounds: int | None = None) -> Plan:
-        default = cls(2, 1.0) if quick else cls(4, 3.0)
+        default = cls(2, 1.0) if quick else cls(6, 3.0)
         return default if rounds is None else cls(rounds, default.duration_s)
 
 
