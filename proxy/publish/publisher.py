@@ -31,8 +31,8 @@ LINGER_S = 0.010
 """How long a record waits for others to share its round trip to Redis. A round trip
 costs the proxy about 90 us of CPU whatever it carries, and each record in it about
 10 us more: at 3,000 calls a second, 10 ms puts some 30 records in one round trip
-where 2 ms put 6, which cut the CPU per call by about 5% (bench/README.md, "Fifth
-round"). A record reaches the stream at most 10 ms later; nothing waits for it."""
+where 2 ms put 6, which cut the CPU per call by about 7% (bench/README.md, "Fifth
+round"). A record waits at most 10 ms before it is sent, and nothing waits for it."""
 
 
 class Publisher:
