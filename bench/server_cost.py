@@ -12,7 +12,7 @@ so two versions (or the proxy and the floor) compare to a percent. Unlike
 ``bench.proxy_cost``, it includes uvicorn, the sockets' system calls' user-space side and
 the batching that concurrent calls bring. The server runs about fifty times slower under
 valgrind, so records are batched more than at full speed: the proxy's figure is a little
-low against a real run's. A few minutes per target.
+low against a real run's. About a minute per target.
 """
 
 from __future__ import annotations
